@@ -1,0 +1,26 @@
+// Bundles each executable in src/main/ into one CommonJS file under dist/, so that a
+// plugin call loads exactly one file and resolves nothing across node_modules at start.
+import { build } from 'esbuild';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const mains = readdirSync(path.join(root, 'src/main')).filter((f) => f.endsWith('.ts'));
+
+await Promise.all(
+  mains.map((file) =>
+    build({
+      entryPoints: [path.join(root, 'src/main', file)],
+      outfile: path.join(root, 'dist', file.replace(/\.ts$/, '.cjs')),
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'cjs',
+      minifySyntax: true,
+      legalComments: 'none',
+      logLevel: 'warning',
+    }),
+  ),
+);
+console.error(`built ${mains.length} executables into dist/`);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a fresh Debian machine, then builds the
+# libcni test driver. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(iproute2 iptables nftables iputils-ping tcpdump ethtool util-linux procps
+      golang-go golang-github-appc-cni-dev containernetworking-plugins)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
+
+# The libcni driver (our cnitool), built against Debian's libcni source.
+if [ -f test/cnitool/main.go ]; then
+  out=.cache/cnitool
+  if [ ! -x "$out" ] || [ test/cnitool/main.go -nt "$out" ]; then
+    mkdir -p .cache/gopath/src
+    echo "setup: building the libcni driver" >&2
+    GOPATH="$PWD/.cache/gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS=-mod=mod GOCACHE="$PWD/.cache/gocache" \
+      go build -o "$out" ./test/cnitool
+  fi
+fi

@@ -1,0 +1,65 @@
+// Calling another plugin as a runtime would: find it in CNI_PATH, exec it with the
+// CNI_* variables and the config on stdin, and read its result or its error JSON.
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { CniError, ErrCode } from './errors.ts';
+import type { Invocation, Verb } from './skel.ts';
+
+/** The full path of plugin `type` in CNI_PATH, or a code-7 error naming where we looked. */
+export function findPlugin(type: string, dirs: readonly string[]): string {
+  if (!type || type.includes('/')) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid plugin type "${type}"`);
+  for (const dir of dirs) {
+    const candidate = path.join(dir, type);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new CniError(ErrCode.InvalidNetworkConfig, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
+}
+
+/** Execs `pluginPath` for `verb`; resolves to its parsed stdout (undefined when empty). */
+export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdin: Buffer | string): Promise<unknown> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CNI_COMMAND: verb,
+    CNI_CONTAINERID: inv.containerId,
+    CNI_NETNS: inv.netns,
+    CNI_IFNAME: inv.ifname,
+    CNI_ARGS: inv.rawArgs,
+    CNI_PATH: inv.path.join(':'),
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn(pluginPath, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', (err) => reject(new CniError(ErrCode.IOFailure, `failed to exec ${pluginPath}: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      let parsed: unknown;
+      if (text !== '') {
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          reject(new CniError(ErrCode.DecodingFailure, `plugin ${path.basename(pluginPath)} printed no JSON: ${text.slice(0, 200)}`));
+          return;
+        }
+      }
+      if (code === 0) {
+        resolve(parsed);
+        return;
+      }
+      const e = parsed as { code?: number; msg?: string; details?: string } | undefined;
+      if (e && typeof e.code === 'number') {
+        reject(new CniError(e.code, e.msg ?? '', e.details ?? ''));
+      } else {
+        reject(new CniError(ErrCode.Internal, `plugin ${path.basename(pluginPath)} failed (${signal ?? `exit ${code}`})`));
+      }
+    });
+    child.stdin.on('error', () => {}); // a plugin that exits without reading stdin is not our failure
+    child.stdin.end(stdin);
+  });
+}

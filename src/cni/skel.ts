@@ -1,0 +1,166 @@
+// The one entry every plugin goes through: read CNI_* and stdin, validate, dispatch by
+// verb, print the result or the error JSON on stdout. Nothing else ever reaches stdout.
+import { readFileSync } from 'node:fs';
+import { parseCniArgs, type CniArgs } from './args.ts';
+import { CniError, ErrCode, asCniError } from './errors.ts';
+import { formatResult, type Result } from './result.ts';
+import { compareVersions, requireSupported, versionInfo, CURRENT_VERSION } from './versions.ts';
+import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
+
+export type Verb = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
+const VERBS: readonly string[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
+
+/** The network configuration as it came on stdin: the common keys, the rest untyped. */
+export interface NetConf {
+  cniVersion: string;
+  name: string;
+  type: string;
+  [key: string]: unknown;
+}
+
+/** Everything a plugin gets for one call. */
+export interface Invocation {
+  command: Verb;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  args: CniArgs;
+  rawArgs: string;
+  path: string[];
+  conf: NetConf;
+  /** The config bytes exactly as received, for delegating to another plugin. */
+  stdin: Buffer;
+}
+
+export interface Plugin {
+  add(inv: Invocation): Promise<Result>;
+  del(inv: Invocation): Promise<void>;
+  check(inv: Invocation): Promise<void>;
+  status?(inv: Invocation): Promise<void>;
+  gc?(inv: Invocation): Promise<void>;
+}
+
+/** Which CNI_* variables each verb needs (libcni's skel table, plus 1.1's STATUS and GC). */
+const REQUIRED: Record<string, readonly string[]> = {
+  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
+  STATUS: ['CNI_PATH'],
+  GC: ['CNI_PATH'],
+  VERSION: [],
+};
+
+/** Builds the invocation from the environment and stdin; throws CniError on bad input. */
+export function readInvocation(env: NodeJS.ProcessEnv, stdin: Buffer): Invocation {
+  const command = env.CNI_COMMAND ?? '';
+  if (command === '') throw new CniError(ErrCode.InvalidEnvironment, 'required env variables [CNI_COMMAND] missing');
+  if (!VERBS.includes(command)) throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+  const missing = (REQUIRED[command] ?? []).filter((k) => !env[k]);
+  if (missing.length > 0) {
+    throw new CniError(ErrCode.InvalidEnvironment, `required env variables [${missing.join(',')}] missing`);
+  }
+  const inv: Invocation = {
+    command: command as Verb,
+    containerId: env.CNI_CONTAINERID ?? '',
+    netns: env.CNI_NETNS ?? '',
+    ifname: env.CNI_IFNAME ?? '',
+    rawArgs: env.CNI_ARGS ?? '',
+    args: new Map(),
+    path: (env.CNI_PATH ?? '').split(':').filter(Boolean),
+    conf: { cniVersion: '', name: '', type: '' },
+    stdin,
+  };
+  if (command === 'VERSION') return inv;
+  if (command === 'ADD' || command === 'DEL' || command === 'CHECK') {
+    validateContainerId(inv.containerId);
+    validateIfName(inv.ifname);
+  }
+  inv.args = parseCniArgs(inv.rawArgs);
+  inv.conf = parseConf(stdin);
+  const v = inv.conf.cniVersion;
+  if (command === 'CHECK' && compareVersions(v, '0.4.0') < 0) {
+    throw new CniError(ErrCode.IncompatibleVersion, `config version "${v}" does not allow CHECK`);
+  }
+  if ((command === 'STATUS' || command === 'GC') && compareVersions(v, '1.1.0') < 0) {
+    throw new CniError(ErrCode.IncompatibleVersion, `config version "${v}" does not allow ${command}`);
+  }
+  return inv;
+}
+
+/** Parses and checks the common keys of a network configuration. */
+export function parseConf(stdin: Buffer): NetConf {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(stdin.toString('utf8'));
+  } catch (err) {
+    throw new CniError(ErrCode.DecodingFailure, `error unmarshalling network config: ${(err as Error).message}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CniError(ErrCode.DecodingFailure, 'network config is not a JSON object');
+  }
+  const conf = raw as NetConf;
+  requireSupported(conf.cniVersion);
+  validateNetworkName(conf.name);
+  return conf;
+}
+
+/** The version to answer in: the config's when it is one we speak, else ours. */
+function answerVersion(stdin: Buffer | undefined): string {
+  try {
+    const v = stdin && stdin.length > 0 ? (JSON.parse(stdin.toString('utf8')) as { cniVersion?: unknown }).cniVersion : undefined;
+    if (typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v)) return v;
+  } catch {
+    // fall through: bad JSON is answered in our own version
+  }
+  return CURRENT_VERSION;
+}
+
+/** Runs one verb of `plugin` and returns what to print, and the exit code. */
+export async function dispatch(plugin: Plugin, env: NodeJS.ProcessEnv, stdin: Buffer): Promise<{ out: unknown; code: number }> {
+  try {
+    const inv = readInvocation(env, stdin);
+    switch (inv.command) {
+      case 'VERSION':
+        return { out: versionInfo(), code: 0 };
+      case 'ADD':
+        return { out: formatResult(await plugin.add(inv), inv.conf.cniVersion), code: 0 };
+      case 'DEL':
+        await plugin.del(inv);
+        return { out: undefined, code: 0 };
+      case 'CHECK':
+        await plugin.check(inv);
+        return { out: undefined, code: 0 };
+      case 'STATUS':
+        await plugin.status?.(inv);
+        return { out: undefined, code: 0 };
+      case 'GC':
+        await plugin.gc?.(inv);
+        return { out: undefined, code: 0 };
+    }
+  } catch (err) {
+    const e = asCniError(err);
+    if (process.env.FLANNELETTE_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+    return { out: e.toJSON(answerVersion(stdin)), code: 1 };
+  }
+}
+
+/** The executable's main: stdin in, one JSON document (or nothing) out, exit code. */
+export async function pluginMain(plugin: Plugin): Promise<void> {
+  let stdin: Buffer;
+  try {
+    // VERSION may come with no stdin at all; a closed or absent stdin reads as empty.
+    stdin = process.env.CNI_COMMAND === 'VERSION' && process.stdin.isTTY ? Buffer.alloc(0) : readFileSync(0);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EOF' || code === 'EBADF') {
+      stdin = Buffer.alloc(0);
+    } else {
+      const e = new CniError(ErrCode.IOFailure, `error reading from stdin: ${(err as Error).message}`);
+      process.stdout.write(JSON.stringify(e.toJSON(CURRENT_VERSION)));
+      process.exit(1);
+    }
+  }
+  const { out, code } = await dispatch(plugin, process.env, stdin);
+  if (out !== undefined) process.stdout.write(JSON.stringify(out));
+  process.exitCode = code;
+}
