@@ -8,7 +8,7 @@ import path from 'node:path';
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const mains = readdirSync(path.join(root, 'src/main')).filter((f) => f.endsWith('.ts'));
 
-await Promise.all(
+const results = await Promise.allSettled(
   mains.map((file) =>
     build({
       entryPoints: [path.join(root, 'src/main', file)],
@@ -23,4 +23,9 @@ await Promise.all(
     }),
   ),
 );
-console.error(`built ${mains.length} executables into dist/`);
+// One broken entry must not stop the others from building; the exit code still says so.
+const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [mains[i]] : []));
+if (failed.length > 0) {
+  console.error(`build failed for: ${failed.join(', ')}`);
+  process.exit(1);
+}

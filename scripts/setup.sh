@@ -18,6 +18,11 @@ fi
 
 [ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
 
+# Per-area extras (runtimes, etcd, images...), each idempotent.
+for extra in scripts/setup.d/*.sh; do
+  [ -e "$extra" ] && bash "$extra"
+done
+
 # The libcni driver (our cnitool), built against Debian's libcni source.
 if [ -f test/cnitool/main.go ]; then
   out=.cache/cnitool
