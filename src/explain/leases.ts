@@ -1,0 +1,60 @@
+// host-local's lease files, where the blog found which container holds an address:
+// <dataDir>/<network>/<ip> containing "<containerID>\r\n<ifname>" (older: the ID alone).
+import { isIP } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const DEFAULT_LEASE_DIR = '/var/lib/cni/networks';
+
+export interface Lease {
+  network: string;
+  ip: string;
+  file: string;
+  containerId: string;
+  /** Absent in leases written by host-local before it recorded the interface. */
+  ifname?: string;
+}
+
+function readDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Every lease under `dataDir`, all networks. */
+export function readLeases(dataDir: string): Lease[] {
+  const out: Lease[] = [];
+  for (const network of readDir(dataDir).sort()) {
+    for (const name of readDir(path.join(dataDir, network)).sort()) {
+      if (isIP(name) === 0) continue; // lock, last_reserved_ip.N
+      const file = path.join(dataDir, network, name);
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        continue;
+      }
+      const [id = '', ifname] = text.split(/\r?\n/);
+      const lease: Lease = { network, ip: name, file, containerId: id.trim() };
+      if (ifname && ifname.trim() !== '') lease.ifname = ifname.trim();
+      out.push(lease);
+    }
+  }
+  return out;
+}
+
+/** Leases of an address (one per network holding it). */
+export function leasesOfIp(leases: Lease[], ip: string): Lease[] {
+  return leases.filter((l) => l.ip === ip);
+}
+
+/** Leases of a container, by full ID or by a prefix shared by one container only (as docker accepts). */
+export function leasesOfContainer(leases: Lease[], id: string): Lease[] {
+  const exact = leases.filter((l) => l.containerId === id);
+  if (exact.length > 0) return exact;
+  const byPrefix = leases.filter((l) => l.containerId.startsWith(id));
+  const ids = new Set(byPrefix.map((l) => l.containerId));
+  return ids.size === 1 ? byPrefix : [];
+}
