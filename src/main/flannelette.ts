@@ -1,0 +1,45 @@
+// The `flannelette` command: `agent` (the VXLAN overlay agent) and `explain` (a pod's
+// packet path). Each subcommand's module is loaded only when that subcommand runs.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+
+const finish = (code: number) => process.exit(code);
+
+void yargs(hideBin(process.argv))
+  .scriptName('flannelette')
+  .command(
+    'agent',
+    'run the VXLAN overlay agent of this node (subnet lease in etcd, flannel.1, routes to the other nodes)',
+    (y) =>
+      y
+        .option('etcd-endpoints', { type: 'string', default: 'http://127.0.0.1:2379', describe: 'etcd client URLs, comma-separated (http only)' })
+        .option('etcd-prefix', { type: 'string', default: '/coreos.com/network', describe: 'where the network config and the subnet leases live' })
+        .option('iface', { type: 'string', describe: "underlay interface (name or address); default: the default route's" })
+        .option('public-ip', { type: 'string', describe: "this node's address for the other nodes; default: the interface's first IPv4" })
+        .option('subnet-file', { type: 'string', default: '/run/flannel/subnet.env', describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ' })
+        .option('ip-masq', { type: 'boolean', default: false, describe: 'masquerade traffic from pods leaving the overlay' })
+        .option('lease-ttl', { type: 'number', default: 86400, describe: 'subnet lease TTL in seconds (renewed every third of it)' })
+        .option('release-on-exit', { type: 'boolean', default: false, describe: 'revoke the lease on SIGTERM/SIGINT instead of keeping it for a restart' }),
+    async (argv) => finish(await (await import('../cli/agent.ts')).agentCommand(argv)),
+  )
+  .command(
+    'explain <target>',
+    "show a pod's packet path hop by hop (run it in the pod's node namespace)",
+    (y) =>
+      y
+        .positional('target', { type: 'string', demandOption: true, describe: "the pod's IP or container ID" })
+        .option('to', { type: 'string', describe: 'follow the path towards this address' })
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+        .option('netns', { type: 'string', describe: "the pod's network namespace (path), if it cannot be found" })
+        .option('data-dir', { type: 'string', describe: "host-local's dataDir (default /var/lib/cni/networks)" })
+        .option('cache-dir', { type: 'string', describe: "libcni's cache dir (default /var/lib/cni)" }),
+    async (argv) => finish(await (await import('../cli/explain.ts')).explainCommand(argv)),
+  )
+  .demandCommand(1, 'name a command: agent or explain')
+  .strict()
+  .help()
+  .parseAsync()
+  .catch((err: Error) => {
+    process.stderr.write(`flannelette: ${err.message}\n`);
+    finish(2);
+  });
