@@ -1,0 +1,77 @@
+// host-local ADD: one address per range set for (container, ifname), all or nothing.
+import { CniError, ErrCode } from '../../cni/errors.ts';
+import type { IPConfig, Result } from '../../cni/result.ts';
+import type { Invocation } from '../../cni/skel.ts';
+import { allocate, checkNotAllocated, checkRequested } from '../../ipam/allocator.ts';
+import { loadIpamConfig, type IpamConfig } from '../../ipam/config.ts';
+import { DiskStore } from '../../ipam/disk-store.ts';
+import { formatCidr, formatIP, type IP } from '../../ipam/ip.ts';
+import { rangeSetContains } from '../../ipam/range-set.ts';
+import { readResolvConf } from '../../ipam/resolv-conf.ts';
+
+const inRange = (i: number, err: unknown): CniError => {
+  const e = err instanceof CniError ? err : new CniError(ErrCode.Internal, (err as Error).message);
+  return new CniError(e.code, `failed to allocate for range ${i}: ${e.message}`, e.details, { cause: err });
+};
+
+/** Which requested address goes to which range set: the first that fits, one per set. */
+function assignRequested(cfg: IpamConfig): Map<number, IP> {
+  const left = [...cfg.requested];
+  const out = new Map<number, IP>();
+  cfg.ranges.forEach((set, i) => {
+    const k = left.findIndex((ip) => rangeSetContains(set, ip));
+    if (k >= 0) out.set(i, left.splice(k, 1)[0]!);
+  });
+  if (left.length > 0) {
+    throw new CniError(ErrCode.InvalidNetworkConfig, `failed to allocate all requested IPs: ${left.map(formatIP).join(' ')}`);
+  }
+  return out;
+}
+
+export async function addLeases(inv: Invocation): Promise<Result> {
+  const cfg = loadIpamConfig(inv.conf, inv.args);
+  const dns = cfg.resolvConf !== undefined ? readResolvConf(cfg.resolvConf) : undefined;
+  const wanted = assignRequested(cfg);
+  // Every check that needs no store comes first: a refused request changes nothing.
+  cfg.ranges.forEach((set, i) => {
+    const ip = wanted.get(i);
+    if (!ip) return;
+    try {
+      checkRequested(set, ip);
+    } catch (err) {
+      throw inRange(i, err);
+    }
+  });
+
+  const store = new DiskStore(cfg.dataDir, cfg.name);
+  store.create();
+  await store.lock();
+  let ok = false;
+  try {
+    cfg.ranges.forEach((set, i) => {
+      if (wanted.has(i)) return;
+      try {
+        checkNotAllocated(store, set, inv.containerId, inv.ifname);
+      } catch (err) {
+        throw inRange(i, err);
+      }
+    });
+    const ips: IPConfig[] = [];
+    for (const [i, set] of cfg.ranges.entries()) {
+      try {
+        const got = allocate(store, set, i, inv.containerId, inv.ifname, wanted.get(i));
+        ips.push({ address: formatCidr(got.ip, got.range.prefix), gateway: formatIP(got.range.gateway) });
+      } catch (err) {
+        store.rollback();
+        throw inRange(i, err);
+      }
+    }
+    const result: Result = { cniVersion: inv.conf.cniVersion, ips, routes: cfg.routes };
+    if (dns) result.dns = dns;
+    ok = true;
+    return result;
+  } finally {
+    store.commit(ok);
+    store.unlock();
+  }
+}
