@@ -1,0 +1,182 @@
+// `npm run bench`: flannelette's plugins beside the reference (/usr/lib/cni, v1.1.1) and
+// beside Node's own start, in private namespaces, alternating so that drift cancels.
+//   node scripts/bench.mjs [--quick] [--out DIR] [--only verbs,libcni,rss,parallel,leases]
+// Writes DIR/latest.json and DIR/latest.md (default DIR: bench-results/).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { cleanupNow } from './cleanup.ts';
+import { makeCtx } from './context.ts';
+import { benchLeases, type LeasesResult } from './figures/leases.ts';
+import { benchLibcni, type LibcniResult } from './figures/libcni.ts';
+import { benchParallel, type ParallelResult } from './figures/parallel.ts';
+import { benchRss, type RssResult } from './figures/rss.ts';
+import { benchVerbs, type VerbsResult } from './figures/verbs.ts';
+import { finish, markdown, side, stat, textTable, type Row } from './report.ts';
+import { newSeries, type Series } from './series.ts';
+
+const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases'] as const;
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    only: { type: 'string' },
+  },
+});
+const quick = values.quick === true;
+const P = quick
+  ? { rounds: 5, libcniRounds: 5, rssRounds: 2, parRounds: 1, width: 8, leases: 500, leaseRounds: 5, leaseRss: 1 }
+  : { rounds: 60, libcniRounds: 40, rssRounds: 5, parRounds: 5, width: 64, leases: 10_000, leaseRounds: 40, leaseRss: 3 };
+const only = new Set(values.only ? values.only.split(',') : FIGURES);
+for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`--only: unknown figure ${f}`);
+
+const root = path.resolve(import.meta.dirname, '../..');
+const outDir = path.resolve(values.out ?? path.join(root, 'bench-results'));
+const t0 = Date.now();
+const log = (s: string) => process.stderr.write(`bench [${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);
+
+function dpkgVersion(pkg: string): string {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  } catch {
+    return 'unknown';
+  }
+}
+
+const notSelected = (): Series => ({ samples: [], skipped: 'skipped: not selected (--only)' });
+const pair = () => ({ ours: notSelected(), reference: notSelected() });
+
+async function main(): Promise<void> {
+  const loadBefore = os.loadavg()[0]!;
+  const ctx = await makeCtx(root);
+  log(`${quick ? 'quick' : 'full'} run; ours installed in ${ctx.ours.dir}; libcni driver ${ctx.cnitool ? 'found' : 'not built'}`);
+
+  const verbs: VerbsResult = only.has('verbs')
+    ? await benchVerbs(ctx, P.rounds, log)
+    : { floor: [], series: { ADD: pair(), CHECK: pair(), DEL: pair() } };
+  const libcni: LibcniResult = only.has('libcni')
+    ? await benchLibcni(ctx, P.libcniRounds, log)
+    : { total: pair(), add: { ours: [], reference: [] }, del: { ours: [], reference: [] } };
+  const rss: RssResult = only.has('rss') ? await benchRss(ctx, P.rssRounds) : { floor: [], add: pair() };
+  if (only.has('rss')) log('rss: done');
+  const par: ParallelResult = only.has('parallel') ? await benchParallel(ctx, P.parRounds, P.width, log) : { floor: [], add: pair() };
+  const leases: LeasesResult = only.has('leases')
+    ? await benchLeases(ctx, P.leaseRounds, P.leases, P.leaseRss, log)
+    : { floor: [], del: pair(), gc: notSelected(), rssDel: pair() };
+
+  const floor = stat(verbs.floor.length > 0 ? verbs.floor : leases.floor);
+  const na = { status: 'n/a' as const, note: '—' };
+  const N = P.leases.toLocaleString('en-US');
+  const refDel = side(leases.del.reference).stat;
+  const rows: Row[] = [
+    finish({ id: 'floor', figure: 'node -e 0 (the floor)', unit: 'ms', ours: na, reference: na, floor: floor!, target: '', verdict: '—' }),
+    finish(
+      { id: 'add', figure: 'ADD, one pod', unit: 'ms', ours: side(verbs.series.ADD.ours), reference: side(verbs.series.ADD.reference), floor: stat(verbs.floor)!, target: '≤ floor + 10 ms', verdict: '—' },
+      (o, r) => (r.floor ? o.median <= r.floor.median + 10 : undefined),
+    ),
+    finish(
+      { id: 'check', figure: 'CHECK, one pod', unit: 'ms', ours: side(verbs.series.CHECK.ours), reference: side(verbs.series.CHECK.reference), floor: stat(verbs.floor)!, target: '≤ floor + 5 ms', verdict: '—' },
+      (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
+    ),
+    finish(
+      { id: 'del', figure: 'DEL, one pod', unit: 'ms', ours: side(verbs.series.DEL.ours), reference: side(verbs.series.DEL.reference), floor: stat(verbs.floor)!, target: '≤ floor + 5 ms', verdict: '—' },
+      (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
+    ),
+    finish({ id: 'libcni', figure: 'ADD + DEL through libcni (cnitool)', unit: 'ms', ours: side(libcni.total.ours), reference: side(libcni.total.reference), target: 'report only', verdict: '—' }),
+    finish(
+      {
+        id: 'parallel',
+        figure: `${P.width} ADDs at once, makespan`,
+        unit: 'ms',
+        ours: side(par.add.ours),
+        reference: side(par.add.reference),
+        floor: stat(par.floor)!,
+        floorLabel: `${P.width} × node -e 0 at once`,
+        target: '≤ 1.5 × floor, 0 duplicates',
+        verdict: '—',
+      },
+      (o, r) => (r.floor ? o.median <= 1.5 * r.floor.median && r.ours.facts?.duplicates === 0 : undefined),
+    ),
+    finish(
+      { id: 'hl-del', figure: `host-local DEL, no lease held, ${N} leases in store`, unit: 'ms', ours: side(leases.del.ours), reference: side(leases.del.reference), floor: stat(leases.floor)!, target: '≥ 4 × faster than reference', verdict: '—' },
+      (o, r) => (r.reference.stat ? r.reference.stat.median / o.median >= 4 : undefined),
+    ),
+    finish(
+      {
+        id: 'hl-gc',
+        figure: `host-local GC keeping all ${N} leases`,
+        unit: 'ms',
+        ours: side(leases.gc),
+        reference: { status: 'n/a', note: refDel ? `no GC in v1.1.1; its DEL: ${refDel.median.toFixed(1)} ms` : 'no GC in v1.1.1' },
+        floor: stat(leases.floor)!,
+        target: "≤ ¼ of the reference's DEL",
+        verdict: '—',
+      },
+      (o) => (refDel ? o.median <= refDel.median / 4 : undefined),
+    ),
+    finish(
+      { id: 'rss-add', figure: 'peak RSS, bridge ADD (incl. host-local)', unit: 'MiB', ours: side(rss.add.ours), reference: side(rss.add.reference), floor: stat(rss.floor)!, floorLabel: 'node -e 0', target: '≤ 60 MiB', verdict: '—' },
+      (o) => o.max <= 60,
+    ),
+    finish(
+      { id: 'rss-hl-del', figure: `peak RSS, host-local DEL, ${N} leases`, unit: 'MiB', ours: side(leases.rssDel.ours), reference: side(leases.rssDel.reference), floor: stat(rss.floor)!, floorLabel: 'node -e 0', target: '≤ 60 MiB', verdict: '—' },
+      (o) => o.max <= 60,
+    ),
+  ];
+  // The GC row compares with the reference's DEL, the only comparable it has.
+  const gcRow = rows.find((r) => r.id === 'hl-gc')!;
+  if (gcRow.ours.stat && refDel) gcRow.oursOverReference = Math.round((gcRow.ours.stat.median / refDel.median) * 100) / 100;
+  for (const r of rows) if (!r.floor) delete r.floor;
+
+  const machine = {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: execFileSync(ctx.nodeBin, ['--version'], { encoding: 'utf8' }).trim(),
+    // Other work on the machine skews every figure (ratios less than absolute times). Only
+    // the load before says so: the parallel figure's own processes raise the one after.
+    loadavg1m: { before: Math.round(loadBefore * 100) / 100, after: Math.round(os.loadavg()[0]! * 100) / 100 },
+  };
+  const busy = machine.loadavg1m.before > machine.cpus / 2;
+  if (busy) log(`warning: the machine was busy (1-minute load ${machine.loadavg1m.before} before the run, ${machine.cpus} cores): figures are skewed`);
+  const reference = `containernetworking-plugins ${dpkgVersion('containernetworking-plugins')} (${ctx.reference.dir})`;
+  const doc = {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    machine,
+    reference,
+    params: P,
+    libcniParts: { add: { ours: stat(libcni.add.ours), reference: stat(libcni.add.reference) }, del: { ours: stat(libcni.del.ours), reference: stat(libcni.del.reference) } },
+    rows,
+    seconds: Math.round((Date.now() - t0) / 1000),
+  };
+  const preamble = [
+    `## Benchmark: flannelette beside the reference plugins${quick ? ' (quick mode: not for comparing)' : ''}`,
+    '',
+    `${doc.date.slice(0, 10)}, ${machine.cpus} × ${machine.model}, Linux ${machine.kernel}, Node ${machine.node}; reference: ${reference}. Produced by \`npm run bench\` in ${doc.seconds} s; 1-minute load before the run: ${machine.loadavg1m.before}.`,
+    ...(busy ? ['', '**The machine was busy during this run: absolute times are inflated; compare within a row only.**'] : []),
+  ];
+  const notes = [
+    `Times are from spawn to exit of one process, median (p95) of ${P.rounds} runs for ADD/CHECK/DEL, ${P.libcniRounds} through libcni, ${P.leaseRounds} against the lease store, ${P.parRounds} rounds of the parallel ADDs; peak RSS is the largest of ${P.rssRounds} runs (${P.leaseRss} against the lease store; wait4's maxrss via GNU time, which counts a child such as the host-local that bridge runs).`,
+    'Everything runs in private network namespaces, through the same `nsenter --net=<node namespace>` wrapper, ours and the reference alternating (A B, B A) so that drift cancels. The floor is bare `node -e 0` on the very runtime our executables start with (`<dir>/.flannelette/node`), measured in the same run.',
+    'Config: flannel-style bridge `cni0`, isGateway, hairpinMode, ipMasq false, mtu 1450, host-local on a /24, cniVersion 1.0.0 (v1.1.1 does not take 1.1.0). CHECK gets the ADD\'s result as prevResult. The lease store is written in the reference\'s own format (a /16 range); DEL names a container that holds no lease. GC is a CNI 1.1.0 verb the reference v1.1.1 does not have, so it is compared with the reference\'s DEL.',
+  ];
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  writeFileSync(path.join(outDir, 'latest.md'), markdown(rows, preamble, notes));
+  process.stdout.write(`\n${textTable(rows)}\n\n`);
+  log(`wrote ${path.join(outDir, 'latest.json')} and latest.md`);
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  cleanupNow();
+}
