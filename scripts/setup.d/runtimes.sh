@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# What the real-runtime tests need (test/runtime-*.test.ts): Debian's podman, containerd and
+# runc, umoci to build an OCI image offline, and busybox-static for a registry-free rootfs.
+# Builds into .cache/runtimes/:
+#   rootfs/      a busybox rootfs (podman --rootfs copies it per run)
+#   busybox.tar  an OCI layout tar of the same rootfs, for `ctr image import`
+# Idempotent: installs only missing packages, rebuilds only when busybox or the recipe changed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# --no-install-recommends: podman's recommends (crun, slirp4netns, fuse-overlayfs, uidmap...)
+# are unused here; runc is the runtime the tests use.
+PKGS=(podman containerd runc umoci busybox-static conmon)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+out=.cache/runtimes
+stamp="$out/busybox.version"
+# Rebuilt when busybox or this recipe changes (bump the recipe number with it).
+want="$(dpkg-query -W -f='${Version}' busybox-static) recipe-1"
+if [ -f "$out/busybox.tar" ] && [ -x "$out/rootfs/bin/busybox" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+echo "setup: building the busybox rootfs and OCI image in $out" >&2
+rm -rf "$out"
+mkdir -p "$out"
+tmp="$(mktemp -d "$out/.build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+
+# The rootfs: busybox with a link per applet, the mount points a runtime expects, and a
+# passwd/group so that `id` and runtimes resolving user 0 find root.
+r="$tmp/rootfs"
+mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,run,root,var}
+chmod 1777 "$r/tmp"
+install -m 0755 /bin/busybox "$r/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
+done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
+echo 'root:x:0:' > "$r/etc/group"
+# Mount points podman and containerd bind files onto: present, so no runtime writes into
+# the rootfs to make them.
+: > "$r/etc/hosts"
+: > "$r/etc/resolv.conf"
+: > "$r/etc/hostname"
+
+# The OCI image, offline: an empty layout, one layer from the rootfs, a config that runs sh.
+img="$tmp/oci"
+umoci init --layout "$img"
+umoci new --image "$img:latest"
+umoci unpack --image "$img:latest" "$tmp/bundle" >/dev/null
+cp -a "$r/." "$tmp/bundle/rootfs/"
+umoci repack --image "$img:latest" "$tmp/bundle"
+umoci config --image "$img:latest" --config.cmd /bin/sh --config.env PATH=/bin --architecture amd64 --os linux
+umoci gc --layout "$img"
+tar -C "$img" -cf "$tmp/busybox.tar" .
+
+mv "$r" "$out/rootfs"
+mv "$tmp/busybox.tar" "$out/busybox.tar"
+echo "$want" > "$stamp"

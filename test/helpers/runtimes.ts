@@ -1,0 +1,336 @@
+// podman and containerd driven as a node runs them, but inside a test's Sandbox: their
+// storage, state and sockets in the test's temp dir, their network side in the test's node
+// namespace, their containers in cgroups named for the run and removed after.
+import { execa, type ResultPromise } from 'execa';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { bridgePorts, eventually, leases, veths } from './node-state.ts';
+import { Sandbox } from './sandbox.ts';
+import type { Netns } from './netns.ts';
+import type { PluginSet } from './plugin-sets.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** Built by scripts/setup.d/runtimes.sh. */
+export const ROOTFS = path.join(ROOT, '.cache/runtimes/rootfs');
+export const IMAGE_TAR = path.join(ROOT, '.cache/runtimes/busybox.tar');
+export const IMAGE_REF = 'flt/busybox:latest';
+
+/** Why the runtime tests cannot run here, or undefined when they can. */
+export function runtimesMissing(): string | undefined {
+  for (const bin of ['/usr/bin/podman', '/usr/bin/containerd', '/usr/bin/ctr', '/usr/sbin/runc', '/usr/bin/conmon']) {
+    if (!existsSync(bin)) return `${bin} is missing: run \`npm run setup\` (scripts/setup.d/runtimes.sh)`;
+  }
+  if (!existsSync(IMAGE_TAR) || !existsSync(path.join(ROOTFS, 'bin/busybox'))) {
+    return '.cache/runtimes is missing: run `npm run setup` (scripts/setup.d/runtimes.sh)';
+  }
+  return undefined;
+}
+
+/**
+ * The sandbox a runtime test needs: private /run (runc state, shim sockets, podman's
+ * netns files), /var/lib/cni (libcni's result cache) and, for `ours`, an empty
+ * /usr/lib/cni, so a runtime that falls back to its default plugin path fails loudly
+ * instead of quietly running the reference.
+ */
+export function startRuntimeSandbox(node: Netns, scratch: string, set: PluginSet, binds: { src: string; dst: string }[] = []): Promise<Sandbox> {
+  const tmpfs = ['/run', '/var/lib/cni'];
+  if (set.label !== 'reference') tmpfs.push('/usr/lib/cni');
+  return Sandbox.start({ node, scratch, tmpfs, binds });
+}
+
+/** Removes cgroup `name` (and what runtimes left under it) from every hierarchy. */
+export function removeCgroups(name: string): string[] {
+  const left: string[] = [];
+  const base = '/sys/fs/cgroup';
+  const candidates = [path.join(base, name), ...readdirSync(base).map((h) => path.join(base, h, name))];
+  const rm = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rm(path.join(dir, e.name));
+    try {
+      rmdirSync(dir);
+    } catch {
+      left.push(dir);
+    }
+  };
+  for (const c of candidates) if (existsSync(c)) rm(c);
+  return left;
+}
+
+/** What a runtime test needs of a runtime: start one container running `script`. */
+export interface ContainerRunner {
+  /** Starts container `name` with `shared` mounted at /x; resolves when it has exited. */
+  run(name: string, shared: string, script: string): ResultPromise;
+}
+
+export class Podman implements ContainerRunner {
+  private constructor(
+    readonly sb: Sandbox,
+    readonly dir: string,
+    readonly network: string,
+    readonly cgroupParent: string,
+  ) {}
+
+  /** Writes a containers.conf that sends podman to `pluginDir` and `confDir` only. */
+  static async create(sb: Sandbox, dir: string, opts: { pluginDir: string; confDir: string; network: string; cgroupParent: string }): Promise<Podman> {
+    for (const d of ['storage', 'rr', 'tmp']) mkdirSync(path.join(dir, d), { recursive: true });
+    writeFileSync(
+      path.join(dir, 'containers.conf'),
+      [
+        '[engine]',
+        'runtime = "runc"', // crun fails here (hybrid cgroups)
+        'cgroup_manager = "cgroupfs"',
+        'events_logger = "none"',
+        `tmp_dir = "${path.join(dir, 'tmp')}"`,
+        'lock_type = "file"', // not the host-wide /dev/shm/libpod_lock
+        '[network]',
+        'network_backend = "cni"',
+        `cni_plugin_dirs = ["${opts.pluginDir}"]`,
+        `network_config_dir = "${opts.confDir}"`,
+        '',
+      ].join('\n'),
+    );
+    // podman --rootfs uses the directory as is: a private copy per test.
+    await execa('cp', ['-a', ROOTFS, path.join(dir, 'rootfs')]);
+    mkdirSync(path.join(dir, 'rootfs/x'));
+    return new Podman(sb, dir, opts.network, opts.cgroupParent);
+  }
+
+  private get env() {
+    return { CONTAINERS_CONF: path.join(this.dir, 'containers.conf') };
+  }
+
+  private get globals(): string[] {
+    return ['--root', path.join(this.dir, 'storage'), '--runroot', path.join(this.dir, 'rr')];
+  }
+
+  run(name: string, shared: string, script: string): ResultPromise {
+    return this.sb.spawn(
+      'podman',
+      [
+        ...this.globals,
+        'run', '--rm', '--name', name,
+        '--runtime', 'runc',
+        '--cgroup-parent', this.cgroupParent,
+        // podman's default ulimits exceed this sandbox's
+        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1000:1000',
+        '--network', this.network,
+        '-v', `${shared}:/x`,
+        '--rootfs', path.join(this.dir, 'rootfs'),
+        'sh', '-c', script,
+      ],
+      { env: this.env },
+    );
+  }
+
+  /** Names of the containers podman still knows. */
+  async containers(): Promise<string[]> {
+    const r = await this.sb.exec('podman', [...this.globals, 'ps', '-a', '--format', '{{.Names}}'], { env: this.env });
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
+  /** Removes whatever containers remain and the run's cgroup; returns cgroups it could not remove. */
+  async close(): Promise<string[]> {
+    await this.sb.exec('podman', [...this.globals, 'rm', '-a', '-f'], { env: this.env, reject: false });
+    return removeCgroups(this.cgroupParent);
+  }
+}
+
+export class Containerd implements ContainerRunner {
+  private constructor(
+    readonly sb: Sandbox,
+    readonly dir: string,
+    /** The containerd namespace: runc's state dir and the cgroup are named after it. */
+    readonly namespace: string,
+    private readonly daemon: ResultPromise,
+  ) {}
+
+  get socket(): string {
+    return path.join(this.dir, 'containerd.sock');
+  }
+
+  /** Starts containerd with its root, state and socket in `dir`, and waits for it. */
+  static async start(sb: Sandbox, dir: string, namespace: string): Promise<Containerd> {
+    for (const d of ['root', 'state', 'fifo']) mkdirSync(path.join(dir, d), { recursive: true });
+    const config = path.join(dir, 'config.toml');
+    writeFileSync(
+      config,
+      [
+        'version = 2',
+        `root = "${path.join(dir, 'root')}"`,
+        `state = "${path.join(dir, 'state')}"`,
+        // No CRI (it would read /etc/cni itself), no /opt/containerd, no snapshotters that
+        // only fail to load here.
+        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]',
+        '[grpc]',
+        `  address = "${path.join(dir, 'containerd.sock')}"`,
+        '[ttrpc]',
+        `  address = "${path.join(dir, 'containerd.sock.ttrpc')}"`,
+        '',
+      ].join('\n'),
+    );
+    const daemon = sb.spawn('containerd', ['--config', config], { timeout: 0 });
+    const c = new Containerd(sb, dir, namespace, daemon);
+    const end = Date.now() + 15_000;
+    for (;;) {
+      const r = await c.ctr(['version'], { reject: false });
+      if (r.exitCode === 0) return c;
+      if (daemon.exitCode !== null) throw new Error(`containerd exited: ${(await daemon).all}`);
+      if (Date.now() > end) {
+        await c.stop();
+        throw new Error(`containerd did not answer: ${r.stderr}`);
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
+  ctr(args: readonly string[], opts: { reject?: boolean } = {}) {
+    return this.sb.exec('ctr', ['-a', this.socket, '-n', this.namespace, ...args], opts);
+  }
+
+  /** Imports the offline-built busybox OCI image as IMAGE_REF. */
+  async importImage(): Promise<void> {
+    await this.ctr(['image', 'import', '--base-name', IMAGE_REF.split(':')[0]!, IMAGE_TAR]);
+  }
+
+  run(name: string, shared: string, script: string): ResultPromise {
+    return this.sb.spawn('ctr', [
+      '-a', this.socket, '-n', this.namespace,
+      'run', '--rm', '--cni',
+      // ctr's default FIFO dir is under /run/containerd; the shim must find the same path.
+      '--fifo-dir', path.join(this.dir, 'fifo'),
+      '--mount', `type=bind,src=${shared},dst=/x,options=rbind:rw`,
+      IMAGE_REF, name, 'sh', '-c', script,
+    ]);
+  }
+
+  /** Container IDs containerd still knows in this namespace. */
+  async containers(): Promise<string[]> {
+    const r = await this.ctr(['containers', 'list', '-q']);
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
+  /**
+   * Removes what a failed test left (a shim outlives containerd), stops containerd and
+   * removes the namespace's cgroup; returns cgroups it could not remove.
+   */
+  async stop(): Promise<string[]> {
+    if (this.daemon.exitCode === null && this.daemon.signalCode === null) {
+      const ids = (await this.ctr(['containers', 'list', '-q'], { reject: false })).stdout.split('\n').filter(Boolean);
+      for (const id of ids) {
+        await this.ctr(['tasks', 'kill', '-s', 'SIGKILL', id], { reject: false });
+        await this.ctr(['tasks', 'delete', '-f', id], { reject: false });
+        await this.ctr(['containers', 'delete', id], { reject: false });
+      }
+      this.daemon.kill('SIGTERM');
+      const stopped = await Promise.race([this.daemon.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+      if (!stopped) {
+        this.daemon.kill('SIGKILL');
+        await this.daemon;
+      }
+    }
+    return removeCgroups(this.namespace);
+  }
+}
+
+/**
+ * The script each test container runs (busybox sh): report its address, routes and link,
+ * wait for the test to name its peer, ping the gateway and the peer, then wait for the
+ * test's end. Bounded: each wait gives up after 30 s.
+ */
+export function peerScript(me: string, gateway: string): string {
+  return [
+    `me=${me}`,
+    'ip -o -4 addr show dev eth0 > /x/$me.addr',
+    'ip route > /x/$me.route',
+    'ip -o link show dev eth0 > /x/$me.link',
+    'touch /x/$me.up',
+    'i=0; while [ ! -e /x/go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 3; sleep 0.05; done',
+    `ping -c1 -W3 ${gateway} > /x/$me.gw 2>&1; echo "rc=$?" >> /x/$me.gw`,
+    'ping -c1 -W3 "$(cat /x/$me.peer)" > /x/$me.peerping 2>&1; echo "rc=$?" >> /x/$me.peerping',
+    // Stay up until the peer has pinged us too.
+    'touch /x/$me.done',
+    'i=0; while [ ! -e /x/end ]; do i=$((i+1)); [ $i -gt 600 ] && exit 4; sleep 0.05; done',
+  ].join('\n');
+}
+
+/** What one container saw, from the files it wrote into /x. */
+export interface ContainerView {
+  name: string;
+  /** "10.244.1.2/24" */
+  addr: string;
+  routes: string;
+  link: string;
+  gwPing: string;
+  peerPing: string;
+  exitCode: number | undefined;
+  output: string;
+  /** From start to exit, including the runtime's ADD and DEL. */
+  ms: number;
+}
+
+/** The node while both containers were up, and after both exited. */
+export interface TwoContainers {
+  views: [ContainerView, ContainerView];
+  during: { ports: string[]; veths: string[]; leases: Map<string, string> };
+  after: { veths: string[]; leases: Map<string, string> };
+}
+
+const readOr = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+
+/**
+ * Runs containers `names` at once through `runner`, looks at the node while both are up,
+ * lets them ping the gateway and each other, and looks again after both have exited.
+ */
+export async function runTwoContainers(
+  runner: ContainerRunner,
+  opts: { node: Netns; scratch: string; dataDir: string; network: string; names: [string, string]; gateway: string },
+): Promise<TwoContainers> {
+  const shared = path.join(opts.scratch, 'x');
+  mkdirSync(shared, { recursive: true });
+  const [a, b] = opts.names;
+  const t0 = Date.now();
+  const procs = opts.names.map((n) => runner.run(n, shared, peerScript(n, opts.gateway)));
+  const ended = procs.map((p) => p.then((r) => ({ r, ms: Date.now() - t0 })));
+  try {
+    // Up: both wrote their address; fail fast if a runtime gave up instead.
+    const up = await Promise.race([
+      eventually(() => existsSync(path.join(shared, `${a}.up`)) && existsSync(path.join(shared, `${b}.up`)), 30_000),
+      Promise.all(procs).then(() => false),
+    ]);
+    if (!up) {
+      const outs = await Promise.all(procs);
+      throw new Error(`containers did not come up:\n${outs.map((o, i) => `${opts.names[i]} (exit ${o.exitCode}): ${o.all}`).join('\n')}`);
+    }
+    const addr = (n: string) => (readOr(path.join(shared, `${n}.addr`)).match(/inet (\S+)/)?.[1] ?? '');
+    const during = { ports: await bridgePorts(opts.node), veths: await veths(opts.node), leases: leases(opts.dataDir, opts.network) };
+    writeFileSync(path.join(shared, `${a}.peer`), addr(b).split('/')[0]!);
+    writeFileSync(path.join(shared, `${b}.peer`), addr(a).split('/')[0]!);
+    writeFileSync(path.join(shared, 'go'), '');
+    await Promise.race([
+      eventually(() => existsSync(path.join(shared, `${a}.done`)) && existsSync(path.join(shared, `${b}.done`)), 30_000),
+      Promise.all(procs),
+    ]);
+    writeFileSync(path.join(shared, 'end'), '');
+    const done = await Promise.all(ended);
+    const view = (n: string, i: number): ContainerView => ({
+      name: n,
+      addr: addr(n),
+      routes: readOr(path.join(shared, `${n}.route`)),
+      link: readOr(path.join(shared, `${n}.link`)),
+      gwPing: readOr(path.join(shared, `${n}.gw`)),
+      peerPing: readOr(path.join(shared, `${n}.peerping`)),
+      exitCode: done[i]!.r.exitCode,
+      output: String(done[i]!.r.all ?? ''),
+      ms: done[i]!.ms,
+    });
+    // The host veth goes with the pod's netns, which the kernel tears down asynchronously.
+    await eventually(async () => (await veths(opts.node)).length === 0, 3000);
+    return {
+      views: [view(a, 0), view(b, 1)],
+      during,
+      after: { veths: await veths(opts.node), leases: leases(opts.dataDir, opts.network) },
+    };
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    await Promise.allSettled(procs);
+  }
+}
