@@ -8,7 +8,7 @@
 // A lease is written whole to lease.tmp and then hard-linked to its address: it appears
 // with its full content or not at all (also when we are killed), and link(2) fails on an
 // existing name exactly as the reference's O_EXCL create does.
-import { closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from './flock.ts';
@@ -263,11 +263,13 @@ export class DiskStore implements Store {
     try {
       if (text === undefined) {
         if (old !== undefined) this.changing(() => unlinkSync(file));
-      } else if (old === undefined) {
-        this.changing(() => writeFileSync(file, text, { mode: 0o644 }));
       } else {
-        // In place, as the reference writes it: only plugins holding the lock read it.
-        writeFileSync(file, text, { mode: 0o644 });
+        // Whole or not at all: the reference rewrites it in place, and a kill mid-write
+        // leaves it empty (seen in the crash tests). Temp file + rename never does.
+        const tmp = path.join(this.meta, `${LAST_IP_PREFIX}${rangeId}.tmp`);
+        this.ensureMeta();
+        writeFileSync(tmp, text, { mode: 0o644 });
+        this.changing(() => renameSync(tmp, file));
       }
     } catch (err) {
       throw ioError(`failed to write ${file}`, err);

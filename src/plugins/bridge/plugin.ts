@@ -1,9 +1,35 @@
-// Placeholder until the plugin lands: every verb but VERSION answers "not implemented".
-import { CniError, ErrCode } from '../../cni/errors.ts';
-import type { Plugin } from '../../cni/skel.ts';
+// The bridge plugin: pods on a Linux bridge in the node's namespace, each through a veth
+// pair, addresses from the IPAM plugin. A drop-in for the reference's bridge (v1.1.1, with
+// the keys later versions added). STATUS and GC go to IPAM, as upstream's do; GC also
+// removes masquerade rules of attachments that are no longer valid.
+import { ipamFor } from '../../cni/ipam.ts';
+import type { Invocation, Plugin } from '../../cni/skel.ts';
+import { cmdAdd } from './add.ts';
+import { cmdCheck } from './check.ts';
+import { loadConf } from './conf.ts';
+import { cmdDel } from './del.ts';
+import { gcMasq } from './masq.ts';
 
-const notYet = async (): Promise<never> => {
-  throw new CniError(ErrCode.Internal, 'bridge: not implemented yet');
+/** The spec's list of attachments GC must keep. */
+function validAttachments(inv: Invocation): Array<{ containerId: string; ifname: string }> {
+  const list = inv.conf['cni.dev/valid-attachments'];
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((a): a is { containerID: string; ifname: string } => !!a && typeof a === 'object')
+    .map((a) => ({ containerId: String(a.containerID ?? ''), ifname: String(a.ifname ?? '') }));
+}
+
+export const bridgePlugin: Plugin = {
+  add: cmdAdd,
+  del: cmdDel,
+  check: cmdCheck,
+  async status(inv) {
+    const conf = loadConf(inv);
+    if (conf.ipamType) await ipamFor(inv, conf.ipamType).status();
+  },
+  async gc(inv) {
+    const conf = loadConf(inv);
+    if (conf.ipamType) await ipamFor(inv, conf.ipamType).gc();
+    if (conf.ipamType && conf.ipMasq) await gcMasq(conf, validAttachments(inv));
+  },
 };
-
-export const bridgePlugin: Plugin = { add: notYet, del: notYet, check: notYet };
