@@ -1,0 +1,68 @@
+// DEL: release the lease, remove the pod interface (its host end goes with it) and the
+// container's rules. Idempotent: a namespace or interface already gone, or a container
+// never added, is success. The pod's ip process runs while IPAM releases the lease.
+import { ipamFor } from '../../cni/ipam.ts';
+import type { Invocation } from '../../cni/skel.ts';
+import { parseIP } from '../../kernel/cidr.ts';
+import { IpSession } from '../../kernel/ip-session.ts';
+import { inNetns, netnsState } from '../../kernel/ns.ts';
+import { IP } from '../../kernel/run.ts';
+import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
+import { loadConf } from './conf.ts';
+import { teardownMasq } from './masq.ts';
+import { trace } from './trace.ts';
+
+/** Deletes `ifname` in the pod; resolves to the families of its global addresses (null: no interface). */
+async function deletePodInterface(netns: string, ifname: string): Promise<Array<4 | 6> | null> {
+  const session = IpSession.spawn([...inNetns(netns), IP, '-j', '-batch', '-']);
+  let shown: any[][];
+  try {
+    shown = await session.finish([
+      { line: `addr show dev ${ifname}`, what: `read "${ifname}"`, output: true },
+      { line: `link del dev ${ifname}`, what: `delete "${ifname}"` },
+    ]);
+  } catch (err) {
+    // Gone already: the interface, or the namespace since we looked (nsenter cannot open it).
+    if (/does not exist|Cannot find device|cannot open .*No such file/.test(session.stderr)) return null;
+    throw err;
+  }
+  const families = new Set<4 | 6>();
+  for (const a of shown[0]?.[0]?.addr_info ?? []) {
+    const ip = typeof a.local === 'string' ? parseIP(a.local) : null;
+    if (ip && a.scope === 'global') families.add(ip.family);
+  }
+  return [...families];
+}
+
+export async function cmdDel(inv: Invocation): Promise<void> {
+  trace('start');
+  const conf = loadConf(inv);
+  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
+  // A path that is gone (or no longer a namespace) holds no interface of ours.
+  const podGone = !inv.netns || netnsState(inv.netns) !== 'netns';
+  const pod = podGone ? Promise.resolve(null) : deletePodInterface(inv.netns, inv.ifname);
+  pod.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
+
+  trace('pod delete started');
+  const errors: unknown[] = [];
+  if (ipam) await ipam.del().catch((e: unknown) => errors.push(e));
+  trace('ipam released');
+  const families = await pod.catch((e: unknown) => {
+    errors.push(e);
+    return null;
+  });
+  trace('pod interface deleted');
+
+  if (conf.macspoofchk) {
+    // Best effort, as the reference: a leftover chain does not block the pod's removal.
+    await teardownSpoofCheck(spoofRefId(inv.containerId, inv.ifname)).catch((e: Error) => process.stderr.write(`macspoofchk teardown: ${e.message}\n`));
+  }
+  if (conf.ipamType && conf.ipMasq) {
+    // Rules are found by name, so they go even when the namespace is gone (the reference
+    // leaves them behind then). Families narrow the search when the addresses were seen.
+    const who = { network: conf.name, ifname: inv.ifname, containerId: inv.containerId };
+    await teardownMasq(conf, who, families && families.length > 0 ? families : undefined).catch((e: unknown) => errors.push(e));
+  }
+  trace('done');
+  if (errors.length > 0) throw errors[0];
+}
