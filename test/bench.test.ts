@@ -1,6 +1,7 @@
 // The benchmark's quick mode runs end to end: a well-formed table with every row, the
 // reference measured, nothing left behind. No timing is asserted: CI machines differ.
 import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,9 @@ const root = path.resolve(import.meta.dirname, '..');
 const ROWS = ['floor', 'add', 'check', 'del', 'libcni', 'parallel', 'hl-del', 'hl-gc', 'rss-add', 'rss-hl-del'];
 const STATUSES = ['ok', 'failed', 'skipped', 'n/a'];
 
-const netnsWithPrefix = async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith('fltbench'));
+// This run's own prefix, so that another benchmark running on the machine can't interfere.
+const PREFIX = `fltbench${randomBytes(3).toString('hex')}t`;
+const netnsWithPrefix = async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(PREFIX));
 
 describe('npm run bench -- --quick', () => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'flannelette-benchtest-'));
@@ -18,7 +21,8 @@ describe('npm run bench -- --quick', () => {
 
   it('writes latest.json and latest.md with every row, and cleans up', { timeout: 180_000 }, async () => {
     const before = await netnsWithPrefix();
-    const r = await execa(path.join(root, 'node_modules/.bin/node'), ['scripts/bench.mjs', '--quick', '--out', out], { cwd: root, reject: false });
+    expect(before).toEqual([]);
+    const r = await execa(path.join(root, 'node_modules/.bin/node'), ['scripts/bench.mjs', '--quick', '--out', out], { cwd: root, reject: false, env: { FLANNELETTE_BENCH_PREFIX: PREFIX } });
     expect(r.exitCode, r.stderr).toBe(0);
 
     const doc = JSON.parse(readFileSync(path.join(out, 'latest.json'), 'utf8'));

@@ -8,7 +8,8 @@ import { timed } from './spawn.ts';
 
 const IP = '/usr/sbin/ip';
 // "fltbench" can never be the start of the tests' prefixes ("flt" + hex digits: no "n").
-export const PREFIX = `fltbench${randomBytes(3).toString('hex')}`;
+// FLANNELETTE_BENCH_PREFIX lets a caller (the CI test) know exactly which names are this run's.
+export const PREFIX = process.env.FLANNELETTE_BENCH_PREFIX || `fltbench${randomBytes(3).toString('hex')}`;
 const made = new Set<string>();
 
 export const nsPath = (name: string) => `/var/run/netns/${name}`;
