@@ -3,18 +3,10 @@
 # libcni test driver. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/apt.sh
 
-PKGS=(iproute2 iptables nftables iputils-ping tcpdump ethtool util-linux procps
-      golang-go golang-github-appc-cni-dev containernetworking-plugins)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+apt_install_missing iproute2 iptables nftables iputils-ping tcpdump ethtool util-linux procps \
+  golang-go golang-github-appc-cni-dev containernetworking-plugins
 
 [ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCniArgs } from '../src/cni/args.ts';
 import { Rollback, withRollback } from '../src/cni/rollback.ts';
 import type { Invocation } from '../src/cni/skel.ts';
-import { parseCidr } from '../src/kernel/cidr.ts';
+import { formatCidr, parseCidr } from '../src/net/ip.ts';
 import { chainName, ruleComment } from '../src/kernel/masq-iptables.ts';
 import { instanceComment, instanceHash } from '../src/kernel/masq-nftables.ts';
 import { bridgeAddrChanges } from '../src/plugins/bridge/bridge-addrs.ts';
@@ -110,7 +110,7 @@ describe('gateway plan', () => {
       ['0.0.0.0/0', '10.1.0.1'],
       ['::/0', 'fd00::fe'],
     ]);
-    expect(p.bridgeAddrs.map((a) => `${a.ip.bytes.join('.')}/${a.prefix}`)[0]).toBe('10.1.0.1/24');
+    expect(p.bridgeAddrs.map((a) => formatCidr(a))[0]).toBe('10.1.0.1/24');
     expect([...p.gwFamilies]).toEqual([4, 6]);
   });
 

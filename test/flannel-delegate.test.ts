@@ -2,7 +2,7 @@
 // (github.com/flannel-io/cni-plugin, flannel.go + flannel_linux.go) builds from the same
 // subnet file and config. Pure functions: no namespace needed to check a JSON document.
 import { describe, expect, it } from 'vitest';
-import { cidrToString, networkOf, parseCidr } from '../src/plugins/flannel/cidr.ts';
+import { formatCidr, networkOf, parseCidr } from '../src/net/ip.ts';
 import { readFlannelConf } from '../src/plugins/flannel/config.ts';
 import { buildDelegateConf, goJson } from '../src/plugins/flannel/delegate-conf.ts';
 import { parseSubnetEnv } from '../src/plugins/flannel/subnet-env.ts';
@@ -90,7 +90,7 @@ describe('the delegate config flannel builds', () => {
   });
 
   it('prints networks in Go’s canonical form', () => {
-    const net = (s: string) => cidrToString(networkOf(parseCidr(s)!));
+    const net = (s: string) => formatCidr(networkOf(parseCidr(s)!));
     expect(net('10.244.1.77/20')).toBe('10.244.0.0/20');
     expect(net('fd00:0:0:0:0:0:0:1/64')).toBe('fd00::/64');
     expect(net('2001:db8:0:1:0:0:1:1/128')).toBe('2001:db8:0:1::1:1/128');

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CniError } from '../src/cni/errors.ts';
 import { allocate, RangeIterator } from '../src/ipam/allocator.ts';
-import { formatIP, parseIP } from '../src/ipam/ip.ts';
+import { formatIP, parseIP } from '../src/net/ip.ts';
 import { MemoryStore } from '../src/ipam/memory-store.ts';
 import { canonicalizeRange, rangeCapacity, type RangeInput } from '../src/ipam/range.ts';
 import { canonicalizeRangeSet, rangeSetToString } from '../src/ipam/range-set.ts';

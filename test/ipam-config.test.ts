@@ -8,7 +8,7 @@ import { parseCniArgs } from '../src/cni/args.ts';
 import { CniError } from '../src/cni/errors.ts';
 import type { NetConf } from '../src/cni/skel.ts';
 import { loadIpamConfig } from '../src/ipam/config.ts';
-import { formatIP } from '../src/ipam/ip.ts';
+import { formatIP } from '../src/net/ip.ts';
 import { rangeSetToString } from '../src/ipam/range-set.ts';
 import { parseResolvConfText, readResolvConf } from '../src/ipam/resolv-conf.ts';
 

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskStore } from '../src/ipam/disk-store.ts';
-import { formatIP, parseIP } from '../src/ipam/ip.ts';
+import { formatIP, parseIP } from '../src/net/ip.ts';
 import { LeaseTable } from '../src/ipam/lease-table.ts';
 import { tempDir, tree } from './host-local-harness.ts';
 

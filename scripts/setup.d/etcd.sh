@@ -5,14 +5,10 @@
 # manager did start it, it is stopped, since tests and the demo run their own etcd inside
 # a network namespace with a temp data dir.
 set -euo pipefail
-missing=()
-for p in etcd-server etcd-client; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+. "$(dirname "$0")/../lib/apt.sh"
+
+apt_install_missing --no-install-recommends etcd-server etcd-client
+if [ ${#APT_INSTALLED[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
     systemctl disable --now etcd >/dev/null 2>&1 || true
   fi

@@ -7,19 +7,11 @@
 # Idempotent: installs only missing packages, rebuilds only when busybox or the recipe changed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/lib/apt.sh
 
 # --no-install-recommends: podman's recommends (crun, slirp4netns, fuse-overlayfs, uidmap...)
 # are unused here; runc is the runtime the tests use.
-PKGS=(podman containerd runc umoci busybox-static conmon)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing --no-install-recommends podman containerd runc umoci busybox-static conmon
 
 out=.cache/runtimes
 stamp="$out/busybox.version"

@@ -1,20 +1,14 @@
 // `flannelette agent`: runs the overlay agent in the foreground until SIGTERM or SIGINT.
-import { Agent } from '../overlay/agent.ts';
+import { Agent, type AgentOptions } from '../overlay/agent.ts';
 import { EtcdClient } from '../overlay/etcd.ts';
 import { stderrLogger } from '../overlay/log.ts';
 import { EtcdSubnetStore } from '../overlay/store.ts';
 
-export interface AgentArgs {
+/** The agent's options as given on the command line, and where etcd is. */
+export interface AgentArgs extends AgentOptions {
   /** Comma-separated http:// URLs. */
   etcdEndpoints: string;
   etcdPrefix: string;
-  iface?: string;
-  publicIp?: string;
-  subnetFile: string;
-  ipMasq: boolean;
-  /** Seconds. */
-  leaseTtl: number;
-  releaseOnExit: boolean;
 }
 
 /** Runs the agent; resolves to the exit code (0 after a signal, 1 on a fatal error). */

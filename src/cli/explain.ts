@@ -1,7 +1,6 @@
 // `flannelette explain <pod IP | container ID> [--to IP] [--json]`: the packet path of a
 // pod, hop by hop, read from the node it runs on (run it in the node's namespace).
-import { isIP } from 'node:net';
-import { cidrToString, parseCidr } from '../plugins/flannel/cidr.ts';
+import { formatIP, parseIP } from '../net/ip.ts';
 import { DEFAULT_CACHE_DIR } from '../explain/cni-cache.ts';
 import { DEFAULT_LEASE_DIR } from '../explain/leases.ts';
 import { ExplainError } from '../explain/locate-pod.ts';
@@ -22,9 +21,8 @@ export interface ExplainArgs {
 
 /** An address in the text form iproute2 and host-local use (matters for IPv6). */
 function canonicalIp(s: string): string | undefined {
-  if (isIP(s) === 0) return undefined;
-  const c = parseCidr(`${s}/${s.includes(':') ? 128 : 32}`);
-  return c ? cidrToString(c).split('/')[0] : undefined;
+  const ip = parseIP(s);
+  return ip && formatIP(ip);
 }
 
 /** Runs the command; returns the exit code (0 explained, 1 not found or failed, 2 bad arguments). */

@@ -1,7 +1,7 @@
 // Calling another plugin as a runtime would: find it in CNI_PATH, exec it with the
-// CNI_* variables and the config on stdin, and read its result or its error JSON.
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+// CNI_* variables and the config on stdin, and read its result or its error JSON; and
+// telling our own installed plugins apart, which callers may run in-process instead.
+import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from './errors.ts';
 import type { Invocation, Verb } from './skel.ts';
@@ -21,6 +21,29 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   throw new CniError(ErrCode.InvalidNetworkConfig, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
 }
 
+/** Runs `inv.command` of `plugin` in this process, exactly as its own executable would
+ *  (the same skel code): for our own plugins, one Node start less than execPlugin. */
+export { runVerb as callInProcess } from './skel.ts';
+
+/** What scripts/install.sh writes as the end of our plugins' #! line. */
+const OUR_SHEBANG = '/.flannelette/node';
+
+/** Whether the plugin file at `file` is one of ours: its #! line names our installed Node. */
+export function isOurPlugin(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(256);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const line = head.subarray(0, n).toString('latin1').split('\n', 1)[0]!;
+    return line.startsWith('#!') && line.endsWith(OUR_SHEBANG);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** Execs `pluginPath` for `verb`; resolves to its parsed stdout (undefined when empty). */
 export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdin: Buffer | string): Promise<unknown> {
   const env: NodeJS.ProcessEnv = {
@@ -33,6 +56,8 @@ export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdi
     CNI_PATH: inv.path.join(':'),
   };
   return new Promise((resolve, reject) => {
+    // Loaded here: child_process costs ~1-2 ms at start, and our own plugins run in-process.
+    const { spawn } = process.getBuiltinModule('node:child_process');
     const child = spawn(pluginPath, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));

@@ -115,28 +115,36 @@ function answerVersion(stdin: Buffer | undefined): string {
   return CURRENT_VERSION;
 }
 
+/** Runs `inv.command` of `plugin`: the result for ADD, undefined for the other verbs.
+ *  The one verb switch, shared with plugins that call another of ours in-process. */
+export async function runVerb(plugin: Plugin, inv: Invocation): Promise<Result | undefined> {
+  switch (inv.command) {
+    case 'ADD':
+      return plugin.add(inv);
+    case 'DEL':
+      await plugin.del(inv);
+      return undefined;
+    case 'CHECK':
+      await plugin.check(inv);
+      return undefined;
+    case 'STATUS':
+      await plugin.status?.(inv);
+      return undefined;
+    case 'GC':
+      await plugin.gc?.(inv);
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** Runs one verb of `plugin` and returns what to print, and the exit code. */
 export async function dispatch(plugin: Plugin, env: NodeJS.ProcessEnv, stdin: Buffer): Promise<{ out: unknown; code: number }> {
   try {
     const inv = readInvocation(env, stdin);
-    switch (inv.command) {
-      case 'VERSION':
-        return { out: versionInfo(), code: 0 };
-      case 'ADD':
-        return { out: formatResult(await plugin.add(inv), inv.conf.cniVersion), code: 0 };
-      case 'DEL':
-        await plugin.del(inv);
-        return { out: undefined, code: 0 };
-      case 'CHECK':
-        await plugin.check(inv);
-        return { out: undefined, code: 0 };
-      case 'STATUS':
-        await plugin.status?.(inv);
-        return { out: undefined, code: 0 };
-      case 'GC':
-        await plugin.gc?.(inv);
-        return { out: undefined, code: 0 };
-    }
+    if (inv.command === 'VERSION') return { out: versionInfo(), code: 0 };
+    const result = await runVerb(plugin, inv);
+    return { out: result && formatResult(result, inv.conf.cniVersion), code: 0 };
   } catch (err) {
     const e = asCniError(err);
     if (process.env.FLANNELETTE_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);

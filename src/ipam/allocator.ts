@@ -2,7 +2,7 @@
 // last reserved address, in exactly the reference's order (allocator.go), skipping the
 // gateway and, unlike the reference, the network and IPv4 broadcast addresses.
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { formatIP, ipEqual, nextIP, type IP } from './ip.ts';
+import { formatIP, nextIP, sameIP, type IP } from '../net/ip.ts';
 import { isReservedAddress, rangeContains, type Range } from './range.ts';
 import { rangeFor, rangeSetContains, rangeSetToString, type RangeSet } from './range-set.ts';
 import type { Store } from './store.ts';
@@ -38,7 +38,7 @@ export class RangeIterator {
         this.cur = r.start;
         this.startIP = this.cur;
       } else {
-        if (ipEqual(this.cur, r.end)) {
+        if (sameIP(this.cur, r.end)) {
           this.idx = (this.idx + 1) % this.set.length;
           r = this.set[this.idx]!;
           this.cur = r.start;
@@ -46,7 +46,7 @@ export class RangeIterator {
           this.cur = nextIP(this.cur);
         }
         if (this.startIP === undefined) this.startIP = this.cur;
-        else if (ipEqual(this.cur, this.startIP)) return undefined;
+        else if (sameIP(this.cur, this.startIP)) return undefined;
       }
       if (!isReservedAddress(r, this.cur)) return { ip: this.cur, range: r };
     }
@@ -66,7 +66,7 @@ export function checkNotAllocated(store: Store, set: RangeSet, id: string, ifnam
 export function checkRequested(set: RangeSet, ip: IP): Range {
   const r = rangeFor(set, ip);
   if (!r) throw new CniError(ErrCode.InvalidNetworkConfig, `${formatIP(ip)} not in range set ${rangeSetToString(set)}`);
-  if (ipEqual(ip, r.gateway)) throw new CniError(ErrCode.InvalidNetworkConfig, `requested ip ${formatIP(ip)} is subnet's gateway`);
+  if (sameIP(ip, r.gateway)) throw new CniError(ErrCode.InvalidNetworkConfig, `requested ip ${formatIP(ip)} is subnet's gateway`);
   if (isReservedAddress(r, ip)) {
     throw new CniError(ErrCode.InvalidNetworkConfig, `requested ip ${formatIP(ip)} is the subnet's network or broadcast address`);
   }

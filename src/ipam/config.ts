@@ -6,7 +6,7 @@ import { CniError, ErrCode } from '../cni/errors.ts';
 import type { Route } from '../cni/result.ts';
 import type { NetConf } from '../cni/skel.ts';
 import { validateNetworkName } from '../cni/validate.ts';
-import { formatIP, parseCidr, parseIP, type IP } from './ip.ts';
+import { formatIP, parseCidr, parseIP, widthOf, type IP } from '../net/ip.ts';
 import { canonicalizeRangeSet, rangeSetsOverlap, type RangeSet } from './range-set.ts';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -56,7 +56,7 @@ function requestedFromArgs(args: CniArgs): IP[] {
 function parseRoute(value: unknown): Route {
   if (!isObject(value)) throw bad('ipam.routes entries must be objects');
   const dst = typeof value.dst === 'string' ? parseCidr(value.dst) : undefined;
-  if (!dst || dst.ip.bits !== dst.maskBits) throw bad(`ipam.routes: invalid dst ${JSON.stringify(value.dst)}`);
+  if (!dst || widthOf(dst.ip.family) !== dst.maskBits) throw bad(`ipam.routes: invalid dst ${JSON.stringify(value.dst)}`);
   // The address keeps its host bits, as libcni prints it.
   const route: Route = { dst: `${formatIP(dst.ip)}/${dst.prefix}` };
   if (value.gw !== undefined && value.gw !== null && value.gw !== '') {

@@ -1,5 +1,5 @@
 // A store held in memory: the allocator's behaviour without a disk (tests, dry runs).
-import { formatIP, parseIP, type IP } from './ip.ts';
+import { formatIP, parseIP, type IP } from '../net/ip.ts';
 import { formatLease, ownership, parseLease, type Store } from './store.ts';
 
 export class MemoryStore implements Store {

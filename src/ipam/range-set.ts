@@ -1,7 +1,7 @@
 // A range set: the ranges one address per container is taken from (one set per
 // address family in a dual-stack config). Same family throughout, no overlaps.
 import { CniError, ErrCode } from '../cni/errors.ts';
-import type { IP } from './ip.ts';
+import type { IP } from '../net/ip.ts';
 import { canonicalizeRange, rangeContains, rangesOverlap, rangeToString, type Range } from './range.ts';
 
 export type RangeSet = readonly Range[];
@@ -10,7 +10,7 @@ export function canonicalizeRangeSet(input: unknown): RangeSet {
   if (!Array.isArray(input)) throw new CniError(ErrCode.InvalidNetworkConfig, 'a range set must be a list of ranges');
   if (input.length === 0) throw new CniError(ErrCode.InvalidNetworkConfig, 'empty range set');
   const set = input.map((r) => canonicalizeRange(r));
-  if (set.some((r) => r.subnet.bits !== set[0]!.subnet.bits)) {
+  if (set.some((r) => r.subnet.ip.family !== set[0]!.subnet.ip.family)) {
     throw new CniError(ErrCode.InvalidNetworkConfig, 'mixed address families');
   }
   for (let i = 0; i < set.length; i++) {

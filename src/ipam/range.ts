@@ -2,12 +2,11 @@
 // addresses may be handed out. Defaults and error texts follow the reference's
 // allocator/range.go; the checks it lacks (gateway outside the subnet) are ours.
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { formatCidr, formatIP, ipCompare, ipEqual, lastOf, networkOf, nextIP, parseCidr, parseIP, prevIP, subnetContains, type IP } from './ip.ts';
+import { contains, formatCidr, formatIP, ipCompare, lastOf, networkOf, nextIP, parseCidr, parseIP, prevIP, sameIP, widthOf, type Cidr, type IP } from '../net/ip.ts';
 
 export interface Range {
-  /** The network address. */
-  readonly subnet: IP;
-  readonly prefix: number;
+  /** The network (host bits zero). */
+  readonly subnet: Cidr;
   /** First and last address handed out, both inclusive. */
   readonly start: IP;
   readonly end: IP;
@@ -41,16 +40,17 @@ export function canonicalizeRange(input: RangeInput): Range {
   const cidr = parseCidr(input.subnet);
   if (!cidr) throw bad(`invalid CIDR address: ${input.subnet}`);
   const { ip, prefix, maskBits } = cidr;
-  const text = formatCidr(ip, prefix);
+  const text = formatCidr(cidr);
   // At least network, gateway and one more address: no /31, /32, /127, /128.
   if (prefix > maskBits - 2) throw bad(`Network ${text} too small to allocate from`);
-  if (ip.bits !== maskBits) throw bad('IPNet IP and Mask version mismatch');
-  const net = networkOf(ip, prefix);
-  if (!ipEqual(ip, net)) {
+  if (widthOf(ip.family) !== maskBits) throw bad('IPNet IP and Mask version mismatch');
+  const subnet = networkOf(cidr);
+  const net = subnet.ip;
+  if (!sameIP(ip, net)) {
     throw bad(`Network has host bits set. For a subnet mask of length ${prefix} the network address is ${formatIP(net)}`);
   }
 
-  const inSubnet = (a: IP) => subnetContains(net, prefix, a);
+  const inSubnet = (a: IP) => contains(subnet, a);
   const gateway = optionalIP(input.gateway, 'gateway') ?? nextIP(net);
   if (!inSubnet(gateway)) throw bad(`gateway ${formatIP(gateway)} not in network ${text}`);
 
@@ -58,28 +58,28 @@ export function canonicalizeRange(input: RangeInput): Range {
   if (!inSubnet(start)) throw bad(`RangeStart ${formatIP(start)} not in network ${text}`);
 
   // Default end: the last address, less the broadcast address for IPv4.
-  const last = lastOf(net, prefix);
-  const end = optionalIP(input.rangeEnd, 'rangeEnd') ?? (net.bits === 32 ? prevIP(last) : last);
+  const last = lastOf(subnet);
+  const end = optionalIP(input.rangeEnd, 'rangeEnd') ?? (net.family === 4 ? prevIP(last) : last);
   if (!inSubnet(end) || ipCompare(end, start) < 0) throw bad(`RangeEnd ${formatIP(end)} not in network ${text}`);
 
-  return { subnet: net, prefix, start, end, gateway };
+  return { subnet, start, end, gateway };
 }
 
 /** Whether `ip` is inside the range (subnet and start..end). */
 export function rangeContains(r: Range, ip: IP): boolean {
-  return subnetContains(r.subnet, r.prefix, ip) && ipCompare(ip, r.start) >= 0 && ipCompare(ip, r.end) <= 0;
+  return contains(r.subnet, ip) && ipCompare(ip, r.start) >= 0 && ipCompare(ip, r.end) <= 0;
 }
 
 /** Addresses of the range never handed out: the gateway, the network address and, for
  *  IPv4, the broadcast address (the reference hands out the last two when rangeStart or
  *  rangeEnd name them; we do not: no host can use them). */
 export function isReservedAddress(r: Range, ip: IP): boolean {
-  if (ipEqual(ip, r.gateway) || ipEqual(ip, r.subnet)) return true;
-  return ip.bits === 32 && ipEqual(ip, lastOf(r.subnet, r.prefix));
+  if (sameIP(ip, r.gateway) || sameIP(ip, r.subnet.ip)) return true;
+  return ip.family === 4 && sameIP(ip, lastOf(r.subnet));
 }
 
 export function rangesOverlap(a: Range, b: Range): boolean {
-  if (a.start.bits !== b.start.bits) return false;
+  if (a.start.family !== b.start.family) return false;
   return rangeContains(a, b.start) || rangeContains(a, b.end) || rangeContains(b, a.start) || rangeContains(b, a.end);
 }
 
@@ -90,8 +90,8 @@ export function rangeToString(r: Range): string {
 /** How many addresses of the range may be handed out. */
 export function rangeCapacity(r: Range): bigint {
   let n = r.end.n - r.start.n + 1n;
-  const skipped = [r.gateway, r.subnet, ...(r.subnet.bits === 32 ? [lastOf(r.subnet, r.prefix)] : [])];
-  const distinct = skipped.filter((ip, i) => skipped.findIndex((o) => ipEqual(o, ip)) === i);
+  const skipped = [r.gateway, r.subnet.ip, ...(r.subnet.ip.family === 4 ? [lastOf(r.subnet)] : [])];
+  const distinct = skipped.filter((ip, i) => skipped.findIndex((o) => sameIP(o, ip)) === i);
   for (const ip of distinct) if (rangeContains(r, ip)) n--;
   return n;
 }

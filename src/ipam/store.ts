@@ -1,7 +1,7 @@
 // The lease store as the allocator sees it (the reference's backend.Store), and the
 // lease file format shared by every store: "<containerID>\r\n<ifname>", or the older
 // "<containerID>" alone, which still belongs to that container on any interface.
-import type { IP } from './ip.ts';
+import type { IP } from '../net/ip.ts';
 
 export interface Store {
   /** Exclusive access for one operation, shared with every other plugin process. */

@@ -7,7 +7,7 @@
 // needs neither the pod's addresses nor its namespace.
 import { sha512Hex } from './hash.ts';
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { formatCidr, formatIP, networkOf, type Cidr } from './cidr.ts';
+import { formatCidr, formatIP, networkOf, type Cidr } from '../net/ip.ts';
 import { run } from './run.ts';
 
 type Family = 4 | 6;

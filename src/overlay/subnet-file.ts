@@ -6,7 +6,7 @@
 //   FLANNEL_IPMASQ=false
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { blockSize, formatCidr, formatIp, parseIp, type Cidr } from './ipv4.ts';
+import { formatCidr, formatIp, subnetOf, type Cidr } from './ipv4.ts';
 
 export interface SubnetFile {
   network: Cidr;
@@ -41,10 +41,6 @@ export async function readPreviousSubnet(file: string): Promise<Cidr | undefined
   } catch {
     return undefined;
   }
-  const m = /^FLANNEL_SUBNET=(\d+\.\d+\.\d+\.\d+)\/(\d+)\s*$/m.exec(text);
-  if (!m) return undefined;
-  const ip = parseIp(m[1]!);
-  const len = Number(m[2]);
-  if (ip === undefined || len > 32) return undefined;
-  return { ip: ip - (ip % blockSize(len)), len };
+  const m = /^FLANNEL_SUBNET=(\S+?)\s*$/m.exec(text);
+  return m ? subnetOf(m[1]!) : undefined;
 }

@@ -2,22 +2,13 @@
 // builds it: the delegate keys from the config win, flannel fills in the rest from the
 // subnet file, and the IPAM section always gets this node's subnet as its only range.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { parseCidr } from './cidr.ts';
+import type { Route } from '../../cni/result.ts';
+import { parseCidr } from '../../net/ip.ts';
 import type { FlannelConf, JsonObject } from './config.ts';
 import type { SubnetEnv } from './subnet-env.ts';
 
-interface RouteConf {
-  dst: string;
-  gw?: string;
-  mtu?: number;
-  advmss?: number;
-  priority?: number;
-  table?: number;
-  scope?: number;
-}
-
 /** The config's own ipam.routes, checked and reduced to the keys a CNI route has. */
-function configRoutes(ipam: JsonObject | undefined): RouteConf[] {
+function configRoutes(ipam: JsonObject | undefined): Route[] {
   const raw = ipam?.routes;
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) throw new CniError(ErrCode.InvalidNetworkConfig, 'failed to read IPAM routes: ipam.routes must be a list');
@@ -26,7 +17,7 @@ function configRoutes(ipam: JsonObject | undefined): RouteConf[] {
     if (!o || typeof o !== 'object' || typeof o.dst !== 'string' || !parseCidr(o.dst)) {
       throw new CniError(ErrCode.InvalidNetworkConfig, `failed to read IPAM routes: ipam.routes[${i}].dst is not a CIDR`);
     }
-    const out: RouteConf = { dst: o.dst };
+    const out: Route = { dst: o.dst };
     if (typeof o.gw === 'string' && o.gw !== '') out.gw = o.gw;
     for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
       if (typeof o[k] === 'number') out[k] = o[k];

@@ -2,12 +2,8 @@
 // CNI_PATH, given the delegate config. When the file found is our own bridge (installed
 // with our Node on its #! line), it runs in this process instead: the same code on the
 // same config, one Node start (25-60 ms) less per call. Anything else is exec'd.
-import { closeSync, openSync, readSync } from 'node:fs';
-import { execPlugin, findPlugin } from '../../cni/invoke.ts';
+import { callInProcess, execPlugin, findPlugin, isOurPlugin } from '../../cni/invoke.ts';
 import { parseConf, type Invocation, type Plugin, type Verb } from '../../cni/skel.ts';
-
-/** What scripts/install.sh writes into the first line of our plugins. */
-const OUR_SHEBANG = '/.flannelette/node';
 
 export interface Delegate {
   type: string;
@@ -15,25 +11,10 @@ export interface Delegate {
   inProcess: boolean;
 }
 
-function isOurs(file: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, 'r');
-    const head = Buffer.alloc(256);
-    const n = readSync(fd, head, 0, head.length, 0);
-    const line = head.subarray(0, n).toString('latin1').split('\n', 1)[0]!;
-    return line.startsWith('#!') && line.endsWith(OUR_SHEBANG);
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /** The delegate's executable in CNI_PATH; code 7 naming the path when it is not there. */
 export function locateDelegate(type: string, inv: Invocation): Delegate {
   const path = findPlugin(type, inv.path);
-  return { type, path, inProcess: type === 'bridge' && isOurs(path) };
+  return { type, path, inProcess: type === 'bridge' && isOurPlugin(path) };
 }
 
 async function ownPlugin(type: string): Promise<Plugin> {
@@ -49,15 +30,5 @@ export async function callDelegate(d: Delegate, verb: Verb, inv: Invocation, con
   const stdin = typeof conf === 'string' ? Buffer.from(conf) : conf;
   // What the delegate's own skel would have made of the same bytes.
   const sub: Invocation = { ...inv, command: verb, conf: parseConf(stdin), stdin };
-  const plugin = await ownPlugin(d.type);
-  switch (verb) {
-    case 'ADD':
-      return plugin.add(sub);
-    case 'DEL':
-      return plugin.del(sub);
-    case 'CHECK':
-      return plugin.check(sub);
-    default:
-      return undefined;
-  }
+  return callInProcess(await ownPlugin(d.type), sub);
 }

@@ -8,7 +8,7 @@
 // occurrence wins, networks de-duplicated, and a clear list of what is missing.
 import { readFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { cidrToString, networkOf, parseCidr, type Cidr } from './cidr.ts';
+import { formatCidr, networkOf, parseCidr } from '../../net/ip.ts';
 
 export interface SubnetEnv {
   /** IPv4 overlay networks, canonical, host bits cleared. */
@@ -25,9 +25,9 @@ const bad = (file: string, key: string, value: string) =>
   new CniError(ErrCode.InvalidNetworkConfig, `${file}: invalid ${key} "${value}"`);
 
 function cidrNetwork(file: string, key: string, value: string): string {
-  const c: Cidr | undefined = parseCidr(value);
+  const c = parseCidr(value);
   if (!c) throw bad(file, key, value);
-  return cidrToString(networkOf(c));
+  return formatCidr(networkOf(c));
 }
 
 function networkList(file: string, key: string, value: string): string[] {

@@ -6,7 +6,7 @@ import { parseResult } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { loadIpamConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
-import { formatIP, parseCidr, type IP } from '../../ipam/ip.ts';
+import { formatIP, parseCidr, type IP } from '../../net/ip.ts';
 import type { LeaseTable } from '../../ipam/lease-table.ts';
 import { rangeSetContains } from '../../ipam/range-set.ts';
 

@@ -10,7 +10,7 @@ import { CniError, ErrCode } from '../../cni/errors.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { loadIpamConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
-import { parseIP } from '../../ipam/ip.ts';
+import { parseIP } from '../../net/ip.ts';
 import { isReservedAddress, rangeCapacity } from '../../ipam/range.ts';
 import { rangeFor, rangeSetToString } from '../../ipam/range-set.ts';
 

@@ -1,24 +1,36 @@
-// IP address math on BigInt, for both families. Parsing follows Go's net.ParseIP and
-// net.ParseCIDR (the reference plugin's), and formatting Go's net.IP.String(), so that
-// lease file names and result addresses are byte-identical to the reference's.
+// Addresses and CIDRs of both families, for every part of flannelette: host-local's
+// allocator, the bridge, flannel's subnet file and the overlay agent. Parsing follows Go's
+// net.ParseIP and net.ParseCIDR, printing Go's net.IP.String() (RFC 5952 for IPv6, as
+// iproute2 prints too), so lease file names, results and configs read byte for byte as the
+// reference's, and addresses compare by value whatever their text form.
+// Hand-written with small regular expressions only: node:net's isIPv6 compiles one that
+// costs ~3 ms at first use, more than a whole batch of ip commands.
 
-/** An address: `bits` is 32 (IPv4, including IPv4-mapped IPv6 input) or 128. */
+export type Family = 4 | 6;
+
+/** An address as a number. IPv4-mapped IPv6 input is IPv4, as Go's To4() sees it. */
 export interface IP {
-  readonly bits: 32 | 128;
+  readonly family: Family;
   readonly n: bigint;
 }
 
-/** A CIDR as written: the address as given (host bits kept), the prefix length, and
- *  `bits`, the width of the mask (128 for an IPv4-mapped address written in IPv6 form). */
+/** An address with the prefix length of its subnet; host bits are kept (10.1.0.2/24). */
 export interface Cidr {
   readonly ip: IP;
   readonly prefix: number;
-  readonly maskBits: 32 | 128;
+  /** The mask's width when known: 128 for an IPv4-mapped address written in IPv6 form
+   *  ("::ffff:10.0.0.0/104"), as Go's ParseCIDR keeps it; else the address's own width. */
+  readonly maskBits?: 32 | 128;
 }
 
-const MAPPED_PREFIX = 0xffffn << 32n;
+/** A CIDR from text: the mask's width is always known. */
+export type ParsedCidr = Cidr & { readonly maskBits: 32 | 128 };
 
-const mk = (bits: 32 | 128, n: bigint): IP => ({ bits, n });
+export const widthOf = (family: Family): 32 | 128 => (family === 4 ? 32 : 128);
+
+const MAPPED_HIGH = 0xffffn;
+
+const mk = (family: Family, n: bigint): IP => ({ family, n });
 
 function parseV4Fields(s: string): bigint | undefined {
   const parts = s.split('.');
@@ -78,21 +90,21 @@ function parseV6(s: string): bigint | undefined {
   return n;
 }
 
-/** Parses an address like Go's net.ParseIP; IPv4-mapped IPv6 comes back as IPv4. */
+/** Parses an address like Go's net.ParseIP; undefined when it is not one. */
 export function parseIP(s: string): IP | undefined {
   if (typeof s !== 'string' || s.length === 0 || s.length > 45) return undefined;
   if (s.includes(':')) {
     const n = parseV6(s);
     if (n === undefined) return undefined;
-    if (n >> 32n === MAPPED_PREFIX >> 32n) return mk(32, n & 0xffffffffn);
-    return mk(128, n);
+    if (n >> 32n === MAPPED_HIGH) return mk(4, n & 0xffffffffn);
+    return mk(6, n);
   }
   const n = parseV4Fields(s);
-  return n === undefined ? undefined : mk(32, n);
+  return n === undefined ? undefined : mk(4, n);
 }
 
 /** Parses a CIDR like Go's net.ParseCIDR (the address keeps its host bits). */
-export function parseCidr(s: string): Cidr | undefined {
+export function parseCidr(s: string): ParsedCidr | undefined {
   if (typeof s !== 'string') return undefined;
   const slash = s.indexOf('/');
   if (slash < 0) return undefined;
@@ -108,7 +120,7 @@ export function parseCidr(s: string): Cidr | undefined {
 
 /** Go's net.IP.String(): dotted quad, or RFC 5952 text (longest zero run, first on ties). */
 export function formatIP(ip: IP): string {
-  if (ip.bits === 32) {
+  if (ip.family === 4) {
     const n = Number(ip.n);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
@@ -136,45 +148,59 @@ export function formatIP(ip: IP): string {
   return `${left}::${right}`;
 }
 
-export function formatCidr(ip: IP, prefix: number): string {
-  return `${formatIP(ip)}/${prefix}`;
+/** "address/prefix", as Go's net.IPNet.String() and iproute2 print it. Like Go, an IPv4-mapped
+ *  CIDR prints as IPv4: "::ffff:10.1.2.0/120" is 10.1.2.0/24. */
+export function formatCidr(c: Cidr): string {
+  const extra = (c.maskBits ?? widthOf(c.ip.family)) - widthOf(c.ip.family);
+  return `${formatIP(c.ip)}/${c.prefix >= extra ? c.prefix - extra : c.prefix}`;
 }
 
-export const ipEqual = (a: IP, b: IP): boolean => a.bits === b.bits && a.n === b.n;
+export const sameIP = (a: IP, b: IP): boolean => a.family === b.family && a.n === b.n;
+
+export const sameCidr = (a: Cidr, b: Cidr): boolean => a.prefix === b.prefix && sameIP(a.ip, b.ip);
 
 /** Orders by family first (v4 before v6), then numerically. */
 export function ipCompare(a: IP, b: IP): number {
-  if (a.bits !== b.bits) return a.bits < b.bits ? -1 : 1;
+  if (a.family !== b.family) return a.family < b.family ? -1 : 1;
   return a.n < b.n ? -1 : a.n > b.n ? 1 : 0;
 }
 
-const maxOf = (bits: number): bigint => (1n << BigInt(bits)) - 1n;
+const ones = (bits: number): bigint => (1n << BigInt(bits)) - 1n;
 
 /** The next address, wrapping from the family's last address to its first. */
 export function nextIP(ip: IP): IP {
-  return mk(ip.bits, ip.n === maxOf(ip.bits) ? 0n : ip.n + 1n);
+  return mk(ip.family, ip.n === ones(widthOf(ip.family)) ? 0n : ip.n + 1n);
 }
 
 export function prevIP(ip: IP): IP {
-  return mk(ip.bits, ip.n === 0n ? maxOf(ip.bits) : ip.n - 1n);
+  return mk(ip.family, ip.n === 0n ? ones(widthOf(ip.family)) : ip.n - 1n);
 }
 
-function hostMask(bits: number, prefix: number): bigint {
-  return maxOf(bits - prefix);
+/** The mask of the host part of `c`'s address (a mapped /104 leaves IPv4 its last 24 bits). */
+function hostMask(c: Cidr): bigint {
+  const width = widthOf(c.ip.family);
+  const hostBits = (c.maskBits ?? width) - c.prefix;
+  return ones(Math.min(width, Math.max(0, hostBits)));
 }
 
-/** The network address of `ip`/`prefix`. */
-export function networkOf(ip: IP, prefix: number): IP {
-  return mk(ip.bits, ip.n & ~hostMask(ip.bits, prefix) & maxOf(ip.bits));
+/** The subnet of `c`: host bits cleared. */
+export function networkOf<C extends Cidr>(c: C): C {
+  return { ...c, ip: mk(c.ip.family, c.ip.n & ~hostMask(c)) };
 }
 
-/** The last address of `ip`/`prefix` (the IPv4 broadcast address). */
-export function lastOf(ip: IP, prefix: number): IP {
-  return mk(ip.bits, ip.n | hostMask(ip.bits, prefix));
+/** The last address of `c`'s subnet (the IPv4 broadcast address). */
+export function lastOf(c: Cidr): IP {
+  return mk(c.ip.family, c.ip.n | hostMask(c));
 }
 
-/** Whether `ip` lies in the subnet `net`/`prefix` (same family required). */
-export function subnetContains(net: IP, prefix: number, ip: IP): boolean {
-  if (net.bits !== ip.bits) return false;
-  return networkOf(ip, prefix).n === networkOf(net, prefix).n;
+/** Whether `ip` lies in the subnet of `c` (same family required). */
+export function contains(c: Cidr, ip: IP): boolean {
+  if (c.ip.family !== ip.family) return false;
+  const host = hostMask(c);
+  return (ip.n & ~host) === (c.ip.n & ~host);
+}
+
+/** "0.0.0.0/0" or "::/0" of the family. */
+export function defaultRoute(family: Family): string {
+  return family === 4 ? '0.0.0.0/0' : '::/0';
 }
