@@ -12,7 +12,7 @@ import { closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, read
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from './flock.ts';
-import { formatIP, parseIP, type IP } from './ip.ts';
+import { formatIP, parseIP, type IP } from '../net/ip.ts';
 import { dirStamp, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
 import { LeaseTable, type LeaseEntry } from './lease-table.ts';
 import { formatLease, ownership, parseLease, type Store } from './store.ts';

@@ -1,10 +1,13 @@
 // An exclusive flock(2) on the store's `lock` file, the lock the reference takes, so that
-// both plugins exclude each other. Node has no flock: we open the file, and util-linux's
-// flock(1) locks our open file description through an inherited fd and exits; the lock
-// stays with our descriptor until we close it or die (the kernel then drops it, so a
-// killed plugin never leaves a stale lock).
+// both plugins exclude each other. The lock belongs to our open file description: it
+// stays until we close the file or die (the kernel then drops it, so a killed plugin
+// never leaves a stale lock). flock(2) comes from our addon (kernel/native.ts): tried
+// without blocking first, and waited for on a worker thread only when someone holds it.
+// Without the addon, util-linux's flock(1) locks our description through an inherited fd
+// (a process start, 3-4 ms).
 import { closeSync, constants, openSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
+import { errnoName, native, type Native } from '../kernel/native.ts';
 
 const FLOCK = '/usr/bin/flock';
 
@@ -30,23 +33,34 @@ export class FileLock {
     } catch (err) {
       throw new CniError(ErrCode.IOFailure, `failed to open lock ${this.path}: ${(err as Error).message}`);
     }
-    // Loaded here, not at start: child_process costs ~2 ms to load and read-only
-    // paths never lock.
-    const { spawn } = process.getBuiltinModule('node:child_process');
     try {
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(FLOCK, ['-x', '3'], { stdio: ['ignore', 'ignore', 'inherit', fd], env: {} });
-        child.on('error', (err) => reject(new CniError(ErrCode.IOFailure, `failed to run ${FLOCK}: ${err.message}`)));
-        child.on('exit', (code, signal) => {
-          if (code === 0) resolve();
-          else reject(new CniError(ErrCode.IOFailure, `failed to lock ${this.path}: flock ${signal ?? `exit ${code}`}`));
-        });
-      });
+      const n = native();
+      await (n ? this.lockNative(n, fd) : this.lockWithTool(fd));
     } catch (err) {
       closeSync(fd);
       throw err;
     }
     this.fd = fd;
+  }
+
+  private async lockNative(n: Native, fd: number): Promise<void> {
+    let errno = n.flock(fd, n.LOCK_EX | n.LOCK_NB);
+    if (errno === n.EWOULDBLOCK) errno = await n.flockWait(fd, n.LOCK_EX);
+    if (errno !== 0) throw new CniError(ErrCode.IOFailure, `failed to lock ${this.path}: ${errnoName(errno)}`);
+  }
+
+  private lockWithTool(fd: number): Promise<void> {
+    // Loaded here, not at start: child_process costs ~2 ms to load and read-only
+    // paths never lock.
+    const { spawn } = process.getBuiltinModule('node:child_process');
+    return new Promise<void>((resolve, reject) => {
+      const child = spawn(FLOCK, ['-x', '3'], { stdio: ['ignore', 'ignore', 'inherit', fd], env: {} });
+      child.on('error', (err) => reject(new CniError(ErrCode.IOFailure, `failed to run ${FLOCK}: ${err.message}`)));
+      child.on('exit', (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new CniError(ErrCode.IOFailure, `failed to lock ${this.path}: flock ${signal ?? `exit ${code}`}`));
+      });
+    });
   }
 
   release(): void {

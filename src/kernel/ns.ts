@@ -1,6 +1,6 @@
 // Network namespaces by path: checking that CNI_NETNS is one, and the command prefix that
-// runs a program inside it. Node cannot setns(2) itself, so work inside a pod's namespace
-// is always a child process started through nsenter.
+// runs a program inside it through nsenter, for when our addon (which lets Node enter the
+// namespace itself: enter-netns.ts) is missing.
 import { statfsSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
 

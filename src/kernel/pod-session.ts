@@ -1,19 +1,26 @@
-// Work inside a pod's namespace in one process tree: nsenter starts a tiny shell there
-// which says "ready", at once starts `ip -j -batch -` reading its commands from fd 3 (so
-// ip's start-up is done by the time they come), then writes the pod's sysctls read from
-// stdin (/proc/sys/net answers for the namespace of whoever opens it, so Node cannot
-// write them from outside), may run single ip commands or wait for IPv6 duplicate address
-// detection, and answers "ack" when asked: ip's commands are sent only after the ack of
-// everything that must come before them.
+// Work inside a pod's namespace: an `ip -j -d -batch -` running there, started at once (so
+// its start-up is done by the time commands come), and the work that must come before
+// its batch: the pod's sysctls (/proc/sys/net answers for the namespace of whoever opens
+// it), single ip commands, waiting for IPv6 duplicate address detection. Queued work is
+// done when asked (prepare); ip's batch is sent only after it.
 //
-// startNodeAndPod gives ADD both its ip processes from a single fork of Node (forking
-// Node, with its large address space, costs far more than forking a shell): a shell in
-// the node's namespace starts the node's ip in the background, then becomes the pod's.
-import { IpSession, spawnPiped, type Channels, type IpCommand } from './ip-session.ts';
-import { inNetns, isWrongNsType, NSENTER } from './ns.ts';
-import { CniError, ErrCode } from '../cni/errors.ts';
-import { IP } from './run.ts';
+// With our addon, Node enters the namespace itself (enter-netns.ts): ip is spawned there,
+// sysctls are written there, nothing else runs. Without it, nsenter starts a tiny shell in
+// the namespace which says "ready", at once starts ip reading its commands from fd 3,
+// does the queued work read from stdin and answers "ack" when asked.
+//
+// startNodeAndPod gives ADD and CHECK both their ip processes. Without the addon they come
+// from a single fork of Node (forking Node, with its large address space, costs far more
+// than forking a shell): a shell in the node's namespace starts the node's ip in the
+// background, then becomes the pod's.
+import { writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { asCniError, CniError, ErrCode } from '../cni/errors.ts';
+import { Netns } from './enter-netns.ts';
+import { IpSession, spawnPiped, type Channels, type IpCommand } from './ip-session.ts';
+import { native } from './native.ts';
+import { inNetns, isWrongNsType, NSENTER } from './ns.ts';
+import { IP, run } from './run.ts';
 
 // Sysctl writes are best effort, as the reference's. The shell's exit status is ip's.
 // No globbing (set -f): single ip commands are split into words, never expanded.
@@ -25,74 +32,152 @@ settle) n=0; while [ $n -lt 200 ] && [ -n "$(${IP} -6 addr show dev "$a" tentati
 ack) echo ack ;;
 esac; done; wait $!`;
 
+const IP_BATCH = [IP, '-j', '-d', '-batch', '-'];
+
+/** Work queued to come before the pod's batch. */
+type Step = { op: 'sysctl'; key: string; value: string } | { op: 'ip'; args: string } | { op: 'settle'; ifname: string };
+
+const stepLine = (s: Step) => (s.op === 'sysctl' ? `sysctl ${s.key} ${s.value}` : s.op === 'ip' ? `ip ${s.args}` : `settle ${s.ifname}`);
+
+/**
+ * An ip batch process of its own in the namespace at `netns` (`argv` without nsenter),
+ * entered by Node when it can, else through nsenter. Throws code 4 when Node cannot
+ * enter it (missing, not a network namespace); nsenter's failures show in the session.
+ */
+export function spawnIpIn(netns: string, argv: string[]): IpSession {
+  const ns = Netns.open(netns);
+  if (!ns) return IpSession.spawn([...inNetns(netns), ...argv]);
+  try {
+    return ns.run(() => IpSession.spawn(argv));
+  } finally {
+    ns.close();
+  }
+}
+
 export class PodSession {
-  private readonly session: IpSession;
-  private prelude: string[] = [];
+  private spawned: IpSession | undefined;
+  /** Entered by Node (addon): set when the namespace opened, `openError` when it did not. */
+  private readonly ns: Netns | undefined;
+  private readonly openError: CniError | undefined;
+  private prelude: Step[] = [];
   private readonly entered: Promise<boolean>;
-  /** The last ack asked for: everything sent before it is done once it resolves. */
+  /** The last prepare: everything queued before it is done once it resolves. */
   private acked: Promise<void> = Promise.resolve();
 
-  /** Starts its own process tree unless given the pod's channels of a shared one. */
+  /** Starts its own ip (and shell) unless given the pod's channels of a shared process tree. */
   constructor(
     readonly netns: string,
     channels?: Channels,
   ) {
+    if (!channels && native()) {
+      // The namespace is checked now; ip starts when first needed (see start).
+      try {
+        this.ns = Netns.open(netns) ?? undefined;
+      } catch (err) {
+        this.openError = asCniError(err);
+      }
+      this.entered = Promise.resolve(this.ns !== undefined);
+      return;
+    }
     if (!channels) {
       const { child, exited, spawnError } = spawnPiped([...inNetns(netns), '/bin/sh', '-c', POD_SCRIPT], 4);
       channels = { batch: child.stdio[3] as Writable, output: child.stdout!, error: child.stderr!, control: child.stdin!, exited, startError: spawnError };
     }
-    this.session = new IpSession(channels);
-    this.entered = this.session.readLine().then((l) => l === 'ready');
+    this.spawned = new IpSession(channels);
+    this.entered = this.spawned.readLine().then((l) => l === 'ready');
+  }
+
+  /**
+   * Starts the pod's ip now if it is not running yet. Spawning costs Node's main thread
+   * about a millisecond: ADD does it once the node's ip has its first commands.
+   */
+  start(): void {
+    if (!this.spawned && this.ns) this.spawned = this.ns.run(() => IpSession.spawn(IP_BATCH));
+  }
+
+  private get session(): IpSession | undefined {
+    this.start();
+    return this.spawned;
   }
 
   /** Writes /proc/sys/<key> inside the pod (key with slashes: net/ipv4/conf/eth0/arp_notify). */
   sysctl(key: string, value: string): this {
-    this.prelude.push(`sysctl ${key} ${value}`);
+    this.prelude.push({ op: 'sysctl', key, value });
     return this;
   }
 
   /** Runs one ip command on its own, before the batch (when something must come between). */
   ip(args: string): this {
-    this.prelude.push(`ip ${args}`);
+    this.prelude.push({ op: 'ip', args });
     return this;
   }
 
   /** Waits (up to 10 s, as the reference) until no IPv6 address of `ifname` is tentative. */
   settle(ifname: string): this {
-    this.prelude.push(`settle ${ifname}`);
+    this.prelude.push({ op: 'settle', ifname });
     return this;
   }
 
   /**
-   * Resolves once the shell runs inside the namespace; throws code 4 when nsenter could
-   * not enter it (a namespace of another kind shows up only here).
+   * Resolves once ip runs inside the namespace; throws code 4 when it could not be
+   * entered (a namespace of another kind shows up only here).
    */
   async ready(): Promise<void> {
     if (await this.entered) return;
-    await this.session.abort();
+    if (this.openError) throw this.openError;
+    await this.spawned?.abort();
     if (this.wrongNsType()) {
       throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${this.netns}": not a network namespace`);
     }
-    throw new CniError(ErrCode.InvalidEnvironment, `failed to enter netns "${this.netns}": ${this.session.stderr.trim()}`);
+    throw new CniError(ErrCode.InvalidEnvironment, `failed to enter netns "${this.netns}": ${this.spawned?.stderr.trim()}`);
   }
 
   /**
-   * Sends what was queued (sysctls, single commands) and resolves once the shell has done
-   * it; may be called early, e.g. while IPAM works, so that `finish` need not wait.
+   * Does what was queued (sysctls, single commands) and resolves once it is done; may be
+   * called early, e.g. while IPAM works, so that `finish` need not wait.
    */
   prepare(): Promise<void> {
-    const lines = this.prelude;
+    const steps = this.prelude;
     this.prelude = [];
-    if (lines.length === 0) return this.acked;
+    if (steps.length === 0) return this.acked;
     const before = this.acked;
     this.acked = (async () => {
       await before;
       await this.ready();
-      this.session.sendRaw([...lines, 'ack']);
-      const ack = await this.session.readLine();
-      if (ack !== 'ack') throw this.explain(new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${this.session.stderr.trim() || 'the shell there ended'}`));
+      if (this.ns) return this.runSteps(this.ns, steps);
+      const session = this.session!;
+      session.sendRaw([...steps.map(stepLine), 'ack']);
+      const ack = await session.readLine();
+      if (ack !== 'ack') throw this.explain(new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${session.stderr.trim() || 'the shell there ended'}`));
     })();
     return this.acked;
+  }
+
+  /** The queued work, done by Node inside the namespace (what the shell does otherwise). */
+  private async runSteps(ns: Netns, steps: Step[]): Promise<void> {
+    for (const s of steps) {
+      if (s.op === 'sysctl') {
+        ns.run(() => {
+          try {
+            writeFileSync(`/proc/sys/${s.key}`, s.value); // synchronous: on this thread, in the pod
+          } catch {
+            // best effort, as the reference's
+          }
+        });
+      } else if (s.op === 'ip') {
+        const r = await ns.run(() => run(IP, s.args.split(/\s+/).filter(Boolean)));
+        if (r.code !== 0) {
+          await this.spawned?.abort();
+          throw new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${r.stderr.trim() || `ip exit ${r.code}`}`);
+        }
+      } else {
+        for (let n = 0; n < 200; n++) {
+          const r = await ns.run(() => run(IP, ['-6', 'addr', 'show', 'dev', s.ifname, 'tentative']));
+          if (r.stdout.trim() === '') break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    }
   }
 
   /** Runs what is queued, then `commands` as one batch; returns the outputs of `show` lines. */
@@ -100,19 +185,20 @@ export class PodSession {
     await this.ready();
     await this.prepare();
     try {
-      return await this.session.finish(commands);
+      return await this.session!.finish(commands);
     } catch (err) {
       throw this.explain(err);
     }
   }
 
-  abort(): Promise<void> {
-    return this.session.abort();
+  async abort(): Promise<void> {
+    await this.spawned?.abort();
+    this.ns?.close();
   }
 
   /** Whether nsenter refused the path as a namespace of another kind (once it ended). */
   wrongNsType(): boolean {
-    return isWrongNsType(this.session.stderr);
+    return !this.ns && isWrongNsType(this.spawned?.stderr ?? '');
   }
 
   /** A wrong kind of namespace shows up only when nsenter runs: say so with code 4. */
@@ -129,8 +215,9 @@ export class PodSession {
 const OUTER = `{ ${IP} -j -d -batch - <&4 3<&- 4<&-; echo "exit $?"; } >&5 2>&6 &
 exec 4<&- 5>&- 6>&-; exec ${NSENTER} --net="$0" /bin/sh -c "$1"`;
 
-/** The node's ip session and the pod's (both `ip -j -d`), from one fork of Node. */
+/** The node's ip session and the pod's (both `ip -j -d`). */
 export function startNodeAndPod(netns: string): { node: IpSession; pod: PodSession } {
+  if (native()) return { node: IpSession.spawn(IP_BATCH), pod: new PodSession(netns) };
   const { child, exited, spawnError } = spawnPiped(['/bin/sh', '-c', OUTER, netns, POD_SCRIPT], 7);
   const writable = (n: number) => child.stdio[n] as Writable;
   const readable = (n: number) => child.stdio[n] as Readable;

@@ -1,7 +1,6 @@
 // The one way we run iproute2 and friends. Plugins use node:child_process directly, not
 // execa: bundled execa adds ~14 ms to every call's start (measured), which is more than
 // the whole budget above Node's floor. execa stays for scripts and tests.
-import { spawn } from 'node:child_process';
 import { CniError, ErrCode } from '../cni/errors.ts';
 
 /** Absolute paths: a runtime may exec us with no PATH at all. */
@@ -15,6 +14,8 @@ export interface RunResult {
 
 /** Runs `cmd` with `args`, feeding `input`; never throws for a non-zero exit. */
 export function run(cmd: string, args: readonly string[], input?: string): Promise<RunResult> {
+  // Loaded when first needed (~2 ms): the common verbs spawn through the addon instead.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { PATH: SEARCH.join(':'), LC_ALL: 'C' } });
     const out: Buffer[] = [];

@@ -159,6 +159,7 @@ async function makePair(add: Add): Promise<void> {
     const show = commands.pop()!;
     try {
       add.node.send(commands);
+      add.pod.start(); // while the node's ip makes the pair
       await add.node.query(show.line, show.what);
       trySysctl(`net/ipv6/conf/${add.veth.name}/accept_ra`, '0'); // we own the routes of our links
       earlyPodSysctls(add);

@@ -3,7 +3,7 @@
 // conflicts, for IPv6 only an overlapping one (the reference's rules). Without
 // forceAddress a conflict is an error; the exact address being there already is not.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { contains, formatCidr, parseIP, sameCidr, type Cidr } from '../../kernel/cidr.ts';
+import { contains, formatCidr, parseIP, sameCidr, type Cidr } from '../../net/ip.ts';
 
 export interface AddrChanges {
   remove: Cidr[];

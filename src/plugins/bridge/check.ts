@@ -7,7 +7,7 @@ import { CniError, ErrCode } from '../../cni/errors.ts';
 import { ipamFor, type Ipam } from '../../cni/ipam.ts';
 import { parseResult, type Interface, type Route } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr } from '../../kernel/cidr.ts';
+import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr } from '../../net/ip.ts';
 import { IpBatchError, IpSession } from '../../kernel/ip-session.ts';
 import { linkFromJson, type LinkState } from '../../kernel/links.ts';
 import { requireNetns } from '../../kernel/ns.ts';

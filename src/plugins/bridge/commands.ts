@@ -2,7 +2,7 @@
 // port and gateway addresses; for the pod's its addresses, up, routes. Pure functions: what
 // the kernel is asked is readable and testable without a namespace.
 import type { IpCommand } from '../../kernel/ip-session.ts';
-import { formatCidr, type Cidr } from '../../kernel/cidr.ts';
+import { formatCidr, type Cidr } from '../../net/ip.ts';
 import type { PodRoute } from './gateways.ts';
 
 const mtu = (m: number) => (m > 0 ? ` mtu ${m}` : '');

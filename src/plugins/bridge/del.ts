@@ -3,9 +3,10 @@
 // never added, is success. The pod's ip process runs while IPAM releases the lease.
 import { ipamFor } from '../../cni/ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { parseIP } from '../../kernel/cidr.ts';
+import { parseIP } from '../../net/ip.ts';
 import { IpSession } from '../../kernel/ip-session.ts';
-import { inNetns, netnsState } from '../../kernel/ns.ts';
+import { netnsState } from '../../kernel/ns.ts';
+import { spawnIpIn } from '../../kernel/pod-session.ts';
 import { IP } from '../../kernel/run.ts';
 import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
 import { loadConf } from './conf.ts';
@@ -14,7 +15,14 @@ import { trace } from './trace.ts';
 
 /** Deletes `ifname` in the pod; resolves to the families of its global addresses (null: no interface). */
 async function deletePodInterface(netns: string, ifname: string): Promise<Array<4 | 6> | null> {
-  const session = IpSession.spawn([...inNetns(netns), IP, '-j', '-batch', '-']);
+  let session: IpSession;
+  try {
+    session = spawnIpIn(netns, [IP, '-j', '-batch', '-']);
+  } catch (err) {
+    // Gone since we looked.
+    if (['ENOENT', 'ENOTDIR'].includes(((err as Error).cause as NodeJS.ErrnoException)?.code ?? '')) return null;
+    throw err;
+  }
   let shown: any[][];
   try {
     shown = await session.finish([

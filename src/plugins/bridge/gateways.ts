@@ -5,7 +5,7 @@
 // gateway goes via the first gateway of its family.
 import { CniError, ErrCode } from '../../cni/errors.ts';
 import type { IPConfig, Route } from '../../cni/result.ts';
-import { defaultRoute, formatCidr, formatIP, networkOf, nextIP, parseCidr, parseIP, type Cidr, type IP } from '../../kernel/cidr.ts';
+import { defaultRoute, formatCidr, formatIP, networkOf, nextIP, parseCidr, parseIP, type Cidr, type IP } from '../../net/ip.ts';
 import type { BridgeConf } from './conf.ts';
 
 export interface PodRoute {

@@ -3,7 +3,7 @@
 // been added by another version or config.
 import { accessSync, constants } from 'node:fs';
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import type { Cidr } from '../../kernel/cidr.ts';
+import type { Cidr } from '../../net/ip.ts';
 import { gcIptablesMasq, setupIptablesMasq, teardownIptablesMasq } from '../../kernel/masq-iptables.ts';
 import { gcNftMasq, setupNftMasq, teardownNftMasq } from '../../kernel/masq-nftables.ts';
 import { NFT } from '../../kernel/nft.ts';

@@ -5,7 +5,7 @@ import type { Invocation } from '../../cni/skel.ts';
 import { allocate, checkNotAllocated, checkRequested } from '../../ipam/allocator.ts';
 import { loadIpamConfig, type IpamConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
-import { formatCidr, formatIP, type IP } from '../../ipam/ip.ts';
+import { formatCidr, formatIP, type IP } from '../../net/ip.ts';
 import { rangeSetContains } from '../../ipam/range-set.ts';
 import { readResolvConf } from '../../ipam/resolv-conf.ts';
 
@@ -60,7 +60,7 @@ export async function addLeases(inv: Invocation): Promise<Result> {
     for (const [i, set] of cfg.ranges.entries()) {
       try {
         const got = allocate(store, set, i, inv.containerId, inv.ifname, wanted.get(i));
-        ips.push({ address: formatCidr(got.ip, got.range.prefix), gateway: formatIP(got.range.gateway) });
+        ips.push({ address: formatCidr({ ...got.range.subnet, ip: got.ip }), gateway: formatIP(got.range.gateway) });
       } catch (err) {
         store.rollback();
         throw inRange(i, err);
