@@ -1,12 +1,12 @@
 // Ranges, range sets and the allocator against an in-memory store: defaults, edge
 // prefixes, and the reference's exact allocation order (observed from /usr/lib/cni/host-local).
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../src/cni/errors.ts';
 import { allocate, RangeIterator } from '../src/ipam/allocator.ts';
 import { formatIP, parseIP } from '../src/net/ip.ts';
 import { MemoryStore } from '../src/ipam/memory-store.ts';
 import { canonicalizeRange, rangeCapacity, type RangeInput } from '../src/ipam/range.ts';
 import { canonicalizeRangeSet, rangeSetToString } from '../src/ipam/range-set.ts';
+import { cniErrorOf } from './helpers/cni-error.ts';
 
 const ip = (s: string) => parseIP(s)!;
 const set = (...ranges: RangeInput[]) => canonicalizeRangeSet(ranges);
@@ -16,15 +16,6 @@ const text = (r: ReturnType<typeof canonicalizeRange>) => ({
   gateway: formatIP(r.gateway),
 });
 
-function codeOf(fn: () => unknown): { code: number; msg: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return { code: (err as CniError).code, msg: (err as CniError).message };
-  }
-  throw new Error('did not throw');
-}
 
 /** Allocates `n` times for containers c0..c(n-1); the addresses, undefined once exhausted. */
 function take(store: MemoryStore, s: ReturnType<typeof set>, n: number, first = 0): (string | undefined)[] {
@@ -49,32 +40,32 @@ describe('range defaults and checks', () => {
   });
 
   it('refuses /31, /32, /127, /128 and bad subnets with code 7', () => {
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.3.0.0/31' }))).toEqual({ code: 7, msg: 'Network 10.3.0.0/31 too small to allocate from' });
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.3.0.0/32' })).code).toBe(7);
-    expect(codeOf(() => canonicalizeRange({ subnet: 'fd00::/127' })).msg).toBe('Network fd00::/127 too small to allocate from');
-    expect(codeOf(() => canonicalizeRange({ subnet: 'fd00::/128' })).code).toBe(7);
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.9.0.0/33' }))).toEqual({ code: 7, msg: 'invalid CIDR address: 10.9.0.0/33' });
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.9.0.1/24' })).msg).toBe(
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.3.0.0/31' }))).toEqual({ code: 7, msg: 'Network 10.3.0.0/31 too small to allocate from' });
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.3.0.0/32' })).code).toBe(7);
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: 'fd00::/127' })).msg).toBe('Network fd00::/127 too small to allocate from');
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: 'fd00::/128' })).code).toBe(7);
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.9.0.0/33' }))).toEqual({ code: 7, msg: 'invalid CIDR address: 10.9.0.0/33' });
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.9.0.1/24' })).msg).toBe(
       'Network has host bits set. For a subnet mask of length 24 the network address is 10.9.0.0',
     );
-    expect(codeOf(() => canonicalizeRange({})).code).toBe(7);
-    expect(codeOf(() => canonicalizeRange({ subnet: 24 })).code).toBe(7);
+    expect(cniErrorOf(() => canonicalizeRange({})).code).toBe(7);
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: 24 })).code).toBe(7);
   });
 
   it('refuses start, end or gateway outside the subnet', () => {
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.9.0.0/24', rangeStart: '10.8.0.1' })).msg).toBe('RangeStart 10.8.0.1 not in network 10.9.0.0/24');
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.9.0.0/24', rangeEnd: '10.9.1.1' })).msg).toBe('RangeEnd 10.9.1.1 not in network 10.9.0.0/24');
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.9.0.0/24', rangeStart: '10.9.0.9', rangeEnd: '10.9.0.8' })).code).toBe(7);
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.9.0.0/24', rangeStart: '10.8.0.1' })).msg).toBe('RangeStart 10.8.0.1 not in network 10.9.0.0/24');
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.9.0.0/24', rangeEnd: '10.9.1.1' })).msg).toBe('RangeEnd 10.9.1.1 not in network 10.9.0.0/24');
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.9.0.0/24', rangeStart: '10.9.0.9', rangeEnd: '10.9.0.8' })).code).toBe(7);
     // The reference accepts this one (and hands out .1); a gateway must be on the subnet.
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.4.0.0/24', gateway: '10.5.0.1' })).msg).toBe('gateway 10.5.0.1 not in network 10.4.0.0/24');
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.4.0.0/24', gateway: 'fd00::1' })).code).toBe(7);
-    expect(codeOf(() => canonicalizeRange({ subnet: '10.4.0.0/24', gateway: 'bogus' })).msg).toBe('invalid IP address: bogus');
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.4.0.0/24', gateway: '10.5.0.1' })).msg).toBe('gateway 10.5.0.1 not in network 10.4.0.0/24');
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.4.0.0/24', gateway: 'fd00::1' })).code).toBe(7);
+    expect(cniErrorOf(() => canonicalizeRange({ subnet: '10.4.0.0/24', gateway: 'bogus' })).msg).toBe('invalid IP address: bogus');
   });
 
   it('checks range sets: families, overlaps, emptiness', () => {
-    expect(codeOf(() => set({ subnet: '10.9.0.0/24' }, { subnet: 'fd00::/64' })).msg).toBe('mixed address families');
-    expect(codeOf(() => set({ subnet: '10.9.0.0/24' }, { subnet: '10.9.0.0/16' })).msg).toBe('subnets 10.9.0.1-10.9.0.254 and 10.9.0.1-10.9.255.254 overlap');
-    expect(codeOf(() => canonicalizeRangeSet([])).msg).toBe('empty range set');
+    expect(cniErrorOf(() => set({ subnet: '10.9.0.0/24' }, { subnet: 'fd00::/64' })).msg).toBe('mixed address families');
+    expect(cniErrorOf(() => set({ subnet: '10.9.0.0/24' }, { subnet: '10.9.0.0/16' })).msg).toBe('subnets 10.9.0.1-10.9.0.254 and 10.9.0.1-10.9.255.254 overlap');
+    expect(cniErrorOf(() => canonicalizeRangeSet([])).msg).toBe('empty range set');
     // Disjoint start..end inside one subnet do not overlap (as in the reference).
     expect(rangeSetToString(set({ subnet: '10.9.0.0/24', rangeStart: '10.9.0.10', rangeEnd: '10.9.0.20' }, { subnet: '10.9.0.0/24', rangeStart: '10.9.0.30', rangeEnd: '10.9.0.40' }))).toBe(
       '10.9.0.10-10.9.0.20,10.9.0.30-10.9.0.40',
@@ -107,7 +98,7 @@ describe('allocation order (as observed from the reference)', () => {
     const s = set({ subnet: '10.3.0.0/30' });
     expect(take(store, s, 1)).toEqual(['10.3.0.2']);
     const before = new Map(store.leases);
-    expect(codeOf(() => allocate(store, s, 0, 'x', 'eth0'))).toEqual({ code: 11, msg: 'no IP addresses available in range set: 10.3.0.1-10.3.0.2' });
+    expect(cniErrorOf(() => allocate(store, s, 0, 'x', 'eth0'))).toEqual({ code: 11, msg: 'no IP addresses available in range set: 10.3.0.1-10.3.0.2' });
     expect(store.leases).toEqual(before);
   });
 
@@ -178,20 +169,20 @@ describe('requested addresses and duplicates', () => {
   it('gives a free requested address, refuses a taken one (11), the gateway or one outside (7)', () => {
     const store = new MemoryStore();
     expect(formatIP(allocate(store, s, 0, 'a', 'eth0', ip('10.2.0.9')).ip)).toBe('10.2.0.9');
-    expect(codeOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.2.0.9')))).toEqual({
+    expect(cniErrorOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.2.0.9')))).toEqual({
       code: 11,
       msg: 'requested IP address 10.2.0.9 is not available in range set 10.2.0.1-10.2.0.254',
     });
-    expect(codeOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.2.0.1')))).toEqual({ code: 7, msg: "requested ip 10.2.0.1 is subnet's gateway" });
-    expect(codeOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.2.0.255'))).code).toBe(7);
-    expect(codeOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.3.0.1'))).code).toBe(7);
+    expect(cniErrorOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.2.0.1')))).toEqual({ code: 7, msg: "requested ip 10.2.0.1 is subnet's gateway" });
+    expect(cniErrorOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.2.0.255'))).code).toBe(7);
+    expect(cniErrorOf(() => allocate(store, s, 0, 'b', 'eth0', ip('10.3.0.1'))).code).toBe(7);
     expect(store.leases.size).toBe(1);
   });
 
   it('refuses a second address for the same container and interface in a set', () => {
     const store = new MemoryStore();
     allocate(store, s, 0, 'a', 'eth0');
-    expect(codeOf(() => allocate(store, s, 0, 'a', 'eth0')).msg).toBe('10.2.0.2 has been allocated to a, duplicate allocation is not allowed');
+    expect(cniErrorOf(() => allocate(store, s, 0, 'a', 'eth0')).msg).toBe('10.2.0.2 has been allocated to a, duplicate allocation is not allowed');
     expect(formatIP(allocate(store, s, 0, 'a', 'eth1').ip)).toBe('10.2.0.3');
   });
 
@@ -199,7 +190,7 @@ describe('requested addresses and duplicates', () => {
     const store = new MemoryStore();
     store.leases.set('10.2.0.7', 'old\n');
     expect(store.getByID('old', 'eth3').map(formatIP)).toEqual(['10.2.0.7']);
-    expect(codeOf(() => allocate(store, s, 0, 'old', 'eth3')).code).toBe(999);
+    expect(cniErrorOf(() => allocate(store, s, 0, 'old', 'eth3')).code).toBe(999);
     // The current form wins when both exist: only it is released.
     store.leases.set('10.2.0.8', 'old\r\neth3');
     expect(store.releaseByID('old', 'eth3').map(formatIP)).toEqual(['10.2.0.8']);

@@ -5,25 +5,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCniArgs } from '../src/cni/args.ts';
-import { CniError } from '../src/cni/errors.ts';
 import type { NetConf } from '../src/cni/skel.ts';
 import { loadIpamConfig } from '../src/ipam/config.ts';
 import { formatIP } from '../src/net/ip.ts';
 import { rangeSetToString } from '../src/ipam/range-set.ts';
 import { parseResolvConfText, readResolvConf } from '../src/ipam/resolv-conf.ts';
+import { cniErrorOf } from './helpers/cni-error.ts';
 
 const conf = (ipam: unknown, extra: object = {}): NetConf => ({ cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam, ...extra }) as NetConf;
 const load = (c: NetConf, args = '') => loadIpamConfig(c, parseCniArgs(args));
 
-function failure(fn: () => unknown): { code: number; msg: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return { code: (err as CniError).code, msg: (err as CniError).message };
-  }
-  throw new Error('did not throw');
-}
 
 describe('loadIpamConfig', () => {
   it('reads the single-range form, puts it first, and defaults dataDir', () => {
@@ -49,17 +40,17 @@ describe('loadIpamConfig', () => {
   });
 
   it('refuses bad CNI_ARGS with code 4, bad addresses in the config with code 7', () => {
-    expect(failure(() => load(conf({ subnet: '10.1.0.0/24' }), 'FOO=1'))).toEqual({ code: 4, msg: 'ARGS: unknown args ["FOO"]' });
-    expect(failure(() => load(conf({ subnet: '10.1.0.0/24' }), 'IP=10.1.0.300')).code).toBe(4);
-    expect(failure(() => load(conf({ subnet: '10.1.0.0/24' }, { runtimeConfig: { ips: ['nope'] } }))).code).toBe(7);
-    expect(failure(() => load(conf({ subnet: '10.1.0.0/24' }, { args: { cni: { ips: 'x' } } }))).code).toBe(7);
+    expect(cniErrorOf(() => load(conf({ subnet: '10.1.0.0/24' }), 'FOO=1'))).toEqual({ code: 4, msg: 'ARGS: unknown args ["FOO"]' });
+    expect(cniErrorOf(() => load(conf({ subnet: '10.1.0.0/24' }), 'IP=10.1.0.300')).code).toBe(4);
+    expect(cniErrorOf(() => load(conf({ subnet: '10.1.0.0/24' }, { runtimeConfig: { ips: ['nope'] } }))).code).toBe(7);
+    expect(cniErrorOf(() => load(conf({ subnet: '10.1.0.0/24' }, { args: { cni: { ips: 'x' } } }))).code).toBe(7);
   });
 
   it('keeps routes as libcni prints them', () => {
     const c = load(conf({ subnet: '10.1.0.0/24', routes: [{ dst: '10.0.0.5/8' }, { dst: '::/0', gw: 'fe80::0001' }, { dst: '0.0.0.0/0', mtu: 1400 }] }));
     expect(c.routes).toEqual([{ dst: '10.0.0.5/8' }, { dst: '::/0', gw: 'fe80::1' }, { dst: '0.0.0.0/0', mtu: 1400 }]);
-    expect(failure(() => load(conf({ subnet: '10.1.0.0/24', routes: [{ dst: '10.0.0.0' }] }))).code).toBe(7);
-    expect(failure(() => load(conf({ subnet: '10.1.0.0/24', routes: [{ dst: '10.0.0.0/8', gw: 'x' }] }))).code).toBe(7);
+    expect(cniErrorOf(() => load(conf({ subnet: '10.1.0.0/24', routes: [{ dst: '10.0.0.0' }] }))).code).toBe(7);
+    expect(cniErrorOf(() => load(conf({ subnet: '10.1.0.0/24', routes: [{ dst: '10.0.0.0/8', gw: 'x' }] }))).code).toBe(7);
   });
 
   it('refuses each broken config with code 7 and the reference\'s message', () => {
@@ -77,8 +68,8 @@ describe('loadIpamConfig', () => {
       [conf({ subnet: '10.9.0.0/24', dataDir: 'a\0b' }), 'ipam.dataDir contains a NUL byte'],
       [conf({ subnet: '10.9.0.0/24', dataDir: 5 }), 'ipam.dataDir must be a string'],
     ];
-    for (const [c, msg] of cases) expect(failure(() => load(c)), msg).toEqual({ code: 7, msg });
-    expect(failure(() => load({ ...conf({ subnet: '10.9.0.0/24' }), name: '../x' })).code).toBe(7);
+    for (const [c, msg] of cases) expect(cniErrorOf(() => load(c)), msg).toEqual({ code: 7, msg });
+    expect(cniErrorOf(() => load({ ...conf({ subnet: '10.9.0.0/24' }), name: '../x' })).code).toBe(7);
   });
 });
 
@@ -97,6 +88,6 @@ describe('resolv.conf', () => {
     const file = path.join(dir, 'resolv.conf');
     writeFileSync(file, text);
     expect(readResolvConf(file).domain).toBe('example.com');
-    expect(failure(() => readResolvConf(path.join(dir, 'missing'))).code).toBe(5);
+    expect(cniErrorOf(() => readResolvConf(path.join(dir, 'missing'))).code).toBe(5);
   });
 });
