@@ -1,6 +1,6 @@
 // host-local's lease files, where the blog found which container holds an address:
 // <dataDir>/<network>/<ip> containing "<containerID>\r\n<ifname>" (older: the ID alone).
-import { isIP } from 'node:net';
+import { parseIP } from '../net/ip.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -28,7 +28,7 @@ export function readLeases(dataDir: string): Lease[] {
   const out: Lease[] = [];
   for (const network of readDir(dataDir).sort()) {
     for (const name of readDir(path.join(dataDir, network)).sort()) {
-      if (isIP(name) === 0) continue; // lock, last_reserved_ip.N
+      if (parseIP(name) === undefined) continue; // lock, last_reserved_ip.N
       const file = path.join(dataDir, network, name);
       let text: string;
       try {

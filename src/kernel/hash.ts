@@ -19,3 +19,10 @@ export function randomBytes(n: number): Buffer {
   }
   return buf;
 }
+
+/** A random unicast, locally administered MAC, as the kernel makes for new links. */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}

@@ -2,7 +2,7 @@
 // agent restarts when its settings still match (the other nodes have its MAC programmed),
 // replaced when they do not. It carries the subnet's network address as a /32, as in
 // flannel, so that traffic the node itself sends into the overlay has a source there.
-import { randomBytes } from 'node:crypto';
+import { randomMac } from '../kernel/hash.ts';
 import { IP, runOk } from '../kernel/run.ts';
 import { showVxlan, vxlanAddLine, vxlanMatches, type VxlanDevice, type VxlanSpec } from '../kernel/vxlan.ts';
 import { formatIp, type Cidr } from './ipv4.ts';
@@ -16,13 +16,6 @@ export interface VtepPlan {
 }
 
 export const vtepName = (vni: number) => `flannel.${vni}`;
-
-/** A random unicast, locally administered MAC. */
-function randomMac(): string {
-  const b = randomBytes(6);
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
 
 /** Decides the device's MAC before the lease is taken (the lease publishes it). */
 export async function planVtep(spec: Omit<VxlanSpec, 'mac'>): Promise<VtepPlan> {

@@ -10,7 +10,7 @@ import type { Interface, Result } from '../../cni/result.ts';
 import { withRollback } from '../../cni/rollback.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { applyVlans, defaultPvid, type PortVlans } from '../../kernel/bridge-vlan.ts';
-import { randomBytes } from '../../kernel/hash.ts';
+import { randomBytes, randomMac } from '../../kernel/hash.ts';
 import { IpBatchError, IpSession } from '../../kernel/ip-session.ts';
 import { deleteLink, linkFromJson, readLink, type LinkState } from '../../kernel/links.ts';
 import { requireNetns } from '../../kernel/ns.ts';
@@ -24,13 +24,6 @@ import { checkAddConf, loadConf, type BridgeConf } from './conf.ts';
 import { plan, type Plan } from './gateways.ts';
 import { setupMasq, teardownMasq } from './masq.ts';
 import { trace } from './trace.ts';
-
-/** A random locally administered unicast MAC, as the kernel makes for new links. */
-function randomMac(): string {
-  const b = randomBytes(6);
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
 
 /** "veth" + 8 hex characters; a clash shows up as "File exists" and is retried. */
 const randomVethName = () => `veth${randomBytes(4).toString('hex')}`;
