@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
+import { bundleOptions } from '../../bundle-options.mjs';
 
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
@@ -31,12 +32,7 @@ export async function bundle(root: string, entry: string, outfile: string): Prom
     entryPoints: [entry],
     outfile,
     nodePaths: [path.join(root, 'node_modules')],
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'cjs',
-    minifySyntax: true,
-    legalComments: 'none',
+    ...bundleOptions,
     logLevel: 'error',
     // ESM libraries use import.meta.url (e.g. for createRequire); in a CJS bundle it is the file's URL.
     define: { 'import.meta.url': '__bundleUrl' },
