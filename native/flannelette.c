@@ -13,6 +13,16 @@
 //                                      path. The child starts in the caller's namespaces.
 //   reap(pid) -> status | null | -errno   waitpid(WNOHANG): exit code or 128 + signal once
 //                                      the child is gone, null while it runs
+//   strerror(errno) -> string          the C library's text for an errno (as iproute2 prints it)
+//   nlOpen(protocol) -> fd | -errno    a netlink socket (NETLINK_ROUTE: 0), bound, with extended
+//                                      acks; it answers for the network namespace of the
+//                                      thread that opened it, whichever thread uses it later
+//   nlRequest(fd, msg) -> Buffer | -errno   sends one netlink message and returns every message
+//                                      the kernel answers up to and including the one that ends
+//                                      it (an error/ack, or the end of a dump)
+//   nlRequestAsync(fd, msg) -> Promise<Buffer | -errno>   the same on a libuv worker thread, for
+//                                      kernel work that takes milliseconds (creating or
+//                                      deleting a veth) while the event loop runs on
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +31,10 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
 #include <sys/wait.h>
 #include <node_api.h>
 
@@ -188,6 +201,193 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
   return make_int(env, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 
+
+// ---- netlink -------------------------------------------------------------------------
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+
+static napi_value js_strerror(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, out;
+  int e = 0;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || !int_arg(env, arg, &e)) e = EINVAL;
+  napi_create_string_utf8(env, strerror(e), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+static napi_value js_nl_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  int proto;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || !int_arg(env, arg, &proto)) return make_int(env, -EINVAL);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+  if (fd < 0) return make_int(env, -errno);
+  int one = 1, big = 1 << 20;
+  // Error messages from the kernel (extended acks), without the request echoed back.
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int e = errno;
+    close(fd);
+    return make_int(env, -e);
+  }
+  return make_int(env, fd);
+}
+
+struct nl_reply {
+  char *data;
+  size_t len;
+  int err; // an errno when sending or receiving failed
+};
+
+// Sends `msg` and collects the kernel's answer until a message ends it: NLMSG_ERROR (an
+// ack or an error) or NLMSG_DONE with the request's sequence number. Other sequence
+// numbers (a late answer to an earlier request) are dropped.
+static void nl_transact(int fd, const char *msg, size_t len, struct nl_reply *out) {
+  out->data = NULL;
+  out->len = 0;
+  out->err = 0;
+  if (len < sizeof(struct nlmsghdr)) {
+    out->err = EINVAL;
+    return;
+  }
+  uint32_t seq = ((const struct nlmsghdr *)msg)->nlmsg_seq;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t r;
+  do r = sendto(fd, msg, len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    out->err = errno;
+    return;
+  }
+  size_t cap = 0;
+  static const size_t CHUNK = 64 * 1024;
+  for (;;) {
+    if (cap - out->len < CHUNK) {
+      char *grown = realloc(out->data, cap + CHUNK * 2);
+      if (!grown) {
+        out->err = ENOMEM;
+        return;
+      }
+      out->data = grown;
+      cap += CHUNK * 2;
+    }
+    do r = recv(fd, out->data + out->len, cap - out->len, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      out->err = errno;
+      return;
+    }
+    // Walk what came; keep messages of this request, stop after the one that ends it.
+    char *p = out->data + out->len;
+    size_t left = (size_t)r, kept = out->len;
+    int done = 0;
+    while (left >= sizeof(struct nlmsghdr)) {
+      struct nlmsghdr *h = (struct nlmsghdr *)p;
+      if (h->nlmsg_len < sizeof *h || h->nlmsg_len > left) break;
+      size_t step = NLMSG_ALIGN(h->nlmsg_len);
+      if (step > left) step = left;
+      if (h->nlmsg_seq == seq) {
+        if (out->data + kept != p) memmove(out->data + kept, p, step);
+        kept += step;
+        if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE) done = 1;
+      }
+      p += step;
+      left -= step;
+      if (done) break;
+    }
+    out->len = kept;
+    if (done) return;
+  }
+}
+
+static napi_value reply_value(napi_env env, struct nl_reply *rep) {
+  if (rep->err) {
+    free(rep->data);
+    return make_int(env, -rep->err);
+  }
+  napi_value buf;
+  void *dst;
+  if (napi_create_buffer_copy(env, rep->len, rep->data ? rep->data : "", &dst, &buf) != napi_ok) buf = make_int(env, -ENOMEM);
+  free(rep->data);
+  return buf;
+}
+
+// fd and the message's bytes (copied: the caller's buffer may move or go).
+static int nl_args(napi_env env, napi_callback_info info, int *fd, char **msg, size_t *len) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *data;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !int_arg(env, argv[0], fd)) return 0;
+  if (napi_get_buffer_info(env, argv[1], &data, len) != napi_ok) return 0;
+  *msg = malloc(*len ? *len : 1);
+  if (!*msg) return 0;
+  memcpy(*msg, data, *len);
+  return 1;
+}
+
+static napi_value js_nl_request(napi_env env, napi_callback_info info) {
+  int fd;
+  char *msg;
+  size_t len;
+  if (!nl_args(env, info, &fd, &msg, &len)) return make_int(env, -EINVAL);
+  struct nl_reply rep;
+  nl_transact(fd, msg, len, &rep);
+  free(msg);
+  return reply_value(env, &rep);
+}
+
+struct nl_job {
+  int fd;
+  char *msg;
+  size_t len;
+  struct nl_reply rep;
+  napi_async_work work;
+  napi_deferred deferred;
+};
+
+static void nl_execute(napi_env env, void *data) {
+  (void)env;
+  struct nl_job *job = data;
+  nl_transact(job->fd, job->msg, job->len, &job->rep);
+}
+
+static void nl_complete(napi_env env, napi_status status, void *data) {
+  struct nl_job *job = data;
+  if (status != napi_ok) {
+    free(job->rep.data);
+    job->rep.data = NULL;
+    job->rep.err = ECANCELED;
+  }
+  napi_resolve_deferred(env, job->deferred, reply_value(env, &job->rep));
+  napi_delete_async_work(env, job->work);
+  free(job->msg);
+  free(job);
+}
+
+static napi_value js_nl_request_async(napi_env env, napi_callback_info info) {
+  napi_value promise, name;
+  struct nl_job *job = calloc(1, sizeof *job);
+  if (!job) return NULL;
+  napi_create_promise(env, &job->deferred, &promise);
+  if (!nl_args(env, info, &job->fd, &job->msg, &job->len)) {
+    napi_resolve_deferred(env, job->deferred, make_int(env, -EINVAL));
+    free(job);
+    return promise;
+  }
+  napi_create_string_utf8(env, "flannelette:netlink", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 static void set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -204,6 +404,10 @@ NAPI_MODULE_INIT() {
   set_fn(env, exports, "setns", js_setns);
   set_fn(env, exports, "spawn", js_spawn);
   set_fn(env, exports, "reap", js_reap);
+  set_fn(env, exports, "strerror", js_strerror);
+  set_fn(env, exports, "nlOpen", js_nl_open);
+  set_fn(env, exports, "nlRequest", js_nl_request);
+  set_fn(env, exports, "nlRequestAsync", js_nl_request_async);
   set_int(env, exports, "LOCK_SH", LOCK_SH);
   set_int(env, exports, "LOCK_EX", LOCK_EX);
   set_int(env, exports, "LOCK_UN", LOCK_UN);

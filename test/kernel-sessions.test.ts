@@ -1,7 +1,9 @@
 // The ip sessions every verb is built on, inside test namespaces: answers, batches, the
 // failing line named, the pod shell's sysctls and its refusal of a non-network namespace.
 import { describe, expect, it } from 'vitest';
-import { IpBatchError, IpSession } from '../src/kernel/ip-session.ts';
+import { IpSession } from '../src/kernel/ip-session.ts';
+import { command } from '../src/kernel/ops.ts';
+import { IpBatchError } from '../src/kernel/session.ts';
 import { netnsState, requireNetns } from '../src/kernel/ns.ts';
 import { PodSession, startNodeAndPod } from '../src/kernel/pod-session.ts';
 import { createNs } from './helpers/netns.ts';
@@ -51,10 +53,8 @@ describe('PodSession', () => {
     await ns.ip('link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1');
     const s = new PodSession(ns.path);
     s.sysctl('net/ipv4/conf/p0/arp_notify', '1').sysctl('net/ipv6/conf/p0/accept_dad', '0').sysctl('net/ipv4/conf/nope/arp_notify', '1');
-    const outputs = await s.finish([
-      { line: 'addr add 10.1.2.3/24 dev p0', what: 'add an address' },
-      { line: 'link show dev p0', what: 'read p0', output: true },
-    ]);
+    const cidr = { ip: { family: 4 as const, n: 0x0a010203n }, prefix: 24 };
+    const outputs = await s.finish([command({ kind: 'addr', verb: 'add', cidr, dev: 'p0' }, 'add an address'), command({ kind: 'link-show', dev: 'p0' }, 'read p0')]);
     expect(outputs[0]![0].ifname).toBe('p0');
     expect((await ns.exec('cat', ['/proc/sys/net/ipv4/conf/p0/arp_notify'])).stdout).toBe('1');
     expect((await ns.exec('cat', ['/proc/sys/net/ipv6/conf/p0/accept_dad'])).stdout).toBe('0');
@@ -64,7 +64,8 @@ describe('PodSession', () => {
   it('reports a failing line of the pod batch', async () => {
     const ns = await createNs('sess4');
     const s = new PodSession(ns.path);
-    const err = await s.finish([{ line: 'addr add 10.1.2.3/24 dev missing0', what: 'add to missing0' }]).catch((e: unknown) => e);
+    const cidr = { ip: { family: 4 as const, n: 0x0a010203n }, prefix: 24 };
+    const err = await s.finish([command({ kind: 'addr', verb: 'add', cidr, dev: 'missing0' }, 'add to missing0')]).catch((e: unknown) => e);
     expect((err as IpBatchError).message).toMatch(/failed to add to missing0: Cannot find device "missing0"/);
   });
 
@@ -76,19 +77,16 @@ describe('PodSession', () => {
 });
 
 describe('startNodeAndPod', () => {
-  it('gives the node and the pod each their ip from one process tree', async () => {
+  it('gives the node and the pod each their session', async () => {
     const pod = await createNs('sess6');
     await pod.ip('link', 'add', 'q0', 'type', 'veth', 'peer', 'name', 'q1');
     const { node, pod: ps } = startNodeAndPod(pod.path);
     // The node side runs where the caller runs (here the test's own namespace): read only.
-    const [lo] = await node.query('link show dev lo', 'read lo');
+    const [lo] = await node.ask(command({ kind: 'link-show', dev: 'lo' }, 'read lo'));
     expect(lo.ifname).toBe('lo');
-    expect(await node.finish([{ line: 'link show dev lo', what: 'read lo again', output: true }])).toHaveLength(1);
+    expect(await node.finish([command({ kind: 'link-show', dev: 'lo' }, 'read lo again')])).toHaveLength(1);
     ps.sysctl('net/ipv4/conf/q0/arp_notify', '1');
-    const [shown] = await ps.finish([
-      { line: 'link set dev q0 up', what: 'set q0 up' },
-      { line: 'link show dev q0', what: 'read q0', output: true },
-    ]);
+    const [shown] = await ps.finish([command({ kind: 'link-set', dev: 'q0', up: true }, 'set q0 up'), command({ kind: 'link-show', dev: 'q0' }, 'read q0')]);
     const q0 = shown![0];
     expect(q0.flags).toContain('UP');
     expect((await pod.exec('cat', ['/proc/sys/net/ipv4/conf/q0/arp_notify'])).stdout).toBe('1');
@@ -97,16 +95,16 @@ describe('startNodeAndPod', () => {
   it('reports the node side failing line and the pod side failing line apart', async () => {
     const pod = await createNs('sess7');
     const { node, pod: ps } = startNodeAndPod(pod.path);
-    const nodeErr = await node.finish([{ line: 'link show dev surely-missing0', what: 'read a missing link', output: true }]).catch((e: unknown) => e);
-    expect((nodeErr as IpBatchError).message).toMatch(/failed to read a missing link: Device "surely-missing0" does not exist/);
-    const podErr = await ps.finish([{ line: 'link set dev missing1 up', what: 'set missing1 up' }]).catch((e: unknown) => e);
+    const nodeErr = await node.finish([command({ kind: 'link-show', dev: 'surely-missing0' }, 'read a missing link')]).catch((e: unknown) => e);
+    expect((nodeErr as IpBatchError).message).toMatch(/failed to read a missing link: (Device "surely-missing0" does not exist|Cannot find device "surely-missing0")/);
+    const podErr = await ps.finish([command({ kind: 'link-set', dev: 'missing1', up: true }, 'set missing1 up')]).catch((e: unknown) => e);
     expect((podErr as IpBatchError).message).toMatch(/failed to set missing1 up: Cannot find device "missing1"/);
   });
 
   it('still gives the node side when the pod path is not a network namespace', async () => {
     const { node, pod } = startNodeAndPod('/proc/self/ns/mnt');
     await expect(pod.ready()).rejects.toMatchObject({ code: 4 });
-    expect((await node.query('link show dev lo', 'read lo'))[0].ifname).toBe('lo');
+    expect((await node.ask(command({ kind: 'link-show', dev: 'lo' }, 'read lo')))[0].ifname).toBe('lo');
     await node.abort();
   });
 });

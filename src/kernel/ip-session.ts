@@ -6,31 +6,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { CniError, ErrCode } from '../cni/errors.ts';
 import { native, type Native } from './native.ts';
+import type { IpCommand } from './ops.ts';
+import { IpBatchError, type Session } from './session.ts';
 import { IP } from './run.ts';
-
-/** One line of a batch and what it is for (named in errors). */
-export interface IpCommand {
-  line: string;
-  what: string;
-  /** The line prints JSON (a `show`); its output is returned in order. */
-  output?: boolean;
-}
-
-/** A batch line failed: `command` is the failing one (undefined if ip died before any). */
-export class IpBatchError extends CniError {
-  constructor(
-    readonly command: IpCommand | undefined,
-    readonly stderr: string,
-    /** How many of the commands sent succeeded before the failure. */
-    readonly done: number,
-    /** The outputs of the `show` lines that ran before the failure. */
-    readonly outputs: any[][] = [],
-  ) {
-    super(ErrCode.Internal, command ? `failed to ${command.what}: ${stderr || 'ip failed'}` : stderr || 'ip failed');
-  }
-}
 
 /** Where commands are written: a stream, or a pipe written directly (see FdSink). */
 export interface Sink {
@@ -152,7 +131,7 @@ function spawnNative(n: Native, argv: string[]): Channels | undefined {
   };
 }
 
-export class IpSession {
+export class IpSession implements Session {
   private out = '';
   private err = '';
   private readonly lineWaiters: Array<(line: string | null) => void> = [];
@@ -243,6 +222,10 @@ export class IpSession {
   send(commands: IpCommand[]): void {
     this.sent.push(...commands);
     if (commands.length > 0) this.ch.batch.write(commands.map((c) => `${c.line}\n`).join(''));
+  }
+
+  ask(cmd: IpCommand): Promise<any[]> {
+    return this.query(cmd.line, cmd.what);
   }
 
   /** Sends one `show` command and returns its parsed JSON. */

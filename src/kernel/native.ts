@@ -1,5 +1,5 @@
-// Our native addon (native/flannelette.c): flock(2), setns(2) and a posix_spawn, which
-// Node lacks. It saves a process per call (flock(1), nsenter) where a spawn costs
+// Our native addon (native/flannelette.c): flock(2), setns(2), a posix_spawn and netlink
+// sockets, which Node lacks. It saves a process per call (flock(1), nsenter) where a spawn costs
 // milliseconds, and makes the spawns left cheaper (no fork of Node). It sits
 // beside the bundle: dist/flannelette.node in a checkout, <DIR>/.flannelette/ when
 // installed. Without it (no C compiler at build time) callers fall back to those tools;
@@ -17,6 +17,14 @@ export interface Native {
   spawn(argv: string[], envp: string[]): [number, number, number, number] | number;
   /** waitpid(WNOHANG): exit code or 128 + signal once the child is gone, null while it runs, or -errno. */
   reap(pid: number): number | null;
+  /** The C library's text for an errno. */
+  strerror(errno: number): string;
+  /** A bound netlink socket of `protocol` in the calling thread's namespace: fd, or -errno. */
+  nlOpen(protocol: number): number;
+  /** One request, every answer up to the ack, error or end of dump; or -errno. */
+  nlRequest(fd: number, msg: Buffer): Buffer | number;
+  /** The same on a libuv worker thread. */
+  nlRequestAsync(fd: number, msg: Buffer): Promise<Buffer | number>;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;

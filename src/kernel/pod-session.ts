@@ -4,12 +4,13 @@
 // it), single ip commands, waiting for IPv6 duplicate address detection. Queued work is
 // done when asked (prepare); ip's batch is sent only after it.
 //
-// With our addon, Node enters the namespace itself (enter-netns.ts): ip is spawned there,
-// sysctls are written there, nothing else runs. Without it, nsenter starts a tiny shell in
+// With our addon, Node enters the namespace itself (enter-netns.ts): it opens a netlink
+// socket there (which answers for the pod from then on) and writes the sysctls there;
+// nothing else runs. Without it, nsenter starts a tiny shell in
 // the namespace which says "ready", at once starts ip reading its commands from fd 3,
 // does the queued work read from stdin and answers "ack" when asked.
 //
-// startNodeAndPod gives ADD and CHECK both their ip processes. Without the addon they come
+// startNodeAndPod gives ADD and CHECK both their sessions. Without the addon they come
 // from a single fork of Node (forking Node, with its large address space, costs far more
 // than forking a shell): a shell in the node's namespace starts the node's ip in the
 // background, then becomes the pod's.
@@ -17,10 +18,13 @@ import { writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { asCniError, CniError, ErrCode } from '../cni/errors.ts';
 import { Netns } from './enter-netns.ts';
-import { IpSession, spawnPiped, type Channels, type IpCommand } from './ip-session.ts';
+import { IpSession, spawnPiped, type Channels } from './ip-session.ts';
 import { native } from './native.ts';
+import { NetlinkSession } from './netlink/session.ts';
+import { command, type IpCommand } from './ops.ts';
+import type { Session } from './session.ts';
 import { inNetns, isWrongNsType, NSENTER } from './ns.ts';
-import { IP, run } from './run.ts';
+import { IP } from './run.ts';
 
 // Sysctl writes are best effort, as the reference's. The shell's exit status is ip's.
 // No globbing (set -f): single ip commands are split into words, never expanded.
@@ -35,27 +39,34 @@ esac; done; wait $!`;
 const IP_BATCH = [IP, '-j', '-d', '-batch', '-'];
 
 /** Work queued to come before the pod's batch. */
-type Step = { op: 'sysctl'; key: string; value: string } | { op: 'ip'; args: string } | { op: 'settle'; ifname: string };
+type Step = { op: 'sysctl'; key: string; value: string } | { op: 'ip'; cmd: IpCommand } | { op: 'settle'; ifname: string };
 
-const stepLine = (s: Step) => (s.op === 'sysctl' ? `sysctl ${s.key} ${s.value}` : s.op === 'ip' ? `ip ${s.args}` : `settle ${s.ifname}`);
+const stepLine = (s: Step) => (s.op === 'sysctl' ? `sysctl ${s.key} ${s.value}` : s.op === 'ip' ? `ip ${s.cmd.line}` : `settle ${s.ifname}`);
 
 /**
- * An ip batch process of its own in the namespace at `netns` (`argv` without nsenter),
- * entered by Node when it can, else through nsenter. Throws code 4 when Node cannot
+ * A session of its own in the namespace at `netns`: a netlink socket opened there by Node
+ * when it can, else `ip -j -batch -` through nsenter. Throws code 4 when Node cannot
  * enter it (missing, not a network namespace); nsenter's failures show in the session.
  */
-export function spawnIpIn(netns: string, argv: string[]): IpSession {
+export function sessionIn(netns: string): Session {
   const ns = Netns.open(netns);
-  if (!ns) return IpSession.spawn([...inNetns(netns), ...argv]);
+  if (!ns) return IpSession.spawn([...inNetns(netns), IP, '-j', '-batch', '-']);
   try {
-    return ns.run(() => IpSession.spawn(argv));
+    return ns.run(() => NetlinkSession.open()!);
   } finally {
     ns.close();
   }
 }
 
+/** A session in this process's namespace: netlink with the addon, else an ip process. */
+export function localSession(): Session {
+  return (native() && NetlinkSession.open()) || IpSession.spawn(IP_BATCH);
+}
+
 export class PodSession {
   private spawned: IpSession | undefined;
+  /** With the addon: the pod's netlink socket, opened inside it. */
+  private nl: NetlinkSession | undefined;
   /** Entered by Node (addon): set when the namespace opened, `openError` when it did not. */
   private readonly ns: Netns | undefined;
   private readonly openError: CniError | undefined;
@@ -73,10 +84,11 @@ export class PodSession {
       // The namespace is checked now; ip starts when first needed (see start).
       try {
         this.ns = Netns.open(netns) ?? undefined;
+        this.nl = this.ns?.run(() => NetlinkSession.open() ?? undefined);
       } catch (err) {
         this.openError = asCniError(err);
       }
-      this.entered = Promise.resolve(this.ns !== undefined);
+      this.entered = Promise.resolve(this.nl !== undefined);
       return;
     }
     if (!channels) {
@@ -87,17 +99,8 @@ export class PodSession {
     this.entered = this.spawned.readLine().then((l) => l === 'ready');
   }
 
-  /**
-   * Starts the pod's ip now if it is not running yet. Spawning costs Node's main thread
-   * about a millisecond: ADD does it once the node's ip has its first commands.
-   */
-  start(): void {
-    if (!this.spawned && this.ns) this.spawned = this.ns.run(() => IpSession.spawn(IP_BATCH));
-  }
-
-  private get session(): IpSession | undefined {
-    this.start();
-    return this.spawned;
+  private get session(): Session | undefined {
+    return this.nl ?? this.spawned;
   }
 
   /** Writes /proc/sys/<key> inside the pod (key with slashes: net/ipv4/conf/eth0/arp_notify). */
@@ -106,9 +109,9 @@ export class PodSession {
     return this;
   }
 
-  /** Runs one ip command on its own, before the batch (when something must come between). */
-  ip(args: string): this {
-    this.prelude.push({ op: 'ip', args });
+  /** Runs one command on its own, before the batch (when something must come between). */
+  ip(cmd: IpCommand): this {
+    this.prelude.push({ op: 'ip', cmd });
     return this;
   }
 
@@ -144,8 +147,8 @@ export class PodSession {
     this.acked = (async () => {
       await before;
       await this.ready();
-      if (this.ns) return this.runSteps(this.ns, steps);
-      const session = this.session!;
+      if (this.ns && this.nl) return this.runSteps(this.ns, this.nl, steps);
+      const session = this.spawned!;
       session.sendRaw([...steps.map(stepLine), 'ack']);
       const ack = await session.readLine();
       if (ack !== 'ack') throw this.explain(new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${session.stderr.trim() || 'the shell there ended'}`));
@@ -154,7 +157,7 @@ export class PodSession {
   }
 
   /** The queued work, done by Node inside the namespace (what the shell does otherwise). */
-  private async runSteps(ns: Netns, steps: Step[]): Promise<void> {
+  private async runSteps(ns: Netns, nl: NetlinkSession, steps: Step[]): Promise<void> {
     for (const s of steps) {
       if (s.op === 'sysctl') {
         ns.run(() => {
@@ -165,15 +168,11 @@ export class PodSession {
           }
         });
       } else if (s.op === 'ip') {
-        const r = await ns.run(() => run(IP, s.args.split(/\s+/).filter(Boolean)));
-        if (r.code !== 0) {
-          await this.spawned?.abort();
-          throw new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${r.stderr.trim() || `ip exit ${r.code}`}`);
-        }
+        nl.send([s.cmd]); // its failure ends the session: finish reports it
       } else {
         for (let n = 0; n < 200; n++) {
-          const r = await ns.run(() => run(IP, ['-6', 'addr', 'show', 'dev', s.ifname, 'tentative']));
-          if (r.stdout.trim() === '') break;
+          const tentative = await nl.ask(command({ kind: 'tentative', dev: s.ifname }, `read "${s.ifname}"`)).catch(() => []);
+          if (tentative.length === 0) break;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       }
@@ -192,7 +191,7 @@ export class PodSession {
   }
 
   async abort(): Promise<void> {
-    await this.spawned?.abort();
+    await this.session?.abort();
     this.ns?.close();
   }
 
@@ -215,9 +214,9 @@ export class PodSession {
 const OUTER = `{ ${IP} -j -d -batch - <&4 3<&- 4<&-; echo "exit $?"; } >&5 2>&6 &
 exec 4<&- 5>&- 6>&-; exec ${NSENTER} --net="$0" /bin/sh -c "$1"`;
 
-/** The node's ip session and the pod's (both `ip -j -d`). */
-export function startNodeAndPod(netns: string): { node: IpSession; pod: PodSession } {
-  if (native()) return { node: IpSession.spawn(IP_BATCH), pod: new PodSession(netns) };
+/** The node's session and the pod's: netlink sockets with the addon, else `ip -j -d` processes. */
+export function startNodeAndPod(netns: string): { node: Session; pod: PodSession } {
+  if (native()) return { node: localSession(), pod: new PodSession(netns) };
   const { child, exited, spawnError } = spawnPiped(['/bin/sh', '-c', OUTER, netns, POD_SCRIPT], 7);
   const writable = (n: number) => child.stdio[n] as Writable;
   const readable = (n: number) => child.stdio[n] as Readable;

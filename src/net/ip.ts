@@ -204,3 +204,23 @@ export function contains(c: Cidr, ip: IP): boolean {
 export function defaultRoute(family: Family): string {
   return family === 4 ? '0.0.0.0/0' : '::/0';
 }
+
+/** The address in network byte order (4 or 16 bytes), as the kernel takes it. */
+export function ipToBytes(ip: IP): Buffer {
+  const len = ip.family === 4 ? 4 : 16;
+  const out = Buffer.alloc(len);
+  let n = ip.n;
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return out;
+}
+
+/** An address from the kernel's 4 or 16 bytes (undefined for any other length). */
+export function ipFromBytes(b: Uint8Array): IP | undefined {
+  if (b.length !== 4 && b.length !== 16) return undefined;
+  let n = 0n;
+  for (const byte of b) n = (n << 8n) | BigInt(byte);
+  return { family: b.length === 4 ? 4 : 6, n };
+}

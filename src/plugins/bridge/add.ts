@@ -1,7 +1,7 @@
 // ADD: a short list of named steps, each with its undo; when one fails, what was done is
-// undone (lease, veth, rules) and the error answered. Costs are process starts, so: the
-// node's and the pod's ip processes start at once (from one fork) and wait for their
-// commands while IPAM runs; the node gets one batch (bridge, veth, port, gateway
+// undone (lease, veth, rules) and the error answered. The node and the pod each get a
+// session (a netlink socket with our addon, else an ip process, started at once); the veth
+// pair is made while IPAM runs; then the node gets one batch (bridge, port, gateway
 // address), the pod one (its sysctls, addresses, routes); node sysctls are plain file
 // writes. Both batches end by showing a link, which gives the result its MACs.
 import { CniError, ErrCode } from '../../cni/errors.ts';
@@ -11,11 +11,11 @@ import { withRollback } from '../../cni/rollback.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { applyVlans, defaultPvid, type PortVlans } from '../../kernel/bridge-vlan.ts';
 import { randomBytes, randomMac } from '../../kernel/hash.ts';
-import { IpBatchError, IpSession } from '../../kernel/ip-session.ts';
 import { deleteLink, linkFromJson, readLink, type LinkState } from '../../kernel/links.ts';
 import { requireNetns } from '../../kernel/ns.ts';
-import { startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
-import { IP } from '../../kernel/run.ts';
+import { command } from '../../kernel/ops.ts';
+import { localSession, startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
+import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
 import { ensureSysctl, trySysctl } from '../../kernel/sysctl.ts';
 import { addrsFromJson, bridgeAddrChanges } from './bridge-addrs.ts';
@@ -52,9 +52,9 @@ interface Add {
   inv: Invocation;
   conf: BridgeConf;
   ipam?: Ipam;
-  /** The node's ip; replaced by a new one when a batch failed and is retried. */
-  node: IpSession;
-  sessions: IpSession[];
+  /** The node's session; replaced by a new one when a batch failed and is retried. */
+  node: Session;
+  sessions: Session[];
   pod: PodSession;
   /** The node's bridges, as `ip -j -d addr show type bridge` lists them. */
   bridges: () => Promise<any[]>;
@@ -121,20 +121,20 @@ async function start(inv: Invocation, conf: BridgeConf): Promise<Add> {
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   const { node, pod } = startNodeAndPod(inv.netns);
   // A list that exists even when our bridge does not (asking for it by name would end ip).
-  const bridges = later(node.query('addr show type bridge', 'list the bridges'));
+  const bridges = later(node.ask(command({ kind: 'addr-show', type: 'bridge' }, 'list the bridges')));
   const add: Add = { inv, conf, ipam, node, sessions: [node], pod, bridges, veth: { name: randomVethName(), mac: randomMac() } };
   if (conf.vlan > 0 && conf.isGateway && ipam) {
     const name = `${conf.bridge}.${conf.vlan}`;
     const link = await readLink(name);
-    const addrs = later(link ? node.query(`addr show dev ${name}`, `read ${name}`) : Promise.resolve([]));
+    const addrs = later(link ? node.ask(command({ kind: 'addr-show', dev: name }, `read ${name}`)) : Promise.resolve([]));
     add.vlanGw = { name, link, addrs, port: link ? '' : randomVethName(), mac: randomMac() };
   }
   return add;
 }
 
-/** A fresh ip for the node, after a failed batch ended the last one. */
-function newNodeSession(add: Add): IpSession {
-  add.node = IpSession.spawn([IP, '-j', '-d', '-batch', '-']);
+/** A fresh session for the node, after a failed batch ended the last one. */
+function newNodeSession(add: Add): Session {
+  add.node = localSession();
   add.sessions.push(add.node);
   return add.node;
 }
@@ -152,8 +152,7 @@ async function makePair(add: Add): Promise<void> {
     const show = commands.pop()!;
     try {
       add.node.send(commands);
-      add.pod.start(); // while the node's ip makes the pair
-      await add.node.query(show.line, show.what);
+      await add.node.ask(show);
       trySysctl(`net/ipv6/conf/${add.veth.name}/accept_ra`, '0'); // we own the routes of our links
       earlyPodSysctls(add);
       return;
@@ -258,7 +257,7 @@ async function setUpPod(add: Add, p: Plan | undefined): Promise<{ address: strin
   let commands = [...podAddrCommands(podPlan), ...podRouteCommands(podPlan)];
   if (conf.enabledad && p?.ips.some((ip) => ip.gateway?.includes(':'))) {
     // With DAD on, routes wait until the addresses are no longer tentative (as the reference).
-    for (const c of podAddrCommands(podPlan)) pod.ip(c.line);
+    for (const c of podAddrCommands(podPlan)) pod.ip(c);
     pod.settle(ifname);
     commands = podRouteCommands(podPlan);
   }

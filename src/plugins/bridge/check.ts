@@ -1,17 +1,18 @@
 // CHECK: the IPAM plugin's CHECK passes, and prevResult still describes the machine: the
 // bridge (MAC, promiscuity), the pod interface (a veth, its MAC, its addresses and the
 // routes to their subnets, every route of prevResult) and the host end (a port of the
-// bridge whose peer is the pod interface). The node and the pod are read by ip processes
-// of one process tree (one fork of Node), started before IPAM checks.
+// bridge whose peer is the pod interface). The node and the pod are read through their
+// sessions (netlink sockets, or ip processes of one process tree), started before IPAM checks.
 import { CniError, ErrCode } from '../../cni/errors.ts';
 import { ipamFor, type Ipam } from '../../cni/ipam.ts';
 import { parseResult, type Interface, type Route } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr } from '../../net/ip.ts';
-import { IpBatchError, IpSession } from '../../kernel/ip-session.ts';
 import { linkFromJson, type LinkState } from '../../kernel/links.ts';
 import { requireNetns } from '../../kernel/ns.ts';
+import { command } from '../../kernel/ops.ts';
 import { startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
+import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { loadConf, type BridgeConf } from './conf.ts';
 import { trace } from './trace.ts';
 
@@ -28,8 +29,8 @@ interface PodView {
 
 async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
   const commands = [
-    { line: 'route show table all', what: 'list routes', output: true },
-    { line: `addr show dev ${ifname}`, what: `read "${ifname}"`, output: true },
+    command({ kind: 'routes' }, 'list routes'),
+    command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`),
   ];
   let outputs: any[][];
   try {
@@ -50,11 +51,8 @@ async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
 }
 
 /** The node's bridges and veths by name (lists that exist whatever is missing). */
-async function readNode(node: IpSession): Promise<Map<string, LinkState>> {
-  const outputs = await node.finish([
-    { line: 'link show type bridge', what: 'list the bridges', output: true },
-    { line: 'link show type veth', what: 'list the veths', output: true },
-  ]);
+async function readNode(node: Session): Promise<Map<string, LinkState>> {
+  const outputs = await node.finish([command({ kind: 'links', type: 'bridge' }, 'list the bridges'), command({ kind: 'links', type: 'veth' }, 'list the veths')]);
   return new Map(outputs.flat().map((j) => [j.ifname as string, linkFromJson(j)]));
 }
 

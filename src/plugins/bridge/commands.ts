@@ -1,17 +1,12 @@
-// The ip batch lines of an ADD: for the node's namespace the veth pair, then the bridge,
-// port and gateway addresses; for the pod's its addresses, up, routes. Pure functions: what
-// the kernel is asked is readable and testable without a namespace.
-import type { IpCommand } from '../../kernel/ip-session.ts';
-import { formatCidr, type Cidr } from '../../net/ip.ts';
+// The commands of an ADD: for the node's namespace the veth pair, then the bridge, port and
+// gateway addresses; for the pod's its addresses, up, routes. Pure functions: what the
+// kernel is asked is readable and testable without a namespace (as ops, and as the ip
+// lines the fallback executor runs).
+import { command, type IpCommand } from '../../kernel/ops.ts';
+import { formatCidr, parseCidr, type Cidr } from '../../net/ip.ts';
 import type { PodRoute } from './gateways.ts';
 
-const mtu = (m: number) => (m > 0 ? ` mtu ${m}` : '');
-
-/** `addr add/replace` with the broadcast the reference's netlink library sets for IPv4. */
-function addrLine(verb: 'add' | 'replace' | 'del', a: Cidr, dev: string): string {
-  const brd = verb !== 'del' && a.ip.family === 4 && a.prefix < 31 ? ' brd +' : '';
-  return `addr ${verb} ${formatCidr(a)}${brd} dev ${dev}`;
-}
+const mtu = (m: number) => (m > 0 ? m : undefined);
 
 export interface HostPlan {
   bridge: string;
@@ -42,14 +37,13 @@ export interface HostPlan {
  * it is made while IPAM works; the last line shows the host end once it exists.
  */
 export function pairCommands(p: Pick<HostPlan, 'veth' | 'vethMac' | 'mtu' | 'ifname' | 'netns' | 'podMac'>): IpCommand[] {
-  const podMac = p.podMac ? ` address ${p.podMac}` : '';
   return [
-    {
-      line: `link add name ${p.veth}${mtu(p.mtu)} address ${p.vethMac} type veth peer name ${p.ifname}${mtu(p.mtu)}${podMac} netns ${p.netns}`,
-      what: `create veth pair ${p.veth}/${p.ifname}`,
-    },
-    { line: `link set dev ${p.veth} up`, what: `set ${p.veth} up` },
-    { line: `link show dev ${p.veth}`, what: `read ${p.veth}`, output: true },
+    command(
+      { kind: 'veth-add', name: p.veth, mtu: mtu(p.mtu), mac: p.vethMac, peer: { name: p.ifname, mtu: mtu(p.mtu), mac: p.podMac, netns: p.netns } },
+      `create veth pair ${p.veth}/${p.ifname}`,
+    ),
+    command({ kind: 'link-set', dev: p.veth, up: true }, `set ${p.veth} up`),
+    command({ kind: 'link-show', dev: p.veth }, `read ${p.veth}`),
   ];
 }
 
@@ -58,39 +52,32 @@ export function portCommands(p: HostPlan): IpCommand[] {
   const c: IpCommand[] = [];
   if (p.createBridge) {
     // MTU at creation, as the reference: the bridge keeps following its ports' MTU.
-    const addr = p.pinBridgeMac ? ` address ${p.pinBridgeMac}` : '';
-    c.push({ line: `link add name ${p.bridge}${mtu(p.mtu)}${addr} type bridge${p.vlanFiltering ? ' vlan_filtering 1' : ''}`, what: `create bridge ${p.bridge}` });
+    c.push(command({ kind: 'bridge-add', name: p.bridge, mtu: mtu(p.mtu), mac: p.pinBridgeMac, vlanFiltering: p.vlanFiltering || undefined }, `create bridge ${p.bridge}`));
   } else if (p.pinBridgeMac) {
     // Before the new port joins: an unpinned bridge would take a lower port MAC.
-    c.push({ line: `link set dev ${p.bridge} address ${p.pinBridgeMac}`, what: `set the MAC of ${p.bridge}` });
+    c.push(command({ kind: 'link-set', dev: p.bridge, mac: p.pinBridgeMac }, `set the MAC of ${p.bridge}`));
   }
-  if (p.promisc) c.push({ line: `link set dev ${p.bridge} promisc on`, what: `set ${p.bridge} promiscuous` });
-  c.push({ line: `link set dev ${p.bridge} up`, what: `set ${p.bridge} up` });
-  c.push({ line: `link set dev ${p.veth} master ${p.bridge}`, what: `connect ${p.veth} to bridge ${p.bridge}` });
-  c.push({
-    line: `link set dev ${p.veth} type bridge_slave hairpin ${p.hairpin ? 'on' : 'off'}${p.isolated ? ' isolated on' : ''}`,
-    what: `set up bridge port ${p.veth}`,
-  });
+  if (p.promisc) c.push(command({ kind: 'link-set', dev: p.bridge, promisc: true }, `set ${p.bridge} promiscuous`));
+  c.push(command({ kind: 'link-set', dev: p.bridge, up: true }, `set ${p.bridge} up`));
+  c.push(command({ kind: 'link-set', dev: p.veth, master: p.bridge }, `connect ${p.veth} to bridge ${p.bridge}`));
+  c.push(command({ kind: 'port-set', dev: p.veth, hairpin: p.hairpin, isolated: p.isolated || undefined }, `set up bridge port ${p.veth}`));
 
   const g = p.vlanGateway;
   if (g?.create) {
-    c.push({
-      line: `link add name ${g.port}${mtu(g.mtu)} type veth peer name ${g.name}${mtu(g.mtu)} address ${g.mac}`,
-      what: `create VLAN gateway ${g.name}`,
-    });
-    c.push({ line: `link set dev ${g.port} up`, what: `set ${g.port} up` });
-    c.push({ line: `link set dev ${g.port} master ${p.bridge}`, what: `connect ${g.port} to bridge ${p.bridge}` });
-    c.push({ line: `link set dev ${g.port} type bridge_slave hairpin off`, what: `set up bridge port ${g.port}` });
-    c.push({ line: `link set dev ${g.name} up`, what: `set ${g.name} up` });
+    c.push(command({ kind: 'veth-add', name: g.port, mtu: mtu(g.mtu), peer: { name: g.name, mtu: mtu(g.mtu), mac: g.mac } }, `create VLAN gateway ${g.name}`));
+    c.push(command({ kind: 'link-set', dev: g.port, up: true }, `set ${g.port} up`));
+    c.push(command({ kind: 'link-set', dev: g.port, master: p.bridge }, `connect ${g.port} to bridge ${p.bridge}`));
+    c.push(command({ kind: 'port-set', dev: g.port, hairpin: false }, `set up bridge port ${g.port}`));
+    c.push(command({ kind: 'link-set', dev: g.name, up: true }, `set ${g.name} up`));
   } else if (g?.pinMac) {
-    c.push({ line: `link set dev ${g.name} address ${g.pinMac}`, what: `set the MAC of ${g.name}` });
+    c.push(command({ kind: 'link-set', dev: g.name, mac: g.pinMac }, `set the MAC of ${g.name}`));
   }
 
-  for (const a of p.removeAddrs) c.push({ line: addrLine('del', a, p.addrDevice), what: `remove ${formatCidr(a)} from ${p.addrDevice}` });
+  for (const a of p.removeAddrs) c.push(command({ kind: 'addr', verb: 'del', cidr: a, dev: p.addrDevice }, `remove ${formatCidr(a)} from ${p.addrDevice}`));
   // replace, not add: a concurrent ADD may have just added the same gateway address.
-  for (const a of p.addAddrs) c.push({ line: addrLine('replace', a, p.addrDevice), what: `add ${formatCidr(a)} to ${p.addrDevice}` });
+  for (const a of p.addAddrs) c.push(command({ kind: 'addr', verb: 'replace', cidr: a, dev: p.addrDevice }, `add ${formatCidr(a)} to ${p.addrDevice}`));
   // Last: the bridge's MAC for the result (an unpinned bridge takes its ports' lowest).
-  c.push({ line: `link show dev ${p.bridge}`, what: `read ${p.bridge}`, output: true });
+  c.push(command({ kind: 'link-show', dev: p.bridge }, `read ${p.bridge}`));
   return c;
 }
 
@@ -103,22 +90,19 @@ export interface PodPlan {
 
 /** Address lines, then up, then routes, then a `link show` to learn the MAC. */
 export function podAddrCommands(p: PodPlan): IpCommand[] {
-  const c: IpCommand[] = p.addrs.map((a) => ({ line: addrLine('add', a, p.ifname), what: `add IP addr ${formatCidr(a)} to "${p.ifname}"` }));
-  if (p.up) c.push({ line: `link set dev ${p.ifname} up`, what: `set "${p.ifname}" up` });
+  const c: IpCommand[] = p.addrs.map((a) => command({ kind: 'addr', verb: 'add', cidr: a, dev: p.ifname }, `add IP addr ${formatCidr(a)} to "${p.ifname}"`));
+  if (p.up) c.push(command({ kind: 'link-set', dev: p.ifname, up: true }, `set "${p.ifname}" up`));
   return c;
 }
 
 export function podRouteCommands(p: PodPlan): IpCommand[] {
   const c: IpCommand[] = p.routes.map((r) => {
     const x = r.route;
-    let line = `route append ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${p.ifname}`;
-    if (x.table !== undefined) line += ` table ${x.table}`;
-    if (x.priority !== undefined) line += ` metric ${x.priority}`;
-    if (x.scope !== undefined) line += ` scope ${x.scope}`;
-    if (x.mtu !== undefined) line += ` mtu ${x.mtu}`;
-    if (x.advmss !== undefined) line += ` advmss ${x.advmss}`;
-    return { line, what: `add route '${r.dst} via ${r.gw ?? '-'} dev ${p.ifname}'` };
+    const dst = parseCidr(r.dst);
+    if (!dst) throw new Error(`invalid route destination ${r.dst}`); // plan() parsed it already
+    const op = { kind: 'route-append' as const, dst, gw: r.gw, dev: p.ifname, table: x.table, metric: x.priority, scope: x.scope, mtu: x.mtu, advmss: x.advmss };
+    return command(op, `add route '${r.dst} via ${r.gw ?? '-'} dev ${p.ifname}'`);
   });
-  c.push({ line: `link show dev ${p.ifname}`, what: `read "${p.ifname}"`, output: true });
+  c.push(command({ kind: 'link-show', dev: p.ifname }, `read "${p.ifname}"`));
   return c;
 }

@@ -1,13 +1,13 @@
 // DEL: release the lease, remove the pod interface (its host end goes with it) and the
 // container's rules. Idempotent: a namespace or interface already gone, or a container
-// never added, is success. The pod's ip process runs while IPAM releases the lease.
+// never added, is success. The pod's interface is deleted while IPAM releases the lease.
 import { ipamFor } from '../../cni/ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { parseIP } from '../../net/ip.ts';
-import { IpSession } from '../../kernel/ip-session.ts';
 import { netnsState } from '../../kernel/ns.ts';
-import { spawnIpIn } from '../../kernel/pod-session.ts';
-import { IP } from '../../kernel/run.ts';
+import { command } from '../../kernel/ops.ts';
+import { sessionIn } from '../../kernel/pod-session.ts';
+import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
 import { loadConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
@@ -15,9 +15,9 @@ import { trace } from './trace.ts';
 
 /** Deletes `ifname` in the pod; resolves to the families of its global addresses (null: no interface). */
 async function deletePodInterface(netns: string, ifname: string): Promise<Array<4 | 6> | null> {
-  let session: IpSession;
+  let session: Session;
   try {
-    session = spawnIpIn(netns, [IP, '-j', '-batch', '-']);
+    session = sessionIn(netns);
   } catch (err) {
     // Gone since we looked.
     if (['ENOENT', 'ENOTDIR'].includes(((err as Error).cause as NodeJS.ErrnoException)?.code ?? '')) return null;
@@ -25,13 +25,10 @@ async function deletePodInterface(netns: string, ifname: string): Promise<Array<
   }
   let shown: any[][];
   try {
-    shown = await session.finish([
-      { line: `addr show dev ${ifname}`, what: `read "${ifname}"`, output: true },
-      { line: `link del dev ${ifname}`, what: `delete "${ifname}"` },
-    ]);
+    shown = await session.finish([command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`), command({ kind: 'link-del', dev: ifname }, `delete "${ifname}"`)]);
   } catch (err) {
     // Gone already: the interface, or the namespace since we looked (nsenter cannot open it).
-    if (/does not exist|Cannot find device|cannot open .*No such file/.test(session.stderr)) return null;
+    if (err instanceof IpBatchError && /does not exist|Cannot find device|cannot open .*No such file/.test(err.stderr)) return null;
     throw err;
   }
   const families = new Set<4 | 6>();

@@ -1,0 +1,342 @@
+// The ops of ../ops.ts as route netlink requests, and the kernel's answers shaped as
+// `ip -j -d` prints them (the fields the plugins read), so that either executor answers
+// alike. What each request carries follows what iproute2 sends for the op's ip line.
+import { closeSync, openSync } from 'node:fs';
+import { formatIP, ipFromBytes, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
+import type { Op } from '../ops.ts';
+import { decodeAttrs, encodeAttrs, encodeMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, str, u32, u8, type Attr, type Attrs, type Message } from './codec.ts';
+import { NetlinkError, type NetlinkSocket } from './socket.ts';
+
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_GETLINK = 18;
+const RTM_NEWADDR = 20;
+const RTM_DELADDR = 21;
+const RTM_GETADDR = 22;
+const RTM_NEWROUTE = 24;
+const RTM_GETROUTE = 26;
+
+const AF_UNSPEC = 0;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_LINK = 5;
+const IFLA_MASTER = 10;
+const IFLA_OPERSTATE = 16;
+const IFLA_LINKINFO = 18;
+const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_INFO_SLAVE_KIND = 4;
+const IFLA_INFO_SLAVE_DATA = 5;
+const VETH_INFO_PEER = 1;
+const IFLA_BR_VLAN_FILTERING = 7;
+const IFLA_BRPORT_MODE = 4;
+const IFLA_BRPORT_ISOLATED = 33;
+
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_BROADCAST = 4;
+const IFA_FLAGS = 8;
+const IFA_F_TENTATIVE = 0x40;
+
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_METRICS = 8;
+const RTA_TABLE = 15;
+const RTAX_MTU = 2;
+const RTAX_ADVMSS = 8;
+const RT_TABLE_MAIN = 254;
+const RTPROT_BOOT = 3;
+const RTN_UNICAST = 1;
+const RT_SCOPE_LINK = 253;
+
+const IFF_UP = 0x1;
+const IFF_PROMISC = 0x100;
+const FLAG_NAMES: Array<[number, string]> = [
+  [0x2, 'BROADCAST'],
+  [0x8, 'LOOPBACK'],
+  [0x10, 'POINTOPOINT'],
+  [0x80, 'NOARP'],
+  [0x100, 'PROMISC'],
+  [0x1000, 'MULTICAST'],
+  [0x1, 'UP'],
+  [0x10000, 'LOWER_UP'],
+];
+const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
+const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
+const ROUTE_TYPES: Record<number, string> = { 1: 'unicast', 2: 'local', 3: 'broadcast', 4: 'anycast', 5: 'multicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit' };
+const PROTOCOLS: Record<number, string> = { 2: 'kernel', 3: 'boot', 4: 'static', 16: 'dhcp', 186: 'bgp', 187: 'isis', 188: 'ospf', 189: 'rip', 192: 'eigrp' };
+
+function ifinfomsg(index = 0, flags = 0, change = 0, family = AF_UNSPEC): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt8(family, 0);
+  b.writeInt32LE(index, 4);
+  b.writeUInt32LE(flags, 8);
+  b.writeUInt32LE(change, 12);
+  return b;
+}
+
+const macBytes = (mac: string) => Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
+const macText = (b: Buffer | undefined) => (b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined);
+const familyOf = (c: Cidr) => (c.ip.family === 4 ? AF_INET : AF_INET6);
+
+/** A device of the socket's namespace that is not there, in iproute2's words. */
+export class NoSuchDevice extends NetlinkError {
+  constructor(readonly dev: string) {
+    super(19, 'ENODEV', undefined);
+    this.message = `Cannot find device "${dev}"`;
+  }
+}
+
+function linkAttrs(name: string, mtu: number | undefined, mac: string | undefined): Attr[] {
+  const a: Attr[] = [[IFLA_IFNAME, name]];
+  if (mtu) a.push([IFLA_MTU, { u32: mtu }]);
+  if (mac) a.push([IFLA_ADDRESS, macBytes(mac)]);
+  return a;
+}
+
+/**
+ * Runs one op; a question resolves to its answer, a change to undefined. Throws
+ * NetlinkError; NoSuchDevice when the device it names is not there (as iproute2 says it).
+ */
+export async function perform(sock: NetlinkSocket, op: Op): Promise<any[] | undefined> {
+  try {
+    return await performOp(sock, op);
+  } catch (err) {
+    if (err instanceof NetlinkError && err.errno === 19 && !(err instanceof NoSuchDevice) && 'dev' in op) throw new NoSuchDevice(op.dev);
+    throw err;
+  }
+}
+
+async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined> {
+  const ack = NLM_F_ACK;
+  switch (op.kind) {
+    case 'veth-add': {
+      const p = op.peer;
+      const nsFd = p.netns ? openSync(p.netns, 'r') : undefined;
+      try {
+        const peerAttrs = linkAttrs(p.name, p.mtu, p.mac);
+        if (nsFd !== undefined) peerAttrs.push([IFLA_NET_NS_FD, { u32: nsFd }]);
+        const peer = Buffer.concat([ifinfomsg(), encodeAttrs(peerAttrs)]);
+        const info: Attr = [IFLA_LINKINFO, [[IFLA_INFO_KIND, 'veth'], [IFLA_INFO_DATA, [[VETH_INFO_PEER, peer]]]]];
+        // Milliseconds of kernel work: on a worker thread, so IPAM goes on meanwhile.
+        await sock.requestAsync(encodeMessage(RTM_NEWLINK, ack | NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(), [...linkAttrs(op.name, op.mtu, op.mac), info]));
+      } finally {
+        if (nsFd !== undefined) closeSync(nsFd);
+      }
+      return undefined;
+    }
+    case 'bridge-add': {
+      const data: Attr[] = op.vlanFiltering ? [[IFLA_BR_VLAN_FILTERING, { u8: 1 }]] : [];
+      const info: Attr = [IFLA_LINKINFO, [[IFLA_INFO_KIND, 'bridge'], ...(data.length ? ([[IFLA_INFO_DATA, data]] as Attr[]) : [])]];
+      await sock.requestAsync(encodeMessage(RTM_NEWLINK, ack | NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(), [...linkAttrs(op.name, op.mtu, op.mac), info]));
+      return undefined;
+    }
+    case 'link-set': {
+      const flags = (op.up ? IFF_UP : 0) | (op.promisc ? IFF_PROMISC : 0);
+      const attrs: Attr[] = [[IFLA_IFNAME, op.dev]];
+      if (op.mac) attrs.push([IFLA_ADDRESS, macBytes(op.mac)]);
+      if (op.master) attrs.push([IFLA_MASTER, { u32: indexOf(sock, op.master) }]);
+      sock.request(encodeMessage(RTM_NEWLINK, ack, ifinfomsg(0, flags, flags), attrs));
+      return undefined;
+    }
+    case 'port-set': {
+      const data: Attr[] = [[IFLA_BRPORT_MODE, { u8: op.hairpin ? 1 : 0 }]];
+      if (op.isolated) data.push([IFLA_BRPORT_ISOLATED, { u8: 1 }]);
+      const info: Attr = [IFLA_LINKINFO, [[IFLA_INFO_SLAVE_KIND, 'bridge'], [IFLA_INFO_SLAVE_DATA, data]]];
+      sock.request(encodeMessage(RTM_NEWLINK, ack, ifinfomsg(), [[IFLA_IFNAME, op.dev], info]));
+      return undefined;
+    }
+    case 'link-del':
+      await sock.requestAsync(encodeMessage(RTM_DELLINK, ack, ifinfomsg(), [[IFLA_IFNAME, op.dev]]));
+      return undefined;
+    case 'addr': {
+      const c = op.cidr;
+      const hdr = Buffer.alloc(8);
+      hdr.writeUInt8(familyOf(c), 0);
+      hdr.writeUInt8(c.prefix, 1);
+      hdr.writeUInt32LE(indexOf(sock, op.dev), 4);
+      const local = ipToBytes(c.ip);
+      const attrs: Attr[] = [
+        [IFA_LOCAL, local],
+        [IFA_ADDRESS, local],
+      ];
+      if (op.verb !== 'del' && c.ip.family === 4 && c.prefix < 31) attrs.push([IFA_BROADCAST, ipToBytes(lastOf(c))]);
+      const type = op.verb === 'del' ? RTM_DELADDR : RTM_NEWADDR;
+      const flags = op.verb === 'add' ? NLM_F_CREATE | NLM_F_EXCL : op.verb === 'replace' ? NLM_F_CREATE | NLM_F_REPLACE : 0;
+      sock.request(encodeMessage(type, ack | flags, hdr, attrs));
+      return undefined;
+    }
+    case 'route-append': {
+      const hdr = Buffer.alloc(12);
+      const table = op.table ?? RT_TABLE_MAIN;
+      hdr.writeUInt8(familyOf(op.dst), 0);
+      hdr.writeUInt8(op.dst.prefix, 1);
+      hdr.writeUInt8(table < 256 ? table : 0, 4);
+      hdr.writeUInt8(RTPROT_BOOT, 5);
+      // iproute2's default: a route without a gateway reaches its destination on the link.
+      hdr.writeUInt8(op.scope ?? (op.gw ? 0 : RT_SCOPE_LINK), 6);
+      hdr.writeUInt8(RTN_UNICAST, 7);
+      const attrs: Attr[] = [];
+      if (op.dst.prefix > 0) attrs.push([RTA_DST, ipToBytes(op.dst.ip)]);
+      if (op.gw) {
+        const gw = parseIP(op.gw);
+        if (!gw) throw new NetlinkError(22, 'EINVAL', `invalid gateway ${op.gw}`);
+        attrs.push([RTA_GATEWAY, ipToBytes(gw)]);
+      }
+      attrs.push([RTA_OIF, { u32: indexOf(sock, op.dev) }]);
+      if (table >= 256) attrs.push([RTA_TABLE, { u32: table }]);
+      if (op.metric) attrs.push([RTA_PRIORITY, { u32: op.metric }]);
+      const metrics: Attr[] = [];
+      if (op.mtu) metrics.push([RTAX_MTU, { u32: op.mtu }]);
+      if (op.advmss) metrics.push([RTAX_ADVMSS, { u32: op.advmss }]);
+      if (metrics.length > 0) attrs.push([RTA_METRICS, metrics]);
+      sock.request(encodeMessage(RTM_NEWROUTE, ack | NLM_F_CREATE | NLM_F_APPEND, hdr, attrs));
+      return undefined;
+    }
+    case 'link-show': {
+      const link = getLink(sock, op.dev);
+      if (link.master !== undefined) link.master = nameOf(sock, link.master) ?? link.master;
+      return [link];
+    }
+    case 'links': {
+      const all = dumpLinks(sock);
+      return all.filter((l) => l.linkinfo?.info_kind === op.type);
+    }
+    case 'addr-show': {
+      const links = 'dev' in op ? [getLink(sock, op.dev)] : dumpLinks(sock).filter((l) => l.linkinfo?.info_kind === op.type);
+      const addrs = dumpAddrs(sock);
+      for (const l of links) l.addr_info = addrs.filter((a) => a.index === l.ifindex).map(({ index: _, ...a }) => a);
+      return links;
+    }
+    case 'routes':
+      return dumpRoutes(sock);
+    case 'tentative': {
+      const index = indexOf(sock, op.dev);
+      return dumpAddrs(sock).filter((a) => a.index === index && a.family === 'inet6' && a.tentative);
+    }
+  }
+}
+
+/** RTM_GETLINK by name; NoSuchDevice when there is none. */
+function getLink(sock: NetlinkSocket, name: string): any {
+  let answer: Message[];
+  try {
+    answer = sock.request(encodeMessage(RTM_GETLINK, NLM_F_ACK, ifinfomsg(), [[IFLA_IFNAME, name]]));
+  } catch (err) {
+    if (err instanceof NetlinkError && err.errno === 19) throw new NoSuchDevice(name);
+    throw err;
+  }
+  const m = answer.find((x) => x.type === RTM_NEWLINK);
+  if (!m) throw new NoSuchDevice(name);
+  return decodeLink(m);
+}
+
+function indexOf(sock: NetlinkSocket, name: string): number {
+  return getLink(sock, name).ifindex as number;
+}
+
+function nameOf(sock: NetlinkSocket, index: number): string | undefined {
+  try {
+    const m = sock.request(encodeMessage(RTM_GETLINK, NLM_F_ACK, ifinfomsg(index))).find((x) => x.type === RTM_NEWLINK);
+    return m ? decodeLink(m).ifname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function dumpLinks(sock: NetlinkSocket): any[] {
+  const links = sock
+    .request(encodeMessage(RTM_GETLINK, NLM_F_DUMP, ifinfomsg()))
+    .filter((m) => m.type === RTM_NEWLINK)
+    .map(decodeLink);
+  const names = new Map(links.map((l) => [l.ifindex as number, l.ifname as string]));
+  for (const l of links) if (l.master !== undefined) l.master = names.get(l.master) ?? l.master;
+  return links;
+}
+
+/** A link as `ip -j -d link show` prints it; `master` is still an index here. */
+function decodeLink(m: Message): any {
+  const index = m.data.readInt32LE(4);
+  const flags = m.data.readUInt32LE(8);
+  const a = decodeAttrs(m.data, 16);
+  const link: any = {
+    ifindex: index,
+    ifname: str(a.get(IFLA_IFNAME)),
+    flags: FLAG_NAMES.filter(([bit]) => flags & bit).map(([, name]) => name),
+    mtu: u32(a.get(IFLA_MTU)),
+    operstate: OPERSTATES[u8(a.get(IFLA_OPERSTATE)) ?? 0] ?? 'UNKNOWN',
+    address: macText(a.get(IFLA_ADDRESS)),
+  };
+  const peer = u32(a.get(IFLA_LINK));
+  // Sent when it differs from the link's own index, and always for a peer in another
+  // namespace (whose index may equal ours: both ends are often index 2).
+  if (peer !== undefined && peer !== 0) link.link_index = peer;
+  const master = u32(a.get(IFLA_MASTER));
+  if (master) link.master = master;
+  const info = a.get(IFLA_LINKINFO);
+  if (info) {
+    const i = decodeAttrs(info);
+    link.linkinfo = { info_kind: str(i.get(IFLA_INFO_KIND)), info_slave_kind: str(i.get(IFLA_INFO_SLAVE_KIND)) };
+  }
+  return link;
+}
+
+function dumpAddrs(sock: NetlinkSocket): any[] {
+  const hdr = Buffer.alloc(8);
+  return sock
+    .request(encodeMessage(RTM_GETADDR, NLM_F_DUMP, hdr))
+    .filter((m) => m.type === RTM_NEWADDR)
+    .map((m) => {
+      const family = m.data.readUInt8(0);
+      const a: Attrs = decodeAttrs(m.data, 8);
+      const flags = u32(a.get(IFA_FLAGS)) ?? m.data.readUInt8(2);
+      const local = ipFromBytes(a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS) ?? Buffer.alloc(0));
+      const brd = ipFromBytes(a.get(IFA_BROADCAST) ?? Buffer.alloc(0));
+      const scope = m.data.readUInt8(3);
+      return {
+        index: m.data.readUInt32LE(4),
+        family: family === AF_INET ? 'inet' : 'inet6',
+        local: local ? formatIP(local) : undefined,
+        prefixlen: m.data.readUInt8(1),
+        ...(brd ? { broadcast: formatIP(brd) } : {}),
+        scope: SCOPES[scope] ?? scope,
+        ...(flags & IFA_F_TENTATIVE ? { tentative: true } : {}),
+      };
+    });
+}
+
+function dumpRoutes(sock: NetlinkSocket): any[] {
+  const hdr = Buffer.alloc(12);
+  const names = new Map(dumpLinks(sock).map((l) => [l.ifindex as number, l.ifname as string]));
+  return sock
+    .request(encodeMessage(RTM_GETROUTE, NLM_F_DUMP, hdr))
+    .filter((m) => m.type === RTM_NEWROUTE)
+    .map((m) => {
+      const d = m.data;
+      const a = decodeAttrs(d, 12);
+      const dstLen = d.readUInt8(1);
+      const dst = ipFromBytes(a.get(RTA_DST) ?? Buffer.alloc(0));
+      const table = u32(a.get(RTA_TABLE)) ?? d.readUInt8(4);
+      const type = d.readUInt8(7);
+      const gw = ipFromBytes(a.get(RTA_GATEWAY) ?? Buffer.alloc(0));
+      const oif = u32(a.get(RTA_OIF));
+      const r: any = {};
+      if (type !== RTN_UNICAST) r.type = ROUTE_TYPES[type] ?? type;
+      r.dst = !dst || dstLen === 0 ? 'default' : dstLen === (dst.family === 4 ? 32 : 128) ? formatIP(dst) : `${formatIP(dst)}/${dstLen}`;
+      if (gw) r.gateway = formatIP(gw);
+      if (oif !== undefined) r.dev = names.get(oif) ?? oif;
+      if (table !== RT_TABLE_MAIN) r.table = table === 255 ? 'local' : table;
+      r.protocol = PROTOCOLS[d.readUInt8(5)] ?? d.readUInt8(5);
+      r.scope = SCOPES[d.readUInt8(6)] ?? d.readUInt8(6);
+      const metric = u32(a.get(RTA_PRIORITY));
+      if (metric !== undefined) r.metric = metric;
+      return r;
+    });
+}
