@@ -210,6 +210,9 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
 #endif
+#ifndef NETLINK_GET_STRICT_CHK
+#define NETLINK_GET_STRICT_CHK 12
+#endif
 
 static napi_value js_strerror(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -231,6 +234,9 @@ static napi_value js_nl_open(napi_env env, napi_callback_info info) {
   // Error messages from the kernel (extended acks), without the request echoed back.
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  // Dumps filtered by the kernel (links of one kind, addresses of one link) on kernels
+  // that can (4.20+); callers filter again, so older kernels answer the same.
+  setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {

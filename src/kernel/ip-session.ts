@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { native, type Native } from './native.ts';
-import type { IpCommand } from './ops.ts';
+import { narrow, type IpCommand } from './ops.ts';
 import { IpBatchError, type Session } from './session.ts';
 import { IP } from './run.ts';
 
@@ -224,8 +224,8 @@ export class IpSession implements Session {
     if (commands.length > 0) this.ch.batch.write(commands.map((c) => `${c.line}\n`).join(''));
   }
 
-  ask(cmd: IpCommand): Promise<any[]> {
-    return this.query(cmd.line, cmd.what);
+  async ask(cmd: IpCommand): Promise<any[]> {
+    return narrow(cmd.op, await this.query(cmd.line, cmd.what));
   }
 
   /** Sends one `show` command and returns its parsed JSON. */
@@ -264,7 +264,7 @@ export class IpSession implements Session {
     for (const c of commands) {
       if (!c.output) continue;
       const line = this.pendingLines.shift();
-      outputs.push(line === undefined ? [] : (JSON.parse(line) as any[]));
+      outputs.push(line === undefined ? [] : narrow(c.op, JSON.parse(line) as any[]));
     }
     return outputs;
   }

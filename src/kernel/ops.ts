@@ -16,11 +16,11 @@ export type Op =
   // Questions; their answers are shaped as `ip -j -d` prints them (the fields we read).
   /** [the link] */
   | { kind: 'link-show'; dev: string }
-  /** Every link of one type. */
-  | { kind: 'links'; type: 'bridge' | 'veth' }
-  /** Links with their addresses (addr_info): one device, or every bridge. */
+  /** Links of one type; only those of `names` when given (missing ones are left out). */
+  | { kind: 'links'; type: 'bridge' | 'veth'; names?: string[] }
+  /** Links with their addresses (addr_info): one device, or bridges (of `names` when given). */
   | { kind: 'addr-show'; dev: string }
-  | { kind: 'addr-show'; type: 'bridge' }
+  | { kind: 'addr-show'; type: 'bridge'; names?: string[] }
   /** Routes of every table, both families. */
   | { kind: 'routes' }
   /** `dev`'s IPv6 addresses still in duplicate address detection. */
@@ -71,6 +71,7 @@ export function ipLine(op: Op): string {
     case 'link-show':
       return `link show dev ${op.dev}`;
     case 'links':
+      // ip would end the batch on a missing name: it lists the type, callers pick by name.
       return `link show type ${op.type}`;
     case 'addr-show':
       return 'dev' in op ? `addr show dev ${op.dev}` : `addr show type ${op.type}`;
@@ -79,4 +80,11 @@ export function ipLine(op: Op): string {
     case 'tentative':
       return `addr show dev ${op.dev} tentative`;
   }
+}
+
+/** The part of ip's answer to `op` that the op asks for (ip lists a whole type; an op may name links). */
+export function narrow(op: Op | undefined, answer: any[]): any[] {
+  if (!op || (op.kind !== 'links' && op.kind !== 'addr-show') || !('names' in op) || !op.names) return answer;
+  const names = op.names;
+  return answer.filter((l) => names.includes(l.ifname));
 }

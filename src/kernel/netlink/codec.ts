@@ -93,7 +93,13 @@ export function decodeAttrs(buf: Buffer, from = 0): Attrs {
   return out;
 }
 
-export const str = (b: Buffer | undefined): string | undefined => (b ? b.toString('latin1', 0, b.indexOf(0) >= 0 ? b.indexOf(0) : b.length) : undefined);
+/** A NUL-terminated string attribute (a plain loop: Buffer#indexOf costs ~0.1 ms per first call). */
+export function str(b: Buffer | undefined): string | undefined {
+  if (!b) return undefined;
+  let end = 0;
+  while (end < b.length && b[end] !== 0) end++;
+  return b.toString('latin1', 0, end);
+}
 export const u32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
 export const u8 = (b: Buffer | undefined): number | undefined => (b && b.length >= 1 ? b.readUInt8(0) : undefined);
 

@@ -205,22 +205,17 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
       if (link.master !== undefined) link.master = nameOf(sock, link.master) ?? link.master;
       return [link];
     }
-    case 'links': {
-      const all = dumpLinks(sock);
-      return all.filter((l) => l.linkinfo?.info_kind === op.type);
-    }
+    case 'links':
+      return linksOf(sock, op.type, op.names);
     case 'addr-show': {
-      const links = 'dev' in op ? [getLink(sock, op.dev)] : dumpLinks(sock).filter((l) => l.linkinfo?.info_kind === op.type);
-      const addrs = dumpAddrs(sock);
-      for (const l of links) l.addr_info = addrs.filter((a) => a.index === l.ifindex).map(({ index: _, ...a }) => a);
+      const links = 'dev' in op ? [getLink(sock, op.dev)] : linksOf(sock, op.type, op.names);
+      for (const l of links) l.addr_info = dumpAddrs(sock, l.ifindex).map(({ index: _, ...a }) => a);
       return links;
     }
     case 'routes':
       return dumpRoutes(sock);
-    case 'tentative': {
-      const index = indexOf(sock, op.dev);
-      return dumpAddrs(sock).filter((a) => a.index === index && a.family === 'inet6' && a.tentative);
-    }
+    case 'tentative':
+      return dumpAddrs(sock, indexOf(sock, op.dev)).filter((a) => a.family === 'inet6' && a.tentative);
   }
 }
 
@@ -251,14 +246,39 @@ function nameOf(sock: NetlinkSocket, index: number): string | undefined {
   }
 }
 
-function dumpLinks(sock: NetlinkSocket): any[] {
-  const links = sock
-    .request(encodeMessage(RTM_GETLINK, NLM_F_DUMP, ifinfomsg()))
+/**
+ * Links of one kind: those named (a lookup each: a node has a link per pod), or all of
+ * them, the kernel filtering by kind where it can. Masters by name, as ip prints them.
+ */
+function linksOf(sock: NetlinkSocket, kind: string, names: string[] | undefined): any[] {
+  let links: any[];
+  if (names) {
+    links = [];
+    for (const name of names) {
+      try {
+        links.push(getLink(sock, name));
+      } catch (err) {
+        if (!(err instanceof NoSuchDevice)) throw err;
+      }
+    }
+  } else {
+    links = dumpLinks(sock, [[IFLA_LINKINFO, [[IFLA_INFO_KIND, kind]]]]);
+  }
+  links = links.filter((l) => l.linkinfo?.info_kind === kind);
+  const known = new Map(links.map((l) => [l.ifindex as number, l.ifname as string]));
+  for (const l of links) {
+    if (l.master === undefined) continue;
+    if (!known.has(l.master)) known.set(l.master, nameOf(sock, l.master) ?? String(l.master));
+    l.master = known.get(l.master);
+  }
+  return links;
+}
+
+function dumpLinks(sock: NetlinkSocket, filter: Attr[] = []): any[] {
+  return sock
+    .request(encodeMessage(RTM_GETLINK, NLM_F_DUMP, ifinfomsg(), filter))
     .filter((m) => m.type === RTM_NEWLINK)
     .map(decodeLink);
-  const names = new Map(links.map((l) => [l.ifindex as number, l.ifname as string]));
-  for (const l of links) if (l.master !== undefined) l.master = names.get(l.master) ?? l.master;
-  return links;
 }
 
 /** A link as `ip -j -d link show` prints it; `master` is still an index here. */
@@ -288,9 +308,11 @@ function decodeLink(m: Message): any {
   return link;
 }
 
-function dumpAddrs(sock: NetlinkSocket): any[] {
+/** Addresses, of one link when `index` is given (filtered by the kernel where it can). */
+function dumpAddrs(sock: NetlinkSocket, index?: number): any[] {
   const hdr = Buffer.alloc(8);
-  return sock
+  if (index !== undefined) hdr.writeUInt32LE(index, 4);
+  const all = sock
     .request(encodeMessage(RTM_GETADDR, NLM_F_DUMP, hdr))
     .filter((m) => m.type === RTM_NEWADDR)
     .map((m) => {
@@ -310,6 +332,7 @@ function dumpAddrs(sock: NetlinkSocket): any[] {
         ...(flags & IFA_F_TENTATIVE ? { tentative: true } : {}),
       };
     });
+  return index === undefined ? all : all.filter((a) => a.index === index);
 }
 
 function dumpRoutes(sock: NetlinkSocket): any[] {

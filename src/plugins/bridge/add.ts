@@ -120,8 +120,8 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
 async function start(inv: Invocation, conf: BridgeConf): Promise<Add> {
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   const { node, pod } = startNodeAndPod(inv.netns);
-  // A list that exists even when our bridge does not (asking for it by name would end ip).
-  const bridges = later(node.ask(command({ kind: 'addr-show', type: 'bridge' }, 'list the bridges')));
+  // A list, empty when our bridge does not exist yet (that is no failure).
+  const bridges = later(node.ask(command({ kind: 'addr-show', type: 'bridge', names: [conf.bridge] }, 'list the bridges')));
   const add: Add = { inv, conf, ipam, node, sessions: [node], pod, bridges, veth: { name: randomVethName(), mac: randomMac() } };
   if (conf.vlan > 0 && conf.isGateway && ipam) {
     const name = `${conf.bridge}.${conf.vlan}`;

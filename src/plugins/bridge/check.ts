@@ -51,8 +51,15 @@ async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
 }
 
 /** The node's bridges and veths by name (lists that exist whatever is missing). */
-async function readNode(node: Session): Promise<Map<string, LinkState>> {
-  const outputs = await node.finish([command({ kind: 'links', type: 'bridge' }, 'list the bridges'), command({ kind: 'links', type: 'veth' }, 'list the veths')]);
+/** The node's side of prevResult: the bridge and the host ends it names (those found). */
+async function readNode(node: Session, bridge: string, prevResult: unknown): Promise<Map<string, LinkState>> {
+  // Read leniently here: a malformed prevResult is reported later, in order.
+  const ifaces: unknown = (prevResult as { interfaces?: unknown } | null | undefined)?.interfaces;
+  const hostEnds = Array.isArray(ifaces) ? ifaces.filter((i) => typeof i?.name === 'string' && !i.sandbox && i.name !== bridge).map((i) => i.name as string) : [];
+  const outputs = await node.finish([
+    command({ kind: 'links', type: 'bridge', names: [bridge] }, 'read the bridge'),
+    command({ kind: 'links', type: 'veth', names: hostEnds }, 'read the host ends'),
+  ]);
   return new Map(outputs.flat().map((j) => [j.ifname as string, linkFromJson(j)]));
 }
 
@@ -74,7 +81,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   requireNetns(inv.netns);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   const { node, pod: podSession } = startNodeAndPod(inv.netns);
-  const nodeRead = readNode(node);
+  const nodeRead = readNode(node, conf.bridge, conf.prevResult);
   const podRead = readPod(podSession, inv.ifname);
   nodeRead.catch(() => {}); // awaited below
   podRead.catch(() => {});
