@@ -228,6 +228,11 @@ export class IpSession implements Session {
     return narrow(cmd.op, await this.query(cmd.line, cmd.what));
   }
 
+  /** ip answers in order only. */
+  askNow(cmd: IpCommand): Promise<any[]> {
+    return this.ask(cmd);
+  }
+
   /** Sends one `show` command and returns its parsed JSON. */
   async query(line: string, what: string): Promise<any[]> {
     const cmd = { line, what, output: true };

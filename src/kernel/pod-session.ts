@@ -121,6 +121,11 @@ export class PodSession {
     return this;
   }
 
+  /** Known to be inside the namespace already (with the addon: from the start). */
+  get enteredNow(): boolean {
+    return this.nl !== undefined;
+  }
+
   /**
    * Resolves once ip runs inside the namespace; throws code 4 when it could not be
    * entered (a namespace of another kind shows up only here).

@@ -9,6 +9,9 @@ export interface Session {
   send(commands: IpCommand[]): void;
   /** Runs one question (after what was queued) and returns its answer. */
   ask(cmd: IpCommand): Promise<any[]>;
+  /** A question that depends on nothing queued: answered at once where the executor can
+   *  (netlink: on a second socket, while a slow request is still running), else in order. */
+  askNow(cmd: IpCommand): Promise<any[]>;
   /** Runs the last commands and ends the session; returns the answers of the questions among them. */
   finish(commands: IpCommand[]): Promise<any[][]>;
   /** Ends the session without more commands (on an error path); never throws. */

@@ -18,18 +18,26 @@ export class NetlinkSession implements Session {
   private chain: Promise<unknown> = Promise.resolve();
   private failure: IpBatchError | undefined;
   private done = 0;
+  /** Requests sent and not yet answered. */
+  private pending = 0;
   private readonly answers = new Map<IpCommand, any[]>();
 
-  constructor(private readonly sock: NetlinkSocket) {}
+  /** `questions`: a second socket of the same namespace, for askNow. A socket serves one
+   *  request at a time: a question sent while the worker thread waits on the first would
+   *  have its answer read (and dropped) by that thread. */
+  constructor(
+    private readonly sock: NetlinkSocket,
+    private readonly questions: NetlinkSocket,
+  ) {}
 
-  /** A session on a new socket in the calling thread's namespace; null without the addon. */
+  /** A session on new sockets in the calling thread's namespace; null without the addon. */
   static open(): NetlinkSession | null {
     const sock = NetlinkSocket.open();
-    return sock ? new NetlinkSession(sock) : null;
+    return sock ? new NetlinkSession(sock, NetlinkSocket.open()!) : null;
   }
 
   private run(c: IpCommand): Promise<any[] | undefined> {
-    const p = this.chain.then(async () => {
+    const start = async () => {
       if (this.failure) throw this.failure; // nothing runs after a failure
       try {
         if (!c.op) throw new Error(`no netlink form for "${c.line}"`);
@@ -41,8 +49,12 @@ export class NetlinkSession implements Session {
         this.failure = new IpBatchError(c, stderrOf(err), this.done);
         throw this.failure;
       }
-    });
-    this.chain = p.catch(() => {});
+    };
+    // An idle session starts the request now, in the caller's turn: a slow one is then on
+    // the worker thread before the caller goes on (IPAM runs meanwhile).
+    const p = this.pending === 0 ? start() : this.chain.then(start);
+    this.pending++;
+    this.chain = p.catch(() => {}).then(() => void this.pending--);
     return p;
   }
 
@@ -54,10 +66,19 @@ export class NetlinkSession implements Session {
     return (await this.run(cmd.output ? cmd : { ...cmd, output: true })) ?? [];
   }
 
+  async askNow(cmd: IpCommand): Promise<any[]> {
+    try {
+      if (!cmd.op) throw new Error(`no netlink form for "${cmd.line}"`);
+      return (await perform(this.questions, cmd.op)) ?? [];
+    } catch (err) {
+      throw new IpBatchError(cmd, stderrOf(err), 0);
+    }
+  }
+
   async finish(commands: IpCommand[]): Promise<any[][]> {
     for (const c of commands) this.run(c).catch(() => {});
     await this.chain;
-    this.sock.close();
+    this.close();
     const answers = (list: IpCommand[]) => list.filter((c) => c.output).map((c) => this.answers.get(c) ?? []);
     if (this.failure) {
       const f = this.failure;
@@ -69,6 +90,11 @@ export class NetlinkSession implements Session {
 
   async abort(): Promise<void> {
     await this.chain;
+    this.close();
+  }
+
+  private close(): void {
     this.sock.close();
+    this.questions.close();
   }
 }

@@ -56,8 +56,9 @@ interface Add {
   node: Session;
   sessions: Session[];
   pod: PodSession;
-  /** The node's bridges, as `ip -j -d addr show type bridge` lists them. */
-  bridges: () => Promise<any[]>;
+  /** Our bridge with its addresses (as `ip -j -d addr show` prints it), if it exists; asked
+   *  once the veth pair is on its way. */
+  bridges?: () => Promise<any[]>;
   /** `<bridge>.<vlan>`, the gateway link of a VLAN with isGateway. */
   vlanGw?: { name: string; link: LinkState | null; addrs: () => Promise<any[]>; port: string; mac: string };
   /** The host end: named and given its MAC by us (set explicitly, udev leaves it alone). */
@@ -120,13 +121,11 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
 async function start(inv: Invocation, conf: BridgeConf): Promise<Add> {
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   const { node, pod } = startNodeAndPod(inv.netns);
-  // A list, empty when our bridge does not exist yet (that is no failure).
-  const bridges = later(node.ask(command({ kind: 'addr-show', type: 'bridge', names: [conf.bridge] }, 'list the bridges')));
-  const add: Add = { inv, conf, ipam, node, sessions: [node], pod, bridges, veth: { name: randomVethName(), mac: randomMac() } };
+  const add: Add = { inv, conf, ipam, node, sessions: [node], pod, veth: { name: randomVethName(), mac: randomMac() } };
   if (conf.vlan > 0 && conf.isGateway && ipam) {
     const name = `${conf.bridge}.${conf.vlan}`;
     const link = await readLink(name);
-    const addrs = later(link ? node.ask(command({ kind: 'addr-show', dev: name }, `read ${name}`)) : Promise.resolve([]));
+    const addrs = later(link ? node.askNow(command({ kind: 'addr-show', dev: name }, `read ${name}`)) : Promise.resolve([]));
     add.vlanGw = { name, link, addrs, port: link ? '' : randomVethName(), mac: randomMac() };
   }
   return add;
@@ -143,15 +142,21 @@ function newNodeSession(add: Add): Session {
 const existsAlready = (err: unknown, what: string) =>
   err instanceof IpBatchError && (err.command?.what ?? '').startsWith(what) && /File exists/.test(err.stderr);
 
-/** The veth pair, its pod end moved into the pod; the host end up. */
+/**
+ * The veth pair, its pod end moved into the pod; the host end up. Sent before IPAM starts
+ * (with the addon the kernel makes it on a worker thread meanwhile); the bridge is looked
+ * up while it is made.
+ */
 async function makePair(add: Add): Promise<void> {
   // Nothing is made before we know nsenter got into the pod's namespace.
-  await add.pod.ready();
+  if (!add.pod.enteredNow) await add.pod.ready();
   for (let attempt = 0; ; attempt++) {
     const commands = pairCommands(hostBase(add));
     const show = commands.pop()!;
     try {
       add.node.send(commands);
+      // Empty when our bridge does not exist yet (that is no failure).
+      add.bridges ??= later(add.node.askNow(command({ kind: 'addr-show', type: 'bridge', names: [add.conf.bridge] }, 'list the bridges')));
       await add.node.ask(show);
       trySysctl(`net/ipv6/conf/${add.veth.name}/accept_ra`, '0'); // we own the routes of our links
       earlyPodSysctls(add);
@@ -187,7 +192,7 @@ function hostBase(add: Add): Omit<HostPlan, 'createBridge' | 'pinBridgeMac' | 'v
 /** The bridge (made or reused), the port, the gateway address; resolves to the bridge's MAC. */
 async function setUpPort(add: Add, p: Plan | undefined): Promise<string | undefined> {
   const { conf, vlanGw } = add;
-  const brJson = (await add.bridges()).find((l) => l.ifname === conf.bridge);
+  const brJson = (await add.bridges!()).find((l) => l.ifname === conf.bridge);
   let bridge: LinkState | null = brJson ? linkFromJson(brJson) : null;
   const addrDevice = vlanGw?.name ?? conf.bridge;
   const existing = addrsFromJson(vlanGw ? await vlanGw.addrs() : brJson ? [brJson] : []);
