@@ -3,7 +3,7 @@
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle-options.mjs';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -22,6 +22,15 @@ const results = await Promise.allSettled(
 );
 // One broken entry must not stop the others from building; the exit code still says so.
 const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [mains[i]] : []));
+
+// esbuild's ascii charset escapes strings, regexes and names but keeps the comments it
+// keeps as written: escape what is left (only comments) so every bundle is ASCII.
+for (const file of mains) {
+  const out = path.join(root, 'dist', file.replace(/\.ts$/, '.cjs'));
+  if (!existsSync(out)) continue;
+  const text = readFileSync(out, 'utf8');
+  if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
 
 // The native addon (flock, setns, posix_spawn): N-API is ABI-stable, so any Node's headers
 // build one that the pinned Node 24 loads. Optional: without it the plugins use flock(1),
