@@ -1,8 +1,11 @@
-// Reading links of the node's namespace. /sys/class/net answers without a process, but it
-// shows the namespace that mounted sysfs, which is ours under `ip netns exec` and on a
-// host, not always (nsenter keeps the caller's /sys). So /sys is used only after checking
-// that it lists exactly the links /proc/net/dev (always ours) lists; otherwise `ip -j`.
+// Reading and deleting links of the node's namespace: through netlink with our addon.
+// Without it, /sys/class/net answers without a process, but it shows the namespace that
+// mounted sysfs, which is ours under `ip netns exec` and on a host, not always (nsenter
+// keeps the caller's /sys). So /sys is used only after checking that it lists exactly the
+// links /proc/net/dev (always ours) lists; otherwise `ip -j`.
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { NoSuchDevice, perform } from './netlink/rtnl.ts';
+import { NetlinkSocket } from './netlink/socket.ts';
 import { IP, run } from './run.ts';
 
 export interface LinkState {
@@ -100,6 +103,16 @@ export function linkFromJson(j: any): LinkState {
 
 /** The link `name` of the node's namespace, or null when there is none. */
 export async function readLink(name: string): Promise<LinkState | null> {
+  const nl = viaNetlink(async (sock) => {
+    try {
+      const [link] = (await perform(sock, { kind: 'link-show', dev: name })) ?? [];
+      return link ? linkFromJson(link) : null;
+    } catch (err) {
+      if (err instanceof NoSuchDevice) return null;
+      throw err;
+    }
+  });
+  if (nl) return nl;
   if (sysfsIsOurs()) return readSys(name);
   const r = await run(IP, ['-j', '-d', 'link', 'show', 'dev', name]);
   if (r.code !== 0) {
@@ -112,8 +125,21 @@ export async function readLink(name: string): Promise<LinkState | null> {
 
 /** Deletes a link of the node's namespace (a veth takes its peer along); gone already is fine. */
 export async function deleteLink(name: string): Promise<void> {
+  const nl = viaNetlink(async (sock) => {
+    await perform(sock, { kind: 'link-del', dev: name }).catch((err: unknown) => {
+      if (!(err instanceof NoSuchDevice)) throw err;
+    });
+  });
+  if (nl) return nl;
   const r = await run(IP, ['link', 'del', 'dev', name]);
   if (r.code !== 0 && !/does not exist|Cannot find device/.test(r.stderr)) {
     throw new Error(`ip link del dev ${name}: ${r.stderr.trim()}`);
   }
+}
+
+/** `fn` on a netlink socket of this namespace, closed after; undefined without the addon. */
+function viaNetlink<T>(fn: (sock: NetlinkSocket) => Promise<T>): Promise<T> | undefined {
+  const sock = NetlinkSocket.open();
+  if (!sock) return undefined;
+  return fn(sock).finally(() => sock.close());
 }
