@@ -69,6 +69,8 @@ export function ipLine(op: Op): string {
       return `route append ${formatCidr(op.dst)}${opt('via', op.gw)} dev ${op.dev}${opt('table', op.table)}${opt('metric', op.metric)}${op.scope !== undefined ? ` scope ${op.scope}` : ''}${opt('mtu', op.mtu)}${opt('advmss', op.advmss)}`;
     }
     case 'link-show':
+      // iproute2 6.1 trap: in one batch, an `addr show` after a `link show` prints no
+      // addr_info. Our batches ask addr-show first; keep it that way.
       return `link show dev ${op.dev}`;
     case 'links':
       // ip would end the batch on a missing name: it lists the type, callers pick by name.
@@ -84,6 +86,8 @@ export function ipLine(op: Op): string {
 
 /** The part of ip's answer to `op` that the op asks for (ip lists a whole type; an op may name links). */
 export function narrow(op: Op | undefined, answer: any[]): any[] {
+  // ip prints the link, with {} in place of each address the filter left out.
+  if (op?.kind === 'tentative') return answer.flatMap((l) => (l.addr_info ?? []) as any[]).filter((a) => a.family === 'inet6' && a.tentative);
   if (!op || (op.kind !== 'links' && op.kind !== 'addr-show') || !('names' in op) || !op.names) return answer;
   const names = op.names;
   return answer.filter((l) => names.includes(l.ifname));

@@ -57,16 +57,20 @@ const RTN_UNICAST = 1;
 const RT_SCOPE_LINK = 253;
 
 const IFF_UP = 0x1;
+const IFF_RUNNING = 0x40;
 const IFF_PROMISC = 0x100;
+// In ip's order; ip also says NO-CARRIER, first, for a link up without IFF_RUNNING.
 const FLAG_NAMES: Array<[number, string]> = [
-  [0x2, 'BROADCAST'],
   [0x8, 'LOOPBACK'],
+  [0x2, 'BROADCAST'],
   [0x10, 'POINTOPOINT'],
-  [0x80, 'NOARP'],
-  [0x100, 'PROMISC'],
   [0x1000, 'MULTICAST'],
+  [0x80, 'NOARP'],
+  [0x200, 'ALLMULTI'],
+  [0x100, 'PROMISC'],
   [0x1, 'UP'],
   [0x10000, 'LOWER_UP'],
+  [0x20000, 'DORMANT'],
 ];
 const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
 const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
@@ -200,15 +204,12 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
       sock.request(encodeMessage(RTM_NEWROUTE, ack | NLM_F_CREATE | NLM_F_APPEND, hdr, attrs));
       return undefined;
     }
-    case 'link-show': {
-      const link = getLink(sock, op.dev);
-      if (link.master !== undefined) link.master = nameOf(sock, link.master) ?? link.master;
-      return [link];
-    }
+    case 'link-show':
+      return [namedLink(sock, op.dev)];
     case 'links':
       return linksOf(sock, op.type, op.names);
     case 'addr-show': {
-      const links = 'dev' in op ? [getLink(sock, op.dev)] : linksOf(sock, op.type, op.names);
+      const links = 'dev' in op ? [namedLink(sock, op.dev)] : linksOf(sock, op.type, op.names);
       for (const l of links) l.addr_info = dumpAddrs(sock, l.ifindex).map(({ index: _, ...a }) => a);
       return links;
     }
@@ -231,6 +232,13 @@ function getLink(sock: NetlinkSocket, name: string): any {
   const m = answer.find((x) => x.type === RTM_NEWLINK);
   if (!m) throw new NoSuchDevice(name);
   return decodeLink(m);
+}
+
+/** The link `name`, its master by name (as ip prints it). */
+function namedLink(sock: NetlinkSocket, name: string): any {
+  const link = getLink(sock, name);
+  if (link.master !== undefined) link.master = nameOf(sock, link.master) ?? link.master;
+  return link;
 }
 
 function indexOf(sock: NetlinkSocket, name: string): number {
@@ -289,7 +297,7 @@ function decodeLink(m: Message): any {
   const link: any = {
     ifindex: index,
     ifname: str(a.get(IFLA_IFNAME)),
-    flags: FLAG_NAMES.filter(([bit]) => flags & bit).map(([, name]) => name),
+    flags: [...(flags & IFF_UP && !(flags & IFF_RUNNING) ? ['NO-CARRIER'] : []), ...FLAG_NAMES.filter(([bit]) => flags & bit).map(([, name]) => name)],
     mtu: u32(a.get(IFLA_MTU)),
     operstate: OPERSTATES[u8(a.get(IFLA_OPERSTATE)) ?? 0] ?? 'UNKNOWN',
     address: macText(a.get(IFLA_ADDRESS)),
@@ -355,7 +363,8 @@ function dumpRoutes(sock: NetlinkSocket): any[] {
       r.dst = !dst || dstLen === 0 ? 'default' : dstLen === (dst.family === 4 ? 32 : 128) ? formatIP(dst) : `${formatIP(dst)}/${dstLen}`;
       if (gw) r.gateway = formatIP(gw);
       if (oif !== undefined) r.dev = names.get(oif) ?? oif;
-      if (table !== RT_TABLE_MAIN) r.table = table === 255 ? 'local' : table;
+      // ip names the table (a number too, as a string).
+      if (table !== RT_TABLE_MAIN) r.table = table === 255 ? 'local' : table === 253 ? 'default' : String(table);
       r.protocol = PROTOCOLS[d.readUInt8(5)] ?? d.readUInt8(5);
       r.scope = SCOPES[d.readUInt8(6)] ?? d.readUInt8(6);
       const metric = u32(a.get(RTA_PRIORITY));

@@ -10,6 +10,9 @@ import { NetlinkError, NetlinkSocket } from './socket.ts';
 /** The failure as iproute2 would print it: callers read the same words either way. */
 function stderrOf(err: unknown): string {
   if (err instanceof NoSuchDevice) return err.message;
+  // ip: "Error: <the kernel's explanation>." when it gave one, else errno's words.
+  const why = err instanceof NetlinkError ? err.kernelMessage : undefined;
+  if (why) return `Error: ${why}${why.endsWith('.') ? '' : '.'}`;
   if (err instanceof NetlinkError) return `RTNETLINK answers: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }

@@ -14,7 +14,8 @@ export class NetlinkError extends Error {
   constructor(
     readonly errno: number,
     readonly code: string,
-    kernelMessage: string | undefined,
+    /** The kernel's own explanation (extended ack), which ip prints instead of errno's words. */
+    readonly kernelMessage: string | undefined,
   ) {
     super(`${systemMessage(errno)}${kernelMessage ? ` (${kernelMessage})` : ''}`);
   }
