@@ -79,18 +79,40 @@ export function decodeMessages(buf: Buffer): Message[] {
   return out;
 }
 
-/** Attributes by type (the last one wins for repeated types: none we read repeat). */
-export type Attrs = Map<number, Buffer>;
+/**
+ * Attributes by type (the last one wins for repeated types: none we read repeat). Only
+ * where each one is gets noted: a link carries some fifty attributes and we read five, and
+ * a Buffer view per attribute is the dearest part of decoding.
+ */
+export class Attrs {
+  private readonly at = new Map<number, number>();
+
+  constructor(
+    private readonly buf: Buffer,
+    from = 0,
+  ) {
+    for (let off = from; off + 4 <= buf.length; ) {
+      const len = buf.readUInt16LE(off);
+      if (len < 4 || off + len > buf.length) break;
+      this.at.set(buf.readUInt16LE(off + 2) & ~NLA_F_NESTED, off);
+      off += align(len);
+    }
+  }
+
+  get(type: number): Buffer | undefined {
+    const off = this.at.get(type);
+    return off === undefined ? undefined : this.buf.subarray(off + 4, off + this.buf.readUInt16LE(off));
+  }
+
+  /** A u32 attribute without making a view of it. */
+  u32(type: number): number | undefined {
+    const off = this.at.get(type);
+    return off === undefined || this.buf.readUInt16LE(off) < 8 ? undefined : this.buf.readUInt32LE(off + 4);
+  }
+}
 
 export function decodeAttrs(buf: Buffer, from = 0): Attrs {
-  const out: Attrs = new Map();
-  for (let off = from; off + 4 <= buf.length; ) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > buf.length) break;
-    out.set(buf.readUInt16LE(off + 2) & ~NLA_F_NESTED, buf.subarray(off + 4, off + len));
-    off += align(len);
-  }
-  return out;
+  return new Attrs(buf, from);
 }
 
 /** A NUL-terminated string attribute (a plain loop: Buffer#indexOf costs ~0.1 ms per first call). */
@@ -100,7 +122,6 @@ export function str(b: Buffer | undefined): string | undefined {
   while (end < b.length && b[end] !== 0) end++;
   return b.toString('latin1', 0, end);
 }
-export const u32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
 export const u8 = (b: Buffer | undefined): number | undefined => (b && b.length >= 1 ? b.readUInt8(0) : undefined);
 
 /**

@@ -4,7 +4,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
 import type { Op } from '../ops.ts';
-import { decodeAttrs, encodeAttrs, encodeMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, str, u32, u8, type Attr, type Attrs, type Message } from './codec.ts';
+import { decodeAttrs, encodeAttrs, encodeMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, str, u8, type Attr, type Attrs, type Message } from './codec.ts';
 import { NetlinkError, type NetlinkSocket } from './socket.ts';
 
 const RTM_NEWLINK = 16;
@@ -220,8 +220,8 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
   }
 }
 
-/** RTM_GETLINK by name; NoSuchDevice when there is none. */
-function getLink(sock: NetlinkSocket, name: string): any {
+/** RTM_GETLINK by name: the answer's message; NoSuchDevice when there is none. */
+function getLinkMessage(sock: NetlinkSocket, name: string): Message {
   let answer: Message[];
   try {
     answer = sock.request(encodeMessage(RTM_GETLINK, NLM_F_ACK, ifinfomsg(), [[IFLA_IFNAME, name]]));
@@ -231,7 +231,11 @@ function getLink(sock: NetlinkSocket, name: string): any {
   }
   const m = answer.find((x) => x.type === RTM_NEWLINK);
   if (!m) throw new NoSuchDevice(name);
-  return decodeLink(m);
+  return m;
+}
+
+function getLink(sock: NetlinkSocket, name: string): any {
+  return decodeLink(getLinkMessage(sock, name));
 }
 
 /** The link `name`, its master by name (as ip prints it). */
@@ -241,8 +245,9 @@ function namedLink(sock: NetlinkSocket, name: string): any {
   return link;
 }
 
+/** The index of `name`: from the answer's header, nothing else decoded. */
 function indexOf(sock: NetlinkSocket, name: string): number {
-  return getLink(sock, name).ifindex as number;
+  return getLinkMessage(sock, name).data.readInt32LE(4);
 }
 
 function nameOf(sock: NetlinkSocket, index: number): string | undefined {
@@ -298,15 +303,15 @@ function decodeLink(m: Message): any {
     ifindex: index,
     ifname: str(a.get(IFLA_IFNAME)),
     flags: [...(flags & IFF_UP && !(flags & IFF_RUNNING) ? ['NO-CARRIER'] : []), ...FLAG_NAMES.filter(([bit]) => flags & bit).map(([, name]) => name)],
-    mtu: u32(a.get(IFLA_MTU)),
+    mtu: a.u32(IFLA_MTU),
     operstate: OPERSTATES[u8(a.get(IFLA_OPERSTATE)) ?? 0] ?? 'UNKNOWN',
     address: macText(a.get(IFLA_ADDRESS)),
   };
-  const peer = u32(a.get(IFLA_LINK));
+  const peer = a.u32(IFLA_LINK);
   // Sent when it differs from the link's own index, and always for a peer in another
   // namespace (whose index may equal ours: both ends are often index 2).
   if (peer !== undefined && peer !== 0) link.link_index = peer;
-  const master = u32(a.get(IFLA_MASTER));
+  const master = a.u32(IFLA_MASTER);
   if (master) link.master = master;
   const info = a.get(IFLA_LINKINFO);
   if (info) {
@@ -326,7 +331,7 @@ function dumpAddrs(sock: NetlinkSocket, index?: number): any[] {
     .map((m) => {
       const family = m.data.readUInt8(0);
       const a: Attrs = decodeAttrs(m.data, 8);
-      const flags = u32(a.get(IFA_FLAGS)) ?? m.data.readUInt8(2);
+      const flags = a.u32(IFA_FLAGS) ?? m.data.readUInt8(2);
       const local = ipFromBytes(a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS) ?? Buffer.alloc(0));
       const brd = ipFromBytes(a.get(IFA_BROADCAST) ?? Buffer.alloc(0));
       const scope = m.data.readUInt8(3);
@@ -354,10 +359,10 @@ function dumpRoutes(sock: NetlinkSocket): any[] {
       const a = decodeAttrs(d, 12);
       const dstLen = d.readUInt8(1);
       const dst = ipFromBytes(a.get(RTA_DST) ?? Buffer.alloc(0));
-      const table = u32(a.get(RTA_TABLE)) ?? d.readUInt8(4);
+      const table = a.u32(RTA_TABLE) ?? d.readUInt8(4);
       const type = d.readUInt8(7);
       const gw = ipFromBytes(a.get(RTA_GATEWAY) ?? Buffer.alloc(0));
-      const oif = u32(a.get(RTA_OIF));
+      const oif = a.u32(RTA_OIF);
       const r: any = {};
       if (type !== RTN_UNICAST) r.type = ROUTE_TYPES[type] ?? type;
       r.dst = !dst || dstLen === 0 ? 'default' : dstLen === (dst.family === 4 ? 32 : 128) ? formatIP(dst) : `${formatIP(dst)}/${dstLen}`;
@@ -367,7 +372,7 @@ function dumpRoutes(sock: NetlinkSocket): any[] {
       if (table !== RT_TABLE_MAIN) r.table = table === 255 ? 'local' : table === 253 ? 'default' : String(table);
       r.protocol = PROTOCOLS[d.readUInt8(5)] ?? d.readUInt8(5);
       r.scope = SCOPES[d.readUInt8(6)] ?? d.readUInt8(6);
-      const metric = u32(a.get(RTA_PRIORITY));
+      const metric = a.u32(RTA_PRIORITY);
       if (metric !== undefined) r.metric = metric;
       return r;
     });
