@@ -273,43 +273,46 @@ static void nl_transact(int fd, const char *msg, size_t len, struct nl_reply *ou
     out->err = errno;
     return;
   }
+  // Received into a buffer of this thread (no 128 KiB allocation, mapped and unmapped,
+  // per request); what is kept is copied out, usually a few hundred bytes.
+  static __thread char rbuf[64 * 1024];
   size_t cap = 0;
-  static const size_t CHUNK = 64 * 1024;
   for (;;) {
-    if (cap - out->len < CHUNK) {
-      char *grown = realloc(out->data, cap + CHUNK * 2);
-      if (!grown) {
-        out->err = ENOMEM;
-        return;
-      }
-      out->data = grown;
-      cap += CHUNK * 2;
-    }
-    do r = recv(fd, out->data + out->len, cap - out->len, 0);
+    do r = recv(fd, rbuf, sizeof rbuf, MSG_TRUNC);
     while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      out->err = errno;
+    if (r < 0 || (size_t)r > sizeof rbuf) {
+      out->err = r < 0 ? errno : EMSGSIZE; // a datagram larger than any the kernel sends us
       return;
     }
-    // Walk what came; keep messages of this request, stop after the one that ends it.
-    char *p = out->data + out->len;
-    size_t left = (size_t)r, kept = out->len;
+    char *p = rbuf;
+    size_t left = (size_t)r;
     int done = 0;
     while (left >= sizeof(struct nlmsghdr)) {
       struct nlmsghdr *h = (struct nlmsghdr *)p;
       if (h->nlmsg_len < sizeof *h || h->nlmsg_len > left) break;
       size_t step = NLMSG_ALIGN(h->nlmsg_len);
       if (step > left) step = left;
+      // Keep messages of this request; stop after the one that ends it.
       if (h->nlmsg_seq == seq) {
-        if (out->data + kept != p) memmove(out->data + kept, p, step);
-        kept += step;
+        if (out->len + step > cap) {
+          size_t want = cap ? cap * 2 : 4096;
+          while (want < out->len + step) want *= 2;
+          char *grown = realloc(out->data, want);
+          if (!grown) {
+            out->err = ENOMEM;
+            return;
+          }
+          out->data = grown;
+          cap = want;
+        }
+        memcpy(out->data + out->len, p, step);
+        out->len += step;
         if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE) done = 1;
       }
       p += step;
       left -= step;
       if (done) break;
     }
-    out->len = kept;
     if (done) return;
   }
 }

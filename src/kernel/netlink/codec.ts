@@ -85,29 +85,32 @@ export function decodeMessages(buf: Buffer): Message[] {
  * a Buffer view per attribute is the dearest part of decoding.
  */
 export class Attrs {
-  private readonly at = new Map<number, number>();
+  /** Offset of each attribute's header by type (types are small numbers). */
+  private readonly at: number[] = [];
 
   constructor(
     private readonly buf: Buffer,
     from = 0,
   ) {
-    for (let off = from; off + 4 <= buf.length; ) {
-      const len = buf.readUInt16LE(off);
-      if (len < 4 || off + len > buf.length) break;
-      this.at.set(buf.readUInt16LE(off + 2) & ~NLA_F_NESTED, off);
-      off += align(len);
+    // Plain byte reads: this runs cold, in the interpreter, where Buffer's read methods cost.
+    const end = buf.length;
+    for (let off = from; off + 4 <= end; ) {
+      const len = buf[off]! | (buf[off + 1]! << 8);
+      if (len < 4 || off + len > end) break;
+      this.at[(buf[off + 2]! | (buf[off + 3]! << 8)) & ~NLA_F_NESTED] = off;
+      off += (len + 3) & ~3;
     }
   }
 
   get(type: number): Buffer | undefined {
-    const off = this.at.get(type);
-    return off === undefined ? undefined : this.buf.subarray(off + 4, off + this.buf.readUInt16LE(off));
+    const off = this.at[type];
+    return off === undefined ? undefined : this.buf.subarray(off + 4, off + (this.buf[off]! | (this.buf[off + 1]! << 8)));
   }
 
   /** A u32 attribute without making a view of it. */
   u32(type: number): number | undefined {
-    const off = this.at.get(type);
-    return off === undefined || this.buf.readUInt16LE(off) < 8 ? undefined : this.buf.readUInt32LE(off + 4);
+    const off = this.at[type];
+    return off === undefined || (this.buf[off]! | (this.buf[off + 1]! << 8)) < 8 ? undefined : this.buf.readUInt32LE(off + 4);
   }
 }
 
