@@ -1,7 +1,7 @@
 // Calling another plugin as a runtime would: find it in CNI_PATH, exec it with the
 // CNI_* variables and the config on stdin, and read its result or its error JSON; and
 // telling our own installed plugins apart, which callers may run in-process instead.
-import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from './errors.ts';
 import type { Invocation, Verb } from './skel.ts';
@@ -11,11 +11,13 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   if (!type || type.includes('/')) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid plugin type "${type}"`);
   for (const dir of dirs) {
     const candidate = path.join(dir, type);
+    // existsSync first: a missing file is the common miss, and a thrown error costs more.
+    if (!existsSync(candidate)) continue;
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
     } catch {
-      // not in this directory
+      // not executable here
     }
   }
   throw new CniError(ErrCode.InvalidNetworkConfig, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);

@@ -8,7 +8,7 @@
 // A lease is written whole to lease.tmp and then hard-linked to its address: it appears
 // with its full content or not at all (also when we are killed), and link(2) fails on an
 // existing name exactly as the reference's O_EXCL create does.
-import { closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from './flock.ts';
@@ -47,10 +47,11 @@ export class DiskStore implements Store {
   private lastBefore = new Map<string, string | undefined>();
 
   constructor(dataDir: string, network: string) {
+    // Normalised once; names below are joined by hand (path.join, cold, costs ~40 µs a call).
     this.dir = path.join(dataDir, network);
-    this.meta = path.join(this.dir, META);
-    this.indexFile = path.join(this.meta, 'leases');
-    this.fileLock = new FileLock(path.join(this.dir, 'lock'));
+    this.meta = `${this.dir}/${META}`;
+    this.indexFile = `${this.meta}/leases`;
+    this.fileLock = new FileLock(`${this.dir}/lock`);
   }
 
   /** Whether the network's directory exists (DEL, GC, CHECK never create it). */
@@ -141,7 +142,7 @@ export class DiskStore implements Store {
       if (!ip) continue;
       let content: string;
       try {
-        content = readFileSync(path.join(this.dir, ent.name), 'utf8');
+        content = readFileSync(`${this.dir}/${ent.name}`, 'utf8');
       } catch {
         continue; // vanished or unreadable: not a lease we can act on
       }
@@ -205,16 +206,12 @@ export class DiskStore implements Store {
     const table = this.leases();
     if (table.has(name)) return false;
     this.ensureMeta();
-    const tmp = path.join(this.meta, 'lease.tmp');
-    const file = path.join(this.dir, name);
+    const tmp = `${this.meta}/lease.tmp`;
+    const file = `${this.dir}/${name}`;
     try {
       // A leftover of a killed writer may still be linked to a lease: never write
-      // through it, replace it.
-      try {
-        unlinkSync(tmp);
-      } catch (err) {
-        if (errno(err) !== 'ENOENT') throw err;
-      }
+      // through it, replace it. (Asked first: a thrown ENOENT costs more than the check.)
+      if (existsSync(tmp)) unlinkSync(tmp);
       const content = Buffer.from(formatLease(id, ifname));
       const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
       try {
@@ -245,7 +242,7 @@ export class DiskStore implements Store {
   }
 
   private lastFile(rangeId: string): string {
-    return path.join(this.dir, LAST_IP_PREFIX + rangeId);
+    return `${this.dir}/${LAST_IP_PREFIX}${rangeId}`;
   }
 
   private readLast(rangeId: string): string | undefined {
@@ -266,7 +263,7 @@ export class DiskStore implements Store {
       } else {
         // Whole or not at all: the reference rewrites it in place, and a kill mid-write
         // leaves it empty (seen in the crash tests). Temp file + rename never does.
-        const tmp = path.join(this.meta, `${LAST_IP_PREFIX}${rangeId}.tmp`);
+        const tmp = `${this.meta}/${LAST_IP_PREFIX}${rangeId}.tmp`;
         this.ensureMeta();
         writeFileSync(tmp, text, { mode: 0o644 });
         this.changing(() => renameSync(tmp, file));
@@ -288,7 +285,7 @@ export class DiskStore implements Store {
 
   private unlinkLease(name: string): void {
     try {
-      this.changing(() => unlinkSync(path.join(this.dir, name)));
+      this.changing(() => unlinkSync(`${this.dir}/${name}`));
     } catch (err) {
       if (errno(err) !== 'ENOENT') throw ioError(`failed to release ${name}`, err);
       this.suspect = true;
@@ -301,7 +298,7 @@ export class DiskStore implements Store {
   releaseEntry(entry: LeaseEntry): boolean {
     let content: string;
     try {
-      content = readFileSync(path.join(this.dir, entry.name), 'utf8');
+      content = readFileSync(`${this.dir}/${entry.name}`, 'utf8');
     } catch {
       this.suspect = true;
       this.table?.remove(entry.name);
@@ -375,7 +372,7 @@ export class DiskStore implements Store {
       if (st.mtimeMs > now - TRUST_MS) utimesSync(this.dir, st.atimeMs / 1000, (now - 2 * TRUST_MS) / 1000);
       const stamp = dirStamp(this.dir);
       if (Number(stamp.mtimeNs / 1_000_000n) > now - TRUST_MS) return;
-      writeIndex(this.indexFile, path.join(this.meta, 'leases.tmp'), stamp, this.table!);
+      writeIndex(this.indexFile, `${this.meta}/leases.tmp`, stamp, this.table!);
     } catch (err) {
       // The index is an optimisation: without it the next call reads every file.
       process.stderr.write(`host-local: lease index not updated: ${(err as Error).message}\n`);
