@@ -14,7 +14,7 @@ import { benchLibcni, type LibcniResult } from './figures/libcni.ts';
 import { benchParallel, type ParallelResult } from './figures/parallel.ts';
 import { benchRss, type RssResult } from './figures/rss.ts';
 import { benchVerbs, type VerbsResult } from './figures/verbs.ts';
-import { finish, markdown, side, stat, textTable, type Row } from './report.ts';
+import { finish, markdown, r1, side, stat, textTable, type Row, type Side } from './report.ts';
 import { newSeries, type Series } from './series.ts';
 
 const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases'] as const;
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
 
   const verbs: VerbsResult = only.has('verbs')
     ? await benchVerbs(ctx, P.rounds, log)
-    : { floor: [], series: { ADD: pair(), CHECK: pair(), DEL: pair() } };
+    : { floor: [], series: { ADD: pair(), CHECK: pair(), DEL: pair() }, kernel: { del: notSelected(), show: notSelected() } };
   const libcni: LibcniResult = only.has('libcni')
     ? await benchLibcni(ctx, P.libcniRounds, log)
     : { total: pair(), add: { ours: [], reference: [] }, del: { ours: [], reference: [] } };
@@ -71,6 +71,17 @@ async function main(): Promise<void> {
   const na = { status: 'n/a' as const, note: '—' };
   const N = P.leases.toLocaleString('en-US');
   const refDel = side(leases.del.reference).stat;
+  // The kernel's deletion of a veth pair, which both DELs wait for: taken off DEL, what is left is the plugin's.
+  const kDel = side(verbs.kernel.del);
+  const kShow = stat(verbs.kernel.show.samples);
+  const kernelMs = kDel.stat && kShow && verbs.kernel.show.error === undefined ? Math.round((kDel.stat.median - kShow.median) * 100) / 100 : undefined;
+  const kernelSide: Side = kDel.stat ? { ...kDel, note: "`ip link del` of the pod's end: the kernel's work, not ours", facts: { kernelDeletionMs: kernelMs ?? 'n/a' } } : kDel;
+  const lessKernel = (s: Series): Side => {
+    const d = side(s);
+    if (!d.stat) return d;
+    if (kernelMs === undefined) return { status: 'n/a', note: 'no kernel figure in this run' };
+    return { status: 'ok', value: Math.round((d.stat.median - kernelMs) * 100) / 100, note: `DEL ${r1(d.stat.median)} − kernel ${r1(kernelMs)}` };
+  };
   const rows: Row[] = [
     finish({ id: 'floor', figure: 'node -e 0 (the floor)', unit: 'ms', ours: na, reference: na, floor: floor!, target: '', verdict: '—' }),
     finish(
@@ -85,6 +96,27 @@ async function main(): Promise<void> {
       { id: 'del', figure: 'DEL, one pod', unit: 'ms', ours: side(verbs.series.DEL.ours), reference: side(verbs.series.DEL.reference), floor: stat(verbs.floor)!, target: '≤ floor + 5 ms', verdict: '—' },
       (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
     ),
+    finish({
+      id: 'kernel-del',
+      figure: "kernel: deleting one pod's veth pair (ip link del − ip link show)",
+      unit: 'ms',
+      ours: kernelSide,
+      reference: { status: 'n/a', note: 'the same kernel, paid alike' },
+      floor: stat(verbs.kernel.show.samples)!,
+      floorLabel: 'ip link show lo',
+      target: 'report only',
+      verdict: '—',
+    }),
+    finish({
+      id: 'del-net',
+      figure: "DEL above floor and the kernel's deletion",
+      unit: 'ms',
+      ours: lessKernel(verbs.series.DEL.ours),
+      reference: lessKernel(verbs.series.DEL.reference),
+      floor: stat(verbs.floor)!,
+      target: 'report only',
+      verdict: '—',
+    }),
     finish({ id: 'libcni', figure: 'ADD + DEL through libcni (cnitool)', unit: 'ms', ours: side(libcni.total.ours), reference: side(libcni.total.reference), target: 'report only', verdict: '—' }),
     finish(
       {
@@ -130,6 +162,8 @@ async function main(): Promise<void> {
   const gcRow = rows.find((r) => r.id === 'hl-gc')!;
   if (gcRow.ours.stat && refDel) gcRow.oursOverReference = Math.round((gcRow.ours.stat.median / refDel.median) * 100) / 100;
   for (const r of rows) if (!r.floor) delete r.floor;
+  // What is left of the reference's DEL can be near zero: a ratio to it says nothing.
+  delete rows.find((r) => r.id === 'del-net')!.oursOverReference;
 
   const machine = {
     cpus: os.cpus().length,
@@ -163,6 +197,7 @@ async function main(): Promise<void> {
   const notes = [
     `Times are from spawn to exit of one process, median (p95) of ${P.rounds} runs for ADD/CHECK/DEL, ${P.libcniRounds} through libcni, ${P.leaseRounds} against the lease store, ${P.parRounds} rounds of the parallel ADDs; peak RSS is the largest of ${P.rssRounds} runs (${P.leaseRss} against the lease store; wait4's maxrss via GNU time, which counts a child such as the host-local that bridge runs).`,
     'Everything runs in private network namespaces, through the same `nsenter --net=<node namespace>` wrapper, ours and the reference alternating (A B, B A) so that drift cancels. The floor is bare `node -e 0` on the very runtime our executables start with (`<dir>/.flannelette/node`), measured in the same run.',
+    "The kernel row: in each round of ADD/CHECK/DEL, a veth pair set up like a pod's in two namespaces of the round's own (the pod end `eth0` up with an IPv4 address, the other end an up port of an up bridge) is deleted with `ip -n <pod> link del eth0`, alternating with `ip -n <pod> link show lo`, the cost of running one ip; the difference of their medians is the kernel's deletion. The link leaves listings within a few ms (measured apart from this benchmark), but the request returns only after the kernel has waited for RCU (netdev_run_todo): both implementations' DEL wait for it. The row below takes it off DEL: its cells are DEL − kernel, so its \"ours − floor\" is what is ours beyond Node's start and the kernel's deletion.",
     'Config: flannel-style bridge `cni0`, isGateway, hairpinMode, ipMasq false, mtu 1450, host-local on a /24, cniVersion 1.0.0 (v1.1.1 does not take 1.1.0). CHECK gets the ADD\'s result as prevResult. The lease store is written in the reference\'s own format (a /16 range); DEL names a container that holds no lease. GC is a CNI 1.1.0 verb the reference v1.1.1 does not have, so it is compared with the reference\'s DEL.',
   ];
   mkdirSync(outDir, { recursive: true });

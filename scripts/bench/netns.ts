@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { atExit } from './cleanup.ts';
 import { timed } from './spawn.ts';
 
-const IP = '/usr/sbin/ip';
+export const IP = '/usr/sbin/ip';
+export const IP_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 // "fltbench" can never be the start of the tests' prefixes ("flt" + hex digits: no "n").
 // FLANNELETTE_BENCH_PREFIX lets a caller (the CI test) know exactly which names are this run's.
 export const PREFIX = process.env.FLANNELETTE_BENCH_PREFIX || `fltbench${randomBytes(3).toString('hex')}`;
@@ -16,7 +17,7 @@ export const nsPath = (name: string) => `/var/run/netns/${name}`;
 
 async function batch(lines: string[]): Promise<void> {
   if (lines.length === 0) return;
-  const r = await timed(IP, ['-force', '-batch', '-'], { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, `${lines.join('\n')}\n`);
+  const r = await timed(IP, ['-force', '-batch', '-'], IP_ENV, `${lines.join('\n')}\n`);
   if (r.code !== 0) throw new Error(`ip -batch failed: ${r.stderr.trim()}`);
 }
 

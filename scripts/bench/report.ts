@@ -8,6 +8,8 @@ export type Status = 'ok' | 'failed' | 'skipped' | 'n/a';
 export interface Side {
   status: Status;
   stat?: Stat;
+  /** A figure computed from other rows' medians (no samples of its own), in the row's unit. */
+  value?: number;
   note?: string;
   facts?: Record<string, number | string | boolean>;
 }
@@ -38,7 +40,7 @@ export function side(s: Series | undefined, na?: string): Side {
 
 export const stat = (samples: number[]): Stat | undefined => (samples.length > 0 ? summarize(samples) : undefined);
 
-const r1 = (x: number) => Math.round(x * 10) / 10;
+export const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Fills the derived columns; `pass` decides the verdict from ours (and the rest of the row). */
@@ -46,8 +48,11 @@ export function finish(row: Row, pass?: (o: Stat, row: Row) => boolean | undefin
   const o = row.ours.stat;
   // Times compare medians; memory compares peaks (the largest run), as the cells show.
   const v = (s: Stat) => (row.unit === 'MiB' ? s.max : s.median);
-  if (o && row.floor) row.oursMinusFloor = r2(v(o) - v(row.floor));
-  if (o && row.reference.stat) row.oursOverReference = r2(v(o) / v(row.reference.stat));
+  const num = (s: Side) => (s.stat ? v(s.stat) : s.value);
+  const ours = num(row.ours);
+  const ref = num(row.reference);
+  if (ours !== undefined && row.floor) row.oursMinusFloor = r2(ours - v(row.floor));
+  if (ours !== undefined && ref !== undefined) row.oursOverReference = r2(ours / ref);
   if (o && pass) {
     const ok = pass(o, row);
     row.verdict = ok === undefined ? '—' : ok ? 'PASS' : 'MISS';
@@ -62,6 +67,10 @@ function cell(s: Side, unit: string): string {
     const n = s.stat;
     const main = unit === 'MiB' ? `${r1(n.max)} MiB peak` : `${r1(n.median)} ms (p95 ${r1(n.p95)})`;
     return s.note ? `${main}; ${s.note}` : main;
+  }
+  if (s.value !== undefined) {
+    const main = `${r1(s.value)} ${unit}`;
+    return s.note ? `${main} (${s.note})` : main;
   }
   return s.note ?? s.status;
 }
@@ -99,7 +108,7 @@ export function markdown(rows: readonly Row[], preamble: string[], notes: string
 /** A plain-text table for the terminal. */
 export function textTable(rows: readonly Row[]): string {
   const all = [HEADER, ...rows.map(cells)];
-  const width = HEADER.map((_, i) => Math.min(48, Math.max(...all.map((r) => r[i]!.length))));
+  const width = HEADER.map((_, i) => Math.min(i === 0 ? 68 : 48, Math.max(...all.map((r) => r[i]!.length))));
   const fit = (s: string, w: number) => (s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w));
   return all.map((r, j) => r.map((c, i) => fit(c, width[i]!)).join('  ') + (j === 0 ? `\n${width.map((w) => '-'.repeat(w)).join('  ')}` : '')).join('\n');
 }

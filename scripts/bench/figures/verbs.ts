@@ -1,6 +1,8 @@
 // ADD, CHECK and DEL of one pod, executed directly as a runtime would, ours and the
-// reference's alternating, with a floor sample before each verb's pair.
+// reference's alternating, with a floor sample before each verb's pair. Each round also
+// times the kernel's deletion of a pod's veth pair (see ../kernel.ts), which both DELs pay.
 import { callPlugin, floor, flannelConf, inOrder, type Ctx, type Impl, type ImplKey } from '../context.ts';
+import { addPodVeth, delPodVeth, showLo } from '../kernel.ts';
 import { addNs, delNs, nsPath } from '../netns.ts';
 import { fail, newSeries, usable, type Series } from '../series.ts';
 import { failure } from '../spawn.ts';
@@ -9,15 +11,30 @@ export type Verb = 'ADD' | 'CHECK' | 'DEL';
 export interface VerbsResult {
   floor: number[];
   series: Record<Verb, Record<ImplKey, Series>>;
+  /** `ip link del` of a pod's veth pair, and `ip link show lo` beside it: one ip's cost. */
+  kernel: { del: Series; show: Series };
 }
 
 export async function benchVerbs(ctx: Ctx, rounds: number, log: (s: string) => void): Promise<VerbsResult> {
   const verbs: Verb[] = ['ADD', 'CHECK', 'DEL'];
   const series = Object.fromEntries(verbs.map((v) => [v, { ours: newSeries(), reference: newSeries() }])) as VerbsResult['series'];
   const floorSamples: number[] = [];
+  const kernel = { del: newSeries(), show: newSeries() };
   for (let r = 0; r < rounds; r++) {
-    const [podA, podB] = await addNs([`v${r}o`, `v${r}r`]);
-    const pod: Record<ImplKey, string> = { ours: podA!, reference: podB! };
+    const names = await addNs([`v${r}o`, `v${r}r`, `v${r}kp`, `v${r}kn`]);
+    const [podA, podB, kPod, kNode] = names as [string, string, string, string];
+    const pod: Record<ImplKey, string> = { ours: podA, reference: podB };
+    // Made before the ADDs, so that it is as old as the plugins' pairs when deleted.
+    let vethReady = false;
+    if (usable(kernel.del)) {
+      try {
+        await addPodVeth(kPod, kNode);
+        vethReady = true;
+      } catch (err) {
+        fail(kernel.del, (err as Error).message);
+        fail(kernel.show, 'not run: no veth pair');
+      }
+    }
     const added: Partial<Record<ImplKey, unknown>> = {};
     for (const verb of verbs) {
       floorSamples.push((await floor(ctx)).ms);
@@ -56,8 +73,19 @@ export async function benchVerbs(ctx: Ctx, rounds: number, log: (s: string) => v
         s.samples.push(run.ms);
       }
     }
-    await delNs([podA!, podB!]);
+    if (vethReady) await timeKernelDel(r, kPod, kernel);
+    await delNs(names);
     if ((r + 1) % 10 === 0 || r + 1 === rounds) log(`verbs: round ${r + 1}/${rounds}`);
   }
-  return { floor: floorSamples, series };
+  return { floor: floorSamples, series, kernel };
+}
+
+/** One `ip link del` of the pair and one `ip link show lo`, alternating by round. */
+async function timeKernelDel(round: number, podNs: string, kernel: VerbsResult['kernel']): Promise<void> {
+  for (const which of inOrder(round, ['del', 'show'] as const)) {
+    const s = kernel[which];
+    const run = await (which === 'del' ? delPodVeth(podNs) : showLo(podNs));
+    if (run.code !== 0) fail(s, `ip link ${which}: ${failure(run)}`);
+    else if (usable(s)) s.samples.push(run.ms);
+  }
 }
