@@ -90,6 +90,16 @@ for js in "$root"/dist/*.cjs; do
   echo "installed $target" >&2
 done
 
+# Caches bridge's ADD, CHECK and DEL code too, with one pod in private namespaces
+# (scripts/warm-caches.mjs). Best effort: where namespaces cannot be made (an install from
+# an unprivileged container) the first real calls make the caches instead.
+if [ -x "$dir/bridge" ] && command -v unshare >/dev/null 2>&1 &&
+  unshare --net "$dir/.flannelette/node" "$root/scripts/warm-caches.mjs" "$dir" 2>/dev/null; then
+  echo "cached the code of bridge ADD, CHECK and DEL" >&2
+else
+  echo "code of bridge ADD, CHECK and DEL not cached yet (no private namespaces here): the first calls will" >&2
+fi
+
 if [ -n "$conf" ]; then
   mkdir -p /etc/cni/net.d
   install -m 0644 "$conf" "/etc/cni/net.d/$(basename "$conf")"
