@@ -12,8 +12,9 @@ import path from 'node:path';
 
 const dir = process.argv[2];
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-warm-'));
-// The pod: a namespace of its own, held by a process that waits to be killed.
-const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+// The pod: a namespace of its own, held by a process that waits to be killed (unshare
+// execs it: `sleep 61`, an odd length that test/install.test.ts looks for).
+const holder = spawn('unshare', ['--net', 'sleep', '61'], { stdio: 'ignore' });
 const podNs = `/proc/${holder.pid}/ns/net`;
 try {
   const own = readlinkSync('/proc/self/ns/net');
@@ -41,6 +42,8 @@ try {
   call('CHECK', { ...conf, prevResult: result });
   call('DEL', conf);
 } finally {
+  const gone = new Promise((resolve) => holder.once('exit', resolve));
   holder.kill();
+  await gone;
   rmSync(tmp, { recursive: true, force: true });
 }
