@@ -37,7 +37,7 @@ export function addLevers(opts: { tmp: string; root: string; node: string; insta
     for (const name of plugins) write(dir, name);
     return dir;
   };
-  const out: AddLever[] = [{ id: 'installed', label: 'as installed (#!node + bundle)', dir: installed }];
+  const out: AddLever[] = [{ id: 'installed', label: 'as installed (#!node launcher: bundle with V8 code cache per verb)', dir: installed }];
   out.push({
     id: 'compile-cache',
     label: 'stub: module.enableCompileCache(<dir>/.cache), then require(bundle); warm',

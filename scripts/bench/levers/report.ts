@@ -55,7 +55,7 @@ export function startTable(rows: readonly StartRow[], rounds: number): string[] 
   return [
     '### Start: the VERSION verb (start, load the bundle, answer, exit)',
     '',
-    `Median (p95) of ${rounds} rounds, all variants round robin in one run. "vs baseline": against the same code as installed (\`#!<node>\` + bundle), or against no flag.`,
+    `Median (p95) of ${rounds} rounds, all variants round robin in one run. "vs baseline": against the same code as one \`#!<node>\` + bundle file, or against no flag.`,
     '',
     '| group | variant | loads | median ms (p95) | over floor | vs baseline | peak RSS |',
     '|---|---|---|---|---|---|---|',

@@ -83,7 +83,7 @@ export async function startVariants(w: Where): Promise<{ variants: Variant[]; ar
         `${cache ? `require('node:module').enableCompileCache(${JSON.stringify(path.join(dir, 'cache'))});\n` : ''}require(${JSON.stringify(body)});\n`,
       );
     const v = { group: `compile cache: ${b.name}`, size, expect: 'version' as const, baseline: `${b.name}/shebang` };
-    add({ ...v, id: `${b.name}/shebang`, baseline: undefined, label: `${b.name}: #! file, as installed`, argv: [plain] });
+    add({ ...v, id: `${b.name}/shebang`, baseline: undefined, label: `${b.name}: #! line + the bundle in one file, no cache`, argv: [plain] });
     add({ ...v, id: `${b.name}/stub`, label: `${b.name}: #! stub that requires the bundle, no cache`, argv: [stub(false)] });
     add({ ...v, id: `${b.name}/stub-cache`, label: `${b.name}: stub with module.enableCompileCache(), warm`, argv: [stub(true)] });
     add({ ...v, id: `${b.name}/env-cache`, label: `${b.name}: NODE_COMPILE_CACHE set (a runtime won't), warm`, argv: [plain], env: { ...ENV, NODE_COMPILE_CACHE: path.join(dir, 'envcache') } });
