@@ -20,45 +20,90 @@ export const NLA_F_NESTED = 0x8000;
 
 const align = (n: number) => (n + 3) & ~3;
 
-/** An attribute's value: bytes, a string (NUL-terminated), a u32, or nested attributes. */
-export type AttrValue = Uint8Array | string | { u8: number } | { u16: number } | { u32: number } | Attr[];
+/**
+ * An attribute's value: bytes, a string (NUL-terminated), an integer, nested attributes,
+ * or a fixed header followed by attributes (a veth's peer: an ifinfomsg and its own).
+ */
+export type AttrValue = Uint8Array | string | { u8: number } | { u16: number } | { u32: number } | Attr[] | { header: Uint8Array; attrs: Attr[] };
 export type Attr = [type: number, value: AttrValue];
 
-function attrBytes(value: AttrValue): Buffer {
-  if (typeof value === 'string') return Buffer.from(`${value}\0`);
-  if (value instanceof Uint8Array) return Buffer.from(value);
-  if (Array.isArray(value)) return encodeAttrs(value);
-  const b = Buffer.alloc('u8' in value ? 1 : 'u16' in value ? 2 : 4);
-  if ('u8' in value) b.writeUInt8(value.u8);
-  else if ('u16' in value) b.writeUInt16LE(value.u16);
-  else b.writeUInt32LE(value.u32 >>> 0);
-  return b;
-}
+/**
+ * Builds a message in one buffer with plain byte writes: this code runs cold, in V8's
+ * interpreter, where every Buffer.alloc, write method and concat costs (measured: ~0.3 ms
+ * per ADD with a buffer per attribute).
+ */
+class Writer {
+  private static scratch = Buffer.allocUnsafe(16 * 1024);
+  readonly buf = Writer.scratch;
+  off = 0;
 
-export function encodeAttrs(attrs: Attr[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [type, value] of attrs) {
-    const body = attrBytes(value);
-    const head = Buffer.alloc(4);
-    head.writeUInt16LE(4 + body.length, 0);
-    head.writeUInt16LE(Array.isArray(value) ? type | NLA_F_NESTED : type, 2);
-    parts.push(head, body, Buffer.alloc(align(body.length) - body.length));
+  u16(at: number, v: number): void {
+    this.buf[at] = v & 0xff;
+    this.buf[at + 1] = (v >>> 8) & 0xff;
   }
-  return Buffer.concat(parts);
+
+  u32(at: number, v: number): void {
+    this.u16(at, v & 0xffff);
+    this.u16(at + 2, (v >>> 16) & 0xffff);
+  }
+
+  bytes(b: Uint8Array): void {
+    this.buf.set(b, this.off);
+    this.off += b.length;
+  }
+
+  pad(): void {
+    while (this.off & 3) this.buf[this.off++] = 0;
+  }
+
+  attrs(attrs: Attr[]): void {
+    for (const [type, value] of attrs) {
+      const at = this.off;
+      this.off += 4;
+      let nested = false;
+      if (typeof value === 'string') {
+        for (let i = 0; i < value.length; i++) this.buf[this.off++] = value.charCodeAt(i) & 0xff;
+        this.buf[this.off++] = 0;
+      } else if (value instanceof Uint8Array) {
+        this.bytes(value);
+      } else if (Array.isArray(value)) {
+        nested = true;
+        this.attrs(value);
+      } else if ('header' in value) {
+        this.bytes(value.header);
+        this.pad();
+        this.attrs(value.attrs);
+      } else if ('u8' in value) {
+        this.buf[this.off++] = value.u8 & 0xff;
+      } else if ('u16' in value) {
+        this.u16(this.off, value.u16);
+        this.off += 2;
+      } else {
+        this.u32(this.off, value.u32 >>> 0);
+        this.off += 4;
+      }
+      this.u16(at, this.off - at);
+      this.u16(at + 2, nested ? type | NLA_F_NESTED : type);
+      this.pad();
+    }
+  }
 }
 
 let lastSeq = Math.floor(Date.now() / 1000) & 0xffff;
 
 /** One request: header (length and sequence number filled in) + family header + attributes. */
-export function encodeMessage(type: number, flags: number, header: Buffer, attrs: Attr[] = []): Buffer {
-  const body = Buffer.concat([header, Buffer.alloc(align(header.length) - header.length), encodeAttrs(attrs)]);
-  const h = Buffer.alloc(16);
-  h.writeUInt32LE(16 + body.length, 0);
-  h.writeUInt16LE(type, 4);
-  h.writeUInt16LE(flags | NLM_F_REQUEST, 6);
-  h.writeUInt32LE(++lastSeq >>> 0, 8);
-  h.writeUInt32LE(0, 12);
-  return Buffer.concat([h, body]);
+export function encodeMessage(type: number, flags: number, header: Uint8Array, attrs: Attr[] = []): Buffer {
+  const w = new Writer();
+  w.off = 16;
+  w.bytes(header);
+  w.pad();
+  w.attrs(attrs);
+  w.u32(0, w.off);
+  w.u16(4, type);
+  w.u16(6, flags | NLM_F_REQUEST);
+  w.u32(8, ++lastSeq >>> 0);
+  w.u32(12, 0);
+  return Buffer.from(w.buf.subarray(0, w.off)); // a copy: the scratch buffer is reused
 }
 
 export interface Message {

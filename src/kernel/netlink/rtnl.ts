@@ -4,7 +4,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
 import type { Op } from '../ops.ts';
-import { decodeAttrs, encodeAttrs, encodeMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, str, u8, type Attr, type Attrs, type Message } from './codec.ts';
+import { decodeAttrs, encodeMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, str, u8, type Attr, type Attrs, type Message } from './codec.ts';
 import { NetlinkError, type NetlinkSocket } from './socket.ts';
 
 const RTM_NEWLINK = 16;
@@ -90,7 +90,12 @@ function ifinfomsg(index = 0, flags = 0, change = 0, family = AF_UNSPEC): Buffer
 }
 
 const macBytes = (mac: string) => Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
-const macText = (b: Buffer | undefined) => (b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined);
+function macText(b: Buffer | undefined): string | undefined {
+  if (!b) return undefined;
+  let out = '';
+  for (let i = 0; i < b.length; i++) out += `${i === 0 ? '' : ':'}${b[i]! < 16 ? '0' : ''}${b[i]!.toString(16)}`;
+  return out;
+}
 const familyOf = (c: Cidr) => (c.ip.family === 4 ? AF_INET : AF_INET6);
 
 /** A device of the socket's namespace that is not there, in iproute2's words. */
@@ -130,7 +135,7 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
       try {
         const peerAttrs = linkAttrs(p.name, p.mtu, p.mac);
         if (nsFd !== undefined) peerAttrs.push([IFLA_NET_NS_FD, { u32: nsFd }]);
-        const peer = Buffer.concat([ifinfomsg(), encodeAttrs(peerAttrs)]);
+        const peer = { header: ifinfomsg(), attrs: peerAttrs };
         const info: Attr = [IFLA_LINKINFO, [[IFLA_INFO_KIND, 'veth'], [IFLA_INFO_DATA, [[VETH_INFO_PEER, peer]]]]];
         // ~0.5 ms of kernel work alone, milliseconds when other ADDs hold the kernel's rtnl
         // lock: on a worker thread, so IPAM goes on meanwhile.
