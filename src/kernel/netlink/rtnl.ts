@@ -4,7 +4,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
 import type { Op } from '../ops.ts';
-import { decodeAttrs, encodeMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, str, u8, type Attr, type Attrs, type Message } from './codec.ts';
+import { decodeAttrs, encodeMessage, le32, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, type Attr, type Attrs, type Message } from './codec.ts';
 import { NetlinkError, type NetlinkSocket } from './socket.ts';
 
 const RTM_NEWLINK = 16;
@@ -90,12 +90,6 @@ function ifinfomsg(index = 0, flags = 0, change = 0, family = AF_UNSPEC): Buffer
 }
 
 const macBytes = (mac: string) => Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
-function macText(b: Buffer | undefined): string | undefined {
-  if (!b) return undefined;
-  let out = '';
-  for (let i = 0; i < b.length; i++) out += `${i === 0 ? '' : ':'}${b[i]! < 16 ? '0' : ''}${b[i]!.toString(16)}`;
-  return out;
-}
 const familyOf = (c: Cidr) => (c.ip.family === 4 ? AF_INET : AF_INET6);
 
 /** A device of the socket's namespace that is not there, in iproute2's words. */
@@ -256,7 +250,7 @@ function namedLink(sock: NetlinkSocket, name: string): any {
 
 /** The index of `name`: from the answer's header, nothing else decoded. */
 function indexOf(sock: NetlinkSocket, name: string): number {
-  return getLinkMessage(sock, name).data.readInt32LE(4);
+  return le32(getLinkMessage(sock, name).data, 4);
 }
 
 function nameOf(sock: NetlinkSocket, index: number): string | undefined {
@@ -305,16 +299,16 @@ function dumpLinks(sock: NetlinkSocket, filter: Attr[] = []): any[] {
 
 /** A link as `ip -j -d link show` prints it; `master` is still an index here. */
 function decodeLink(m: Message): any {
-  const index = m.data.readInt32LE(4);
-  const flags = m.data.readUInt32LE(8);
+  const index = le32(m.data, 4);
+  const flags = le32(m.data, 8);
   const a = decodeAttrs(m.data, 16);
   const link: any = {
     ifindex: index,
-    ifname: str(a.get(IFLA_IFNAME)),
+    ifname: a.str(IFLA_IFNAME),
     flags: [...(flags & IFF_UP && !(flags & IFF_RUNNING) ? ['NO-CARRIER'] : []), ...FLAG_NAMES.filter(([bit]) => flags & bit).map(([, name]) => name)],
     mtu: a.u32(IFLA_MTU),
-    operstate: OPERSTATES[u8(a.get(IFLA_OPERSTATE)) ?? 0] ?? 'UNKNOWN',
-    address: macText(a.get(IFLA_ADDRESS)),
+    operstate: OPERSTATES[a.u8(IFLA_OPERSTATE) ?? 0] ?? 'UNKNOWN',
+    address: a.hex(IFLA_ADDRESS),
   };
   const peer = a.u32(IFLA_LINK);
   // Sent when it differs from the link's own index, and always for a peer in another
@@ -322,10 +316,9 @@ function decodeLink(m: Message): any {
   if (peer !== undefined && peer !== 0) link.link_index = peer;
   const master = a.u32(IFLA_MASTER);
   if (master) link.master = master;
-  const info = a.get(IFLA_LINKINFO);
+  const info = a.nested(IFLA_LINKINFO);
   if (info) {
-    const i = decodeAttrs(info);
-    link.linkinfo = { info_kind: str(i.get(IFLA_INFO_KIND)), info_slave_kind: str(i.get(IFLA_INFO_SLAVE_KIND)) };
+    link.linkinfo = { info_kind: info.str(IFLA_INFO_KIND), info_slave_kind: info.str(IFLA_INFO_SLAVE_KIND) };
   }
   return link;
 }
