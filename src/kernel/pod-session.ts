@@ -1,14 +1,13 @@
-// Work inside a pod's namespace: an `ip -j -d -batch -` running there, started at once (so
-// its start-up is done by the time commands come), and the work that must come before
-// its batch: the pod's sysctls (/proc/sys/net answers for the namespace of whoever opens
-// it), single ip commands, waiting for IPv6 duplicate address detection. Queued work is
-// done when asked (prepare); ip's batch is sent only after it.
+// Work inside a pod's namespace: a session there (session.ts), and the work that must come
+// before its batch: the pod's sysctls (/proc/sys/net answers for the namespace of whoever
+// opens it), single commands, waiting for IPv6 duplicate address detection. Queued work is
+// done when asked (prepare); the batch is sent only after it.
 //
-// With our addon, Node enters the namespace itself (enter-netns.ts): it opens a netlink
-// socket there (which answers for the pod from then on) and writes the sysctls there;
-// nothing else runs. Without it, nsenter starts a tiny shell in
-// the namespace which says "ready", at once starts ip reading its commands from fd 3,
-// does the queued work read from stdin and answers "ack" when asked.
+// With our addon, Node enters the namespace itself (enter-netns.ts): it opens netlink
+// sockets there (which answer for the pod from then on) and writes the sysctls there;
+// nothing else runs. Without it, nsenter starts a tiny shell in the namespace which says
+// "ready", at once starts `ip -j -d -batch -` reading its commands from fd 3, does the
+// queued work read from stdin and answers "ack" when asked.
 //
 // startNodeAndPod gives ADD and CHECK both their sessions. Without the addon they come
 // from a single fork of Node (forking Node, with its large address space, costs far more
@@ -75,13 +74,14 @@ export class PodSession {
   /** The last prepare: everything queued before it is done once it resolves. */
   private acked: Promise<void> = Promise.resolve();
 
-  /** Starts its own ip (and shell) unless given the pod's channels of a shared process tree. */
+  /** Opens its netlink session, or starts its own ip (and shell) unless given the pod's
+   *  channels of a shared process tree. */
   constructor(
     readonly netns: string,
     channels?: Channels,
   ) {
     if (!channels && native()) {
-      // The namespace is checked now; ip starts when first needed (see start).
+      // The namespace is checked and its sockets opened now: a wrong path fails here.
       try {
         this.ns = Netns.open(netns) ?? undefined;
         this.nl = this.ns?.run(() => NetlinkSession.open() ?? undefined);
@@ -127,7 +127,7 @@ export class PodSession {
   }
 
   /**
-   * Resolves once ip runs inside the namespace; throws code 4 when it could not be
+   * Resolves once the session works inside the namespace; throws code 4 when it could not be
    * entered (a namespace of another kind shows up only here).
    */
   async ready(): Promise<void> {
