@@ -72,10 +72,38 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
   return make_int(env, do_flock(fd, op));
 }
 
-struct wait_job {
-  int fd, op, result;
+// An asynchronous call: its work runs on a libuv worker thread, then settles a promise.
+// Every job struct starts with this, so that the helpers below take any of them.
+struct job {
   napi_async_work work;
   napi_deferred deferred;
+};
+
+// Queues `job` and returns its promise; when its arguments were bad (`bad` not NULL) the
+// promise is resolved with `bad` at once and the job freed instead.
+static napi_value start_job(napi_env env, struct job *job, napi_value bad, const char *what, napi_async_execute_callback execute, napi_async_complete_callback complete) {
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  if (bad) {
+    napi_resolve_deferred(env, job->deferred, bad);
+    free(job);
+    return promise;
+  }
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, execute, complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+// Settles the job's promise with `value` and lets go of its work; the caller frees the rest.
+static void settle_job(napi_env env, struct job *job, napi_value value) {
+  napi_resolve_deferred(env, job->deferred, value);
+  napi_delete_async_work(env, job->work);
+}
+
+struct wait_job {
+  struct job base;
+  int fd, op, result;
 };
 
 static void wait_execute(napi_env env, void *data) {
@@ -86,25 +114,15 @@ static void wait_execute(napi_env env, void *data) {
 
 static void wait_complete(napi_env env, napi_status status, void *data) {
   struct wait_job *job = data;
-  napi_resolve_deferred(env, job->deferred, make_int(env, status == napi_ok ? job->result : ECANCELED));
-  napi_delete_async_work(env, job->work);
+  settle_job(env, &job->base, make_int(env, status == napi_ok ? job->result : ECANCELED));
   free(job);
 }
 
 static napi_value js_flock_wait(napi_env env, napi_callback_info info) {
-  napi_value promise, name;
   struct wait_job *job = calloc(1, sizeof *job);
   if (!job) return NULL;
-  napi_create_promise(env, &job->deferred, &promise);
-  if (!two_ints(env, info, &job->fd, &job->op)) {
-    napi_resolve_deferred(env, job->deferred, make_int(env, EINVAL));
-    free(job);
-    return promise;
-  }
-  napi_create_string_utf8(env, "flannelette:flock", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, wait_execute, wait_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  napi_value bad = two_ints(env, info, &job->fd, &job->op) ? NULL : make_int(env, EINVAL);
+  return start_job(env, &job->base, bad, "flannelette:flock", wait_execute, wait_complete);
 }
 
 static napi_value js_setns(napi_env env, napi_callback_info info) {
@@ -354,12 +372,11 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
 }
 
 struct nl_job {
+  struct job base;
   int fd;
   char *msg;
   size_t len;
   struct nl_reply rep;
-  napi_async_work work;
-  napi_deferred deferred;
 };
 
 static void nl_execute(napi_env env, void *data) {
@@ -375,26 +392,16 @@ static void nl_complete(napi_env env, napi_status status, void *data) {
     job->rep.data = NULL;
     job->rep.err = ECANCELED;
   }
-  napi_resolve_deferred(env, job->deferred, reply_value(env, &job->rep));
-  napi_delete_async_work(env, job->work);
+  settle_job(env, &job->base, reply_value(env, &job->rep));
   free(job->msg);
   free(job);
 }
 
 static napi_value js_nl_request_async(napi_env env, napi_callback_info info) {
-  napi_value promise, name;
   struct nl_job *job = calloc(1, sizeof *job);
   if (!job) return NULL;
-  napi_create_promise(env, &job->deferred, &promise);
-  if (!nl_args(env, info, &job->fd, &job->msg, &job->len)) {
-    napi_resolve_deferred(env, job->deferred, make_int(env, -EINVAL));
-    free(job);
-    return promise;
-  }
-  napi_create_string_utf8(env, "flannelette:netlink", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  napi_value bad = nl_args(env, info, &job->fd, &job->msg, &job->len) ? NULL : make_int(env, -EINVAL);
+  return start_job(env, &job->base, bad, "flannelette:netlink", nl_execute, nl_complete);
 }
 
 static void set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
