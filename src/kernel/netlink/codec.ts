@@ -1,12 +1,12 @@
 // Netlink messages as bytes: a header, a fixed family header (ifinfomsg, ifaddrmsg, rtmsg)
 // and type-length-value attributes, nested where the kernel nests them. Host byte order
 // (netlink is host-endian; every machine we run on is little-endian), 4-byte alignment.
+import { ipFromBytes, type IP } from '../../net/ip.ts';
 
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 
 export const NLM_F_REQUEST = 0x1;
-export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_REPLACE = 0x100;
@@ -16,7 +16,7 @@ export const NLM_F_APPEND = 0x800;
 /** In an error message: extended-ack attributes follow the (capped) request. */
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
-export const NLA_F_NESTED = 0x8000;
+const NLA_F_NESTED = 0x8000;
 
 const align = (n: number) => (n + 3) & ~3;
 
@@ -125,7 +125,7 @@ export function decodeMessages(buf: Buffer): Message[] {
 }
 
 /** Little-endian integers by plain byte reads (Buffer's read methods cost when cold). */
-export const le16 = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
+const le16 = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
 export const le32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16)) + b[at + 3]! * 0x1000000;
 
 /**
@@ -190,23 +190,17 @@ export class Attrs {
     return out;
   }
 
+  /** An address attribute (4 or 16 bytes). */
+  ip(type: number): IP | undefined {
+    const b = this.get(type);
+    return b ? ipFromBytes(b) : undefined;
+  }
+
   /** The attributes nested in `type`, read in place. */
   nested(type: number): Attrs | undefined {
     const off = this.at[type];
     return off === undefined ? undefined : new Attrs(this.buf, off + 4, off + le16(this.buf, off));
   }
-}
-
-export function decodeAttrs(buf: Buffer, from = 0): Attrs {
-  return new Attrs(buf, from);
-}
-
-/** A NUL-terminated string attribute's value. */
-export function str(b: Buffer | undefined): string | undefined {
-  if (!b) return undefined;
-  let end = 0;
-  while (end < b.length && b[end] !== 0) end++;
-  return b.toString('latin1', 0, end);
 }
 
 /**
@@ -218,6 +212,6 @@ export function decodeError(m: Message): { errno: number; message?: string } {
   if (errno === 0 || !(m.flags & NLM_F_ACK_TLVS)) return { errno };
   // The request follows, capped to its header (NETLINK_CAP_ACK): skip it.
   const reqLen = m.data.length >= 8 ? m.data.readUInt32LE(4) : 0;
-  const tlvs = decodeAttrs(m.data, 4 + (m.flags & 0x100 ? 16 : align(reqLen)));
+  const tlvs = new Attrs(m.data, 4 + (m.flags & 0x100 ? 16 : align(reqLen)));
   return { errno, message: tlvs.str(NLMSGERR_ATTR_MSG) };
 }

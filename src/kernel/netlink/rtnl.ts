@@ -2,9 +2,9 @@
 // `ip -j -d` prints them (the fields the plugins read), so that either executor answers
 // alike. What each request carries follows what iproute2 sends for the op's ip line.
 import { closeSync, openSync } from 'node:fs';
-import { formatIP, ipFromBytes, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
+import { formatIP, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
 import type { Op } from '../ops.ts';
-import { decodeAttrs, encodeMessage, le32, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, type Attr, type Attrs, type Message } from './codec.ts';
+import { Attrs, encodeMessage, le32, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, type Attr, type Message } from './codec.ts';
 import { NetlinkError, type NetlinkSocket } from './socket.ts';
 
 const RTM_NEWLINK = 16;
@@ -95,7 +95,7 @@ const familyOf = (c: Cidr) => (c.ip.family === 4 ? AF_INET : AF_INET6);
 /** A device of the socket's namespace that is not there, in iproute2's words. */
 export class NoSuchDevice extends NetlinkError {
   constructor(readonly dev: string) {
-    super(19, 'ENODEV', undefined);
+    super(19, undefined);
     this.message = `Cannot find device "${dev}"`;
   }
 }
@@ -194,7 +194,7 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
       if (op.dst.prefix > 0) attrs.push([RTA_DST, ipToBytes(op.dst.ip)]);
       if (op.gw) {
         const gw = parseIP(op.gw);
-        if (!gw) throw new NetlinkError(22, 'EINVAL', `invalid gateway ${op.gw}`);
+        if (!gw) throw new NetlinkError(22, `invalid gateway ${op.gw}`);
         attrs.push([RTA_GATEWAY, ipToBytes(gw)]);
       }
       attrs.push([RTA_OIF, { u32: indexOf(sock, op.dev) }]);
@@ -301,7 +301,7 @@ function dumpLinks(sock: NetlinkSocket, filter: Attr[] = []): any[] {
 function decodeLink(m: Message): any {
   const index = le32(m.data, 4);
   const flags = le32(m.data, 8);
-  const a = decodeAttrs(m.data, 16);
+  const a = new Attrs(m.data, 16);
   const link: any = {
     ifindex: index,
     ifname: a.str(IFLA_IFNAME),
@@ -332,10 +332,10 @@ function dumpAddrs(sock: NetlinkSocket, index?: number): any[] {
     .filter((m) => m.type === RTM_NEWADDR)
     .map((m) => {
       const family = m.data.readUInt8(0);
-      const a: Attrs = decodeAttrs(m.data, 8);
+      const a = new Attrs(m.data, 8);
       const flags = a.u32(IFA_FLAGS) ?? m.data.readUInt8(2);
-      const local = ipFromBytes(a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS) ?? Buffer.alloc(0));
-      const brd = ipFromBytes(a.get(IFA_BROADCAST) ?? Buffer.alloc(0));
+      const local = a.ip(IFA_LOCAL) ?? a.ip(IFA_ADDRESS);
+      const brd = a.ip(IFA_BROADCAST);
       const scope = m.data.readUInt8(3);
       return {
         index: m.data.readUInt32LE(4),
@@ -358,12 +358,12 @@ function dumpRoutes(sock: NetlinkSocket): any[] {
     .filter((m) => m.type === RTM_NEWROUTE)
     .map((m) => {
       const d = m.data;
-      const a = decodeAttrs(d, 12);
+      const a = new Attrs(d, 12);
       const dstLen = d.readUInt8(1);
-      const dst = ipFromBytes(a.get(RTA_DST) ?? Buffer.alloc(0));
+      const dst = a.ip(RTA_DST);
       const table = a.u32(RTA_TABLE) ?? d.readUInt8(4);
       const type = d.readUInt8(7);
-      const gw = ipFromBytes(a.get(RTA_GATEWAY) ?? Buffer.alloc(0));
+      const gw = a.ip(RTA_GATEWAY);
       const oif = a.u32(RTA_OIF);
       const r: any = {};
       if (type !== RTN_UNICAST) r.type = ROUTE_TYPES[type] ?? type;

@@ -5,7 +5,7 @@
 // Node's main thread is inside a pod (Netns.run), it answers for the pod from then on.
 import { closeSync } from 'node:fs';
 import { native, type Native } from '../native.ts';
-import { decodeError, decodeMessages, NLM_F_ACK, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, type Message } from './codec.ts';
+import { decodeError, decodeMessages, NLMSG_DONE, NLMSG_ERROR, type Message } from './codec.ts';
 
 const NETLINK_ROUTE = 0;
 
@@ -13,7 +13,6 @@ const NETLINK_ROUTE = 0;
 export class NetlinkError extends Error {
   constructor(
     readonly errno: number,
-    readonly code: string,
     /** The kernel's own explanation (extended ack), which ip prints instead of errno's words. */
     readonly kernelMessage: string | undefined,
   ) {
@@ -24,14 +23,6 @@ export class NetlinkError extends Error {
 /** strerror's words ("File exists"), which callers and operators know from iproute2. */
 function systemMessage(errno: number): string {
   return native()?.strerror(errno) ?? `errno ${errno}`;
-}
-
-function errnoCode(errno: number): string {
-  try {
-    return process.getBuiltinModule('node:util').getSystemErrorName(-errno);
-  } catch {
-    return `E${errno}`;
-  }
 }
 
 export class NetlinkSocket {
@@ -45,7 +36,7 @@ export class NetlinkSocket {
     const n = native();
     if (!n) return null;
     const fd = n.nlOpen(NETLINK_ROUTE);
-    if (fd < 0) throw new NetlinkError(-fd, errnoCode(-fd), 'netlink socket');
+    if (fd < 0) throw new NetlinkError(-fd, 'netlink socket');
     return new NetlinkSocket(n, fd);
   }
 
@@ -60,18 +51,18 @@ export class NetlinkSocket {
   }
 
   private live(): number {
-    if (this.fd === undefined) throw new NetlinkError(9, 'EBADF', 'netlink socket closed');
+    if (this.fd === undefined) throw new NetlinkError(9, 'netlink socket closed');
     return this.fd;
   }
 
   private answer(r: Buffer | number): Message[] {
-    if (typeof r === 'number') throw new NetlinkError(-r, errnoCode(-r), undefined);
+    if (typeof r === 'number') throw new NetlinkError(-r, undefined);
     const out: Message[] = [];
     for (const m of decodeMessages(r)) {
       if (m.type === NLMSG_DONE) break;
       if (m.type === NLMSG_ERROR) {
         const { errno, message } = decodeError(m);
-        if (errno !== 0) throw new NetlinkError(errno, errnoCode(errno), message);
+        if (errno !== 0) throw new NetlinkError(errno, message);
         break;
       }
       out.push(m);
@@ -85,4 +76,3 @@ export class NetlinkSocket {
   }
 }
 
-export { NLM_F_ACK, NLM_F_DUMP };
