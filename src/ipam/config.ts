@@ -9,7 +9,7 @@ import { validateNetworkName } from '../cni/validate.ts';
 import { formatIP, parseCidr, parseIP, widthOf, type IP } from '../net/ip.ts';
 import { canonicalizeRangeSet, rangeSetsOverlap, type RangeSet } from './range-set.ts';
 
-export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
 export interface IpamConfig {
   /** The network name: the store's directory under dataDir. */

@@ -15,7 +15,7 @@ import { FileLock } from './flock.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
 import { dirStamp, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
 import { LeaseTable, type LeaseEntry } from './lease-table.ts';
-import { formatLease, ownership, parseLease, type Store } from './store.ts';
+import { formatLease, parseLease, type Store } from './store.ts';
 
 const LAST_IP_PREFIX = 'last_reserved_ip.';
 const META = '.flannelette';
@@ -44,7 +44,13 @@ export class DiskStore implements Store {
   private dirChanged = false;
   /** This operation's new leases and the last_reserved_ip contents they replaced. */
   private made: string[] = [];
+  /** `.flannelette/` is known to exist in this operation (asked once, not per write). */
+  private metaReady = false;
+  /** What peek() read, reused by leases() once locked if the directory did not change. */
+  private peeked: { table: LeaseTable; stamp: DirStamp } | undefined;
   private lastBefore = new Map<string, string | undefined>();
+  /** last_reserved_ip contents read in this operation (not read again before writing). */
+  private lastSeen = new Map<string, string | undefined>();
 
   constructor(dataDir: string, network: string) {
     // Normalised once; names below are joined by hand (path.join, cold, costs ~40 µs a call).
@@ -78,13 +84,22 @@ export class DiskStore implements Store {
   async lock(): Promise<void> {
     await this.fileLock.acquire();
     this.table = this.known = undefined;
-    this.scanned = this.suspect = this.dirChanged = false;
+    this.scanned = this.suspect = this.dirChanged = this.metaReady = false;
     this.made = [];
     this.lastBefore.clear();
+    this.lastSeen.clear();
   }
 
   unlock(): void {
     this.fileLock.release();
+  }
+
+  private stampIs(stamp: DirStamp): boolean {
+    try {
+      return sameStamp(stamp, dirStamp(this.dir));
+    } catch {
+      return false;
+    }
   }
 
   private current(): { table: LeaseTable; stamp: DirStamp } | undefined {
@@ -101,13 +116,18 @@ export class DiskStore implements Store {
 
   /** Without the lock: the persisted index, when it still describes the directory. */
   peek(): LeaseTable | undefined {
-    return this.current()?.table;
+    this.peeked = this.current();
+    return this.peeked?.table;
   }
 
   /** Every lease: from the index when it is current, else from reading every file. */
   leases(): LeaseTable {
     if (this.table) return this.table;
-    const idx = this.current();
+    // A peek made before the lock still holds if the directory has not changed since: the
+    // index need not be read again (0.5 ms at 10,000 leases).
+    const peeked = this.peeked;
+    this.peeked = undefined;
+    const idx = peeked && this.stampIs(peeked.stamp) ? peeked : this.current();
     if (idx) {
       this.table = idx.table;
       this.known = idx.stamp;
@@ -188,6 +208,8 @@ export class DiskStore implements Store {
   }
 
   private ensureMeta(): void {
+    if (this.metaReady) return;
+    this.metaReady = true;
     try {
       statSync(this.meta);
       return;
@@ -255,11 +277,12 @@ export class DiskStore implements Store {
 
   private writeLastReserved(rangeId: string, text: string | undefined): void {
     const file = this.lastFile(rangeId);
-    const old = this.readLast(rangeId);
-    if (!this.lastBefore.has(rangeId)) this.lastBefore.set(rangeId, old);
+    // What it held before this operation, for rollback (usually read by lastReservedIP).
+    if (!this.lastBefore.has(rangeId)) this.lastBefore.set(rangeId, this.lastSeen.has(rangeId) ? this.lastSeen.get(rangeId) : this.readLast(rangeId));
     try {
       if (text === undefined) {
-        if (old !== undefined) this.changing(() => unlinkSync(file));
+        // Only a rollback removes it (there was none before): gone already is fine.
+        if (this.readLast(rangeId) !== undefined) this.changing(() => unlinkSync(file));
       } else {
         // Whole or not at all: the reference rewrites it in place, and a kill mid-write
         // leaves it empty (seen in the crash tests). Temp file + rename never does.
@@ -276,6 +299,7 @@ export class DiskStore implements Store {
   lastReservedIP(rangeId: string): IP | undefined {
     // No trimming, like the reference: an edited file with a newline restarts the round.
     const text = this.readLast(rangeId);
+    this.lastSeen.set(rangeId, text);
     return text === undefined ? undefined : parseIP(text);
   }
 

@@ -19,10 +19,6 @@ export class FileLock {
     this.path = path;
   }
 
-  get held(): boolean {
-    return this.fd !== undefined;
-  }
-
   /** Waits for the lock as long as another holder keeps it, like the reference. */
   async acquire(): Promise<void> {
     if (this.fd !== undefined) throw new CniError(ErrCode.Internal, `lock ${this.path} is already held`);
