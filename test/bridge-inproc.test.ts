@@ -89,6 +89,22 @@ describe('bridge with our host-local', () => {
     expect(f.leases()).toEqual(['10.88.0.2']);
   });
 
+  it("GC reads the list under the spec's first name too, never as \"keep nothing\"", async () => {
+    const f = await fixture(ourBinDir);
+    const [p, q] = [await f.pod('p'), await f.pod('q')];
+    const c = f.conf({ ipMasq: true });
+    ok(await f.call('ADD', p, 'keep', c));
+    ok(await f.call('ADD', q, 'gone', c));
+    ok(await f.call('GC', undefined, 'x', { ...c, 'cni.dev/attachments': [{ containerID: 'keep', ifname: 'eth0' }] }));
+    const nat = (await f.node.exec('iptables-save', ['-t', 'nat'])).stdout;
+    expect(nat).toContain('id: \\"keep\\"');
+    expect(nat).not.toContain('id: \\"gone\\"');
+    expect(f.leases()).toEqual(['10.88.0.2']);
+    // Without any list, GC is refused and the rules stay.
+    expect((await f.call('GC', undefined, 'x', c)).json).toMatchObject({ code: 7 });
+    expect((await f.node.exec('iptables-save', ['-t', 'nat'])).stdout).toContain('id: \\"keep\\"');
+  });
+
   it('STATUS asks IPAM, and fails when the IPAM plugin is missing', async () => {
     const f = await fixture(ourBinDir);
     ok(await f.call('STATUS', undefined, 'x', f.conf()));

@@ -2,6 +2,7 @@
 // pair, addresses from the IPAM plugin. A drop-in for the reference's bridge (v1.1.1, with
 // the keys later versions added). STATUS and GC go to IPAM, as upstream's do; GC also
 // removes masquerade rules of attachments that are no longer valid.
+import { forEachValidAttachment } from '../../cni/gc.ts';
 import { ipamFor } from '../../cni/ipam.ts';
 import type { Invocation, Plugin } from '../../cni/skel.ts';
 import { cmdAdd } from './add.ts';
@@ -10,13 +11,11 @@ import { loadConf } from './conf.ts';
 import { cmdDel } from './del.ts';
 import { gcMasq } from './masq.ts';
 
-/** The spec's list of attachments GC must keep. */
+/** The attachments GC must keep, as the masquerade rules name them. */
 function validAttachments(inv: Invocation): Array<{ containerId: string; ifname: string }> {
-  const list = inv.conf['cni.dev/valid-attachments'];
-  if (!Array.isArray(list)) return [];
-  return list
-    .filter((a): a is { containerID: string; ifname: string } => !!a && typeof a === 'object')
-    .map((a) => ({ containerId: String(a.containerID ?? ''), ifname: String(a.ifname ?? '') }));
+  const out: Array<{ containerId: string; ifname: string }> = [];
+  forEachValidAttachment(inv.conf, (containerId, ifname) => out.push({ containerId, ifname }));
+  return out;
 }
 
 export const bridgePlugin: Plugin = {
