@@ -88,8 +88,8 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
       await rb.step('veth pair', () => pair);
       trace('veth made');
       const p = lease ? plan(lease.ips ?? [], lease.routes ?? [], conf) : undefined;
-      // The node's ip joins the port to the bridge and sets the gateway while the pod is
-      // configured.
+      // The node's session joins the port to the bridge and sets the gateway while the pod
+      // is configured.
       const port = setUpPort(add, p);
       port.catch(() => {}); // awaited below
       const podLink = await rb.step('pod interface', () => setUpPod(add, p));
@@ -117,7 +117,7 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
   }
 }
 
-/** Starts the node's and the pod's ip processes and asks the node about its bridges. */
+/** Opens the node's and the pod's sessions; with a VLAN gateway, reads that link. */
 async function start(inv: Invocation, conf: BridgeConf): Promise<Add> {
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   const { node, pod } = startNodeAndPod(inv.netns);
@@ -148,7 +148,7 @@ const existsAlready = (err: unknown, what: string) =>
  * up while it is made.
  */
 async function makePair(add: Add): Promise<void> {
-  // Nothing is made before we know nsenter got into the pod's namespace.
+  // Nothing is made before we know the pod's session is inside its namespace.
   if (!add.pod.enteredNow) await add.pod.ready();
   for (let attempt = 0; ; attempt++) {
     const commands = pairCommands(hostBase(add));
@@ -167,6 +167,7 @@ async function makePair(add: Add): Promise<void> {
       if (!(await readLink(add.veth.name))) throw new CniError(ErrCode.Internal, `container veth name provided (${add.inv.ifname}) already exists`);
       add.veth.name = randomVethName();
       newNodeSession(add);
+      add.bridges = undefined; // asked on the failed session: ask again on the new one
     }
   }
 }

@@ -13,6 +13,7 @@ import { requireNetns } from '../../kernel/ns.ts';
 import { command } from '../../kernel/ops.ts';
 import { startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
 import { IpBatchError, type Session } from '../../kernel/session.ts';
+import { addrsFromJson } from './bridge-addrs.ts';
 import { loadConf, type BridgeConf } from './conf.ts';
 import { trace } from './trace.ts';
 
@@ -42,15 +43,9 @@ async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
   }
   const [all = [], [link] = []] = outputs;
   const isMain = (r: any) => r.table === undefined || r.table === 'main';
-  const addrs: Cidr[] = [];
-  for (const a of link?.addr_info ?? []) {
-    const ip = typeof a.local === 'string' ? parseIP(a.local) : null;
-    if (ip) addrs.push({ ip, prefix: a.prefixlen });
-  }
-  return { link, addrs, routes: all.filter(isMain), otherTables: all.filter((r) => !isMain(r)) };
+  return { link, addrs: addrsFromJson(link ? [link] : []), routes: all.filter(isMain), otherTables: all.filter((r) => !isMain(r)) };
 }
 
-/** The node's bridges and veths by name (lists that exist whatever is missing). */
 /** The node's side of prevResult: the bridge and the host ends it names (those found). */
 async function readNode(node: Session, bridge: string, prevResult: unknown): Promise<Map<string, LinkState>> {
   // Read leniently here: a malformed prevResult is reported later, in order.

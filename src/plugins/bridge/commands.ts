@@ -88,7 +88,7 @@ export interface PodPlan {
   routes: PodRoute[];
 }
 
-/** Address lines, then up, then routes, then a `link show` to learn the MAC. */
+/** The pod's addresses, then up (its routes come in podRouteCommands). */
 export function podAddrCommands(p: PodPlan): IpCommand[] {
   const c: IpCommand[] = p.addrs.map((a) => command({ kind: 'addr', verb: 'add', cidr: a, dev: p.ifname }, `add IP addr ${formatCidr(a)} to "${p.ifname}"`));
   if (p.up) c.push(command({ kind: 'link-set', dev: p.ifname, up: true }, `set "${p.ifname}" up`));
