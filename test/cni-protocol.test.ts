@@ -47,9 +47,14 @@ describe.each(['bridge', 'host-local'])('%s protocol', (plugin) => {
 
   it('refuses CHECK below 0.4.0 and GC/STATUS below 1.1.0 with code 1', async () => {
     const check = await callPlugin(plugin, { command: 'CHECK', ...addEnv, conf: { ...conf, cniVersion: '0.3.1' } });
-    expect(check.json.code).toBe(1);
+    expect([check.code, check.json]).toEqual([1, { cniVersion: '0.3.1', code: 1, msg: 'config version "0.3.1" does not allow CHECK' }]);
     const gc = await callPlugin(plugin, { command: 'GC', conf: { ...conf, cniVersion: '1.0.0' } });
-    expect(gc.json.code).toBe(1);
+    expect([gc.code, gc.json]).toEqual([1, { cniVersion: '1.0.0', code: 1, msg: 'config version "1.0.0" does not allow GC' }]);
+    const status = await callPlugin(plugin, { command: 'STATUS', conf: { ...conf, cniVersion: '1.0.0' } });
+    expect([status.code, status.json]).toEqual([1, { cniVersion: '1.0.0', code: 1, msg: 'config version "1.0.0" does not allow STATUS' }]);
+    // The same STATUS at 1.1.0 is answered: the refusal above is the version's doing.
+    const status11 = await callPlugin(plugin, { command: 'STATUS', conf: { ...conf, cniVersion: '1.1.0' } });
+    expect([status11.code, status11.stdout], status11.stderr).toEqual([0, '']);
   });
 
   it('answers the same codes as the reference for the same bad input', async () => {

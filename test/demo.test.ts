@@ -7,6 +7,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '..');
+/** What scripts/demo.sh makes: fld + 3 random bytes in hex (its --cleanup checks the same). */
+const PREFIX = /^fld[0-9a-f]{6}$/;
 const made: string[] = [];
 
 const namespaces = async (prefix: string) =>
@@ -36,6 +38,7 @@ afterAll(async () => {
 describe('the three-node demo', () => {
   it('runs the walk-through: pods table, ping with ttl=62, VXLAN on the wire, the explainer; then removes everything', async () => {
     const { code, out, prefix } = await demo();
+    expect(prefix, out).toMatch(PREFIX); // else every "removed" check below would pass vacuously
     expect(code, out).toBe(0);
     expect(out).toMatch(/^ubuntu\s+10\.244\.1\.2\s+worker01$/m);
     expect(out).toMatch(/^ubuntu2\s+10\.244\.2\.2\s+worker02$/m);
@@ -58,6 +61,7 @@ describe('the three-node demo', () => {
 
   it('--keep leaves the cluster running; --cleanup PREFIX stops and removes all of it', async () => {
     const { code, out, prefix } = await demo('--keep');
+    expect(prefix, out).toMatch(PREFIX);
     expect(code, out).toBe(0);
     expect(out).toContain(`clean up: bash scripts/demo.sh --cleanup ${prefix}`);
     expect(await namespaces(prefix)).toEqual(['master', 'ubuntu', 'ubuntu2', 'wire', 'worker01', 'worker02'].map((n) => `${prefix}-${n}`));

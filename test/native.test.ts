@@ -13,6 +13,7 @@ import { FileLock } from '../src/ipam/flock.ts';
 import { Netns as EnteredNetns } from '../src/kernel/enter-netns.ts';
 import { IpSession } from '../src/kernel/ip-session.ts';
 import { native } from '../src/kernel/native.ts';
+import { holdLock } from './helpers/lock-holder.ts';
 import { createNs, type Netns } from './helpers/netns.ts';
 import { callPlugin, ourBinDir } from './helpers/plugin.ts';
 
@@ -43,20 +44,23 @@ describe('the addon', () => {
     ours.release();
     expect((await execa('flock', ['-n', file, 'true'], { reject: false })).exitCode).toBe(0);
 
-    // Held by flock(1) for a while: ours waits for it, and timers fire meanwhile.
-    const holder = execa('flock', [file, 'sleep', '0.6']);
-    await new Promise((r) => setTimeout(r, 150));
+    // Held by flock(1) until we let go: ours waits for it, and timers fire meanwhile.
+    const holder = await holdLock(file);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 20);
     const waiting = new FileLock(file);
-    const acquired = waiting.acquire();
-    expect(await settlesWithin(acquired, 200)).toBe(false);
-    expect(ticks).toBeGreaterThan(3);
-    await holder;
-    await acquired;
-    clearInterval(timer);
-    expect((await execa('flock', ['-n', file, 'true'], { reject: false })).exitCode).toBe(1);
-    waiting.release();
+    try {
+      const acquired = waiting.acquire();
+      expect(await settlesWithin(acquired, 200)).toBe(false);
+      expect(ticks).toBeGreaterThan(3);
+      await holder.release();
+      await acquired;
+      expect((await execa('flock', ['-n', file, 'true'], { reject: false })).exitCode).toBe(1);
+    } finally {
+      clearInterval(timer);
+      await holder.release();
+      waiting.release();
+    }
   });
 
   it('enters a pod for sysctls and processes only, and always comes back', async () => {
@@ -146,12 +150,14 @@ describe('without the addon', () => {
     const pod = await createNs('fp2');
     expect((await f.call('ADD', pod, 'c1')).code).toBe(0);
     const lockFile = path.join(f.dataDir, 'fallback', 'lock');
-    const holder = execa('flock', [lockFile, 'sleep', '0.8']);
-    await new Promise((r) => setTimeout(r, 150));
     const pod2 = await createNs('fp3');
+    const holder = await holdLock(lockFile);
     const second = f.call('ADD', pod2, 'c2');
-    expect(await settlesWithin(second, 300)).toBe(false);
-    await holder;
+    try {
+      expect(await settlesWithin(second, 300)).toBe(false);
+    } finally {
+      await holder.release();
+    }
     const r = await second;
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(isIP(r.json.ips[0].address.split('/')[0])).toBe(4);
