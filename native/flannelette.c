@@ -52,6 +52,14 @@ static napi_value make_int(napi_env env, int n) {
 }
 
 // Two integer arguments; EINVAL (as a result) when they are not.
+// One integer argument; 0 when there is none.
+static int one_int(napi_env env, napi_callback_info info, int *a) {
+  size_t argc = 1;
+  napi_value arg;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1) return 0;
+  return int_arg(env, arg, a);
+}
+
 static int two_ints(napi_env env, napi_callback_info info, int *a, int *b) {
   size_t argc = 2;
   napi_value argv[2];
@@ -204,10 +212,9 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_reap(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg, null;
+  napi_value null;
   int pid, st;
-  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || !int_arg(env, arg, &pid)) return make_int(env, -EINVAL);
+  if (!one_int(env, info, &pid)) return make_int(env, -EINVAL);
   pid_t r;
   do r = waitpid(pid, &st, WNOHANG);
   while (r < 0 && errno == EINTR);
@@ -233,19 +240,16 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
 #endif
 
 static napi_value js_strerror(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg, out;
+  napi_value out;
   int e = 0;
-  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || !int_arg(env, arg, &e)) e = EINVAL;
+  if (!one_int(env, info, &e)) e = EINVAL;
   napi_create_string_utf8(env, strerror(e), NAPI_AUTO_LENGTH, &out);
   return out;
 }
 
 static napi_value js_nl_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
   int proto;
-  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || !int_arg(env, arg, &proto)) return make_int(env, -EINVAL);
+  if (!one_int(env, info, &proto)) return make_int(env, -EINVAL);
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
   if (fd < 0) return make_int(env, -errno);
   int one = 1, big = 1 << 20;

@@ -2,9 +2,7 @@
 // `bridge -batch -` (iproute2's other tool), only when a config asks for VLANs.
 import { readFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { run } from './run.ts';
-
-export const BRIDGE = '/usr/sbin/bridge';
+import { BRIDGE, run } from './run.ts';
 
 export interface PortVlans {
   port: string;

@@ -1,9 +1,7 @@
 // Forwarding-database entries of a VXLAN device: "frames for this MAC go to that VTEP".
 // Set with `bridge fdb ... self permanent` (the device's own table, not a bridge's), in
 // batches through one `bridge -batch -` process.
-import { run, runOk } from './run.ts';
-
-export const BRIDGE = '/usr/sbin/bridge';
+import { BRIDGE, run, runOk } from './run.ts';
 
 export interface FdbEntry {
   mac: string;

@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { native, type Native } from './native.ts';
 import { narrow, type IpCommand } from './ops.ts';
 import { IpBatchError, type Session } from './session.ts';
-import { IP } from './run.ts';
+import { CHILD_ENV, IP } from './run.ts';
 
 /** Where commands are written: a stream, or a pipe written directly (see FdSink). */
 export interface Sink {
@@ -34,7 +34,6 @@ export interface Channels {
   startError?: () => string;
 }
 
-const ENV = { PATH: '/usr/sbin:/sbin:/usr/bin:/bin', LC_ALL: 'C' };
 
 /**
  * Starts `argv` with `fds` pipes (0, 1, 2 and more). `exited` resolves with its status
@@ -43,7 +42,7 @@ const ENV = { PATH: '/usr/sbin:/sbin:/usr/bin:/bin', LC_ALL: 'C' };
 export function spawnPiped(argv: string[], fds = 3): { child: ChildProcess; exited: Promise<number>; spawnError: () => string } {
   // Loaded when first needed: with the addon, ADD, CHECK and DEL never need it.
   const { spawn } = process.getBuiltinModule('node:child_process');
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: new Array<'pipe'>(fds).fill('pipe'), env: ENV });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: new Array<'pipe'>(fds).fill('pipe'), env: CHILD_ENV });
   let spawnError = '';
   const exited = new Promise<number>((resolve) => {
     child.on('error', (e) => {
@@ -99,7 +98,7 @@ async function reaped(n: Native, pid: number): Promise<number> {
  * so that child_process runs it and reports a failure the usual way.
  */
 function spawnNative(n: Native, argv: string[]): Channels | undefined {
-  const r = n.spawn(argv, Object.entries(ENV).map(([k, v]) => `${k}=${v}`));
+  const r = n.spawn(argv, Object.entries(CHILD_ENV).map(([k, v]) => `${k}=${v}`));
   if (typeof r === 'number') return undefined;
   const [pid, stdin, stdout, stderr] = r;
   let closed!: () => void;
@@ -280,10 +279,6 @@ export class IpSession implements Session {
     await this.exited;
   }
 
-  /** The exit status, once ip is gone (for callers that only need it to finish). */
-  wait(): Promise<number> {
-    return this.exited;
-  }
 
   get stderr(): string {
     const start = this.ch.startError?.() ?? '';

@@ -13,7 +13,6 @@
 // from a single fork of Node (forking Node, with its large address space, costs far more
 // than forking a shell): a shell in the node's namespace starts the node's ip in the
 // background, then becomes the pod's.
-import { writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { asCniError, CniError, ErrCode } from '../cni/errors.ts';
 import { Netns } from './enter-netns.ts';
@@ -24,6 +23,7 @@ import { command, type IpCommand } from './ops.ts';
 import type { Session } from './session.ts';
 import { inNetns, isWrongNsType, NSENTER } from './ns.ts';
 import { IP } from './run.ts';
+import { trySysctl } from './sysctl.ts';
 
 // Sysctl writes are best effort, as the reference's. The shell's exit status is ip's.
 // No globbing (set -f): single ip commands are split into words, never expanded.
@@ -57,9 +57,10 @@ export function sessionIn(netns: string): Session {
   }
 }
 
-/** A session in this process's namespace: netlink with the addon, else an ip process. */
+/** A session in this process's namespace (the node's, which askNow is used on): netlink
+ *  with the addon, else an ip process. */
 export function localSession(): Session {
-  return (native() && NetlinkSession.open()) || IpSession.spawn(IP_BATCH);
+  return NetlinkSession.open({ questions: true }) ?? IpSession.spawn(IP_BATCH);
 }
 
 export class PodSession {
@@ -165,19 +166,14 @@ export class PodSession {
   private async runSteps(ns: Netns, nl: NetlinkSession, steps: Step[]): Promise<void> {
     for (const s of steps) {
       if (s.op === 'sysctl') {
-        ns.run(() => {
-          try {
-            writeFileSync(`/proc/sys/${s.key}`, s.value); // synchronous: on this thread, in the pod
-          } catch {
-            // best effort, as the reference's
-          }
-        });
+        ns.run(() => trySysctl(s.key, s.value)); // synchronous: on this thread, in the pod
       } else if (s.op === 'ip') {
         nl.send([s.cmd]); // its failure ends the session: finish reports it
       } else {
         for (let n = 0; n < 200; n++) {
-          const tentative = await nl.ask(command({ kind: 'tentative', dev: s.ifname }, `read "${s.ifname}"`)).catch(() => []);
-          if (tentative.length === 0) break;
+          // A failed look ends the wait, as the shell's loop does; it must not end the session.
+          const tentative = await nl.probe(command({ kind: 'tentative', dev: s.ifname }, `read "${s.ifname}"`));
+          if (!tentative || tentative.length === 0) break;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       }

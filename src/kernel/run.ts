@@ -3,8 +3,9 @@
 // the whole budget above Node's floor. execa stays for scripts and tests.
 import { CniError, ErrCode } from '../cni/errors.ts';
 
-/** Absolute paths: a runtime may exec us with no PATH at all. */
-const SEARCH = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+/** The environment of every child: absolute search paths (a runtime may exec us with no
+ *  PATH at all) and C messages, which callers match. */
+export const CHILD_ENV = { PATH: '/usr/sbin:/sbin:/usr/bin:/bin', LC_ALL: 'C' };
 
 export interface RunResult {
   code: number;
@@ -17,7 +18,7 @@ export function run(cmd: string, args: readonly string[], input?: string): Promi
   // Loaded when first needed (~2 ms): the common verbs spawn through the addon instead.
   const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: { PATH: SEARCH.join(':'), LC_ALL: 'C' } });
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: CHILD_ENV });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (c: Buffer) => out.push(c));
@@ -43,3 +44,4 @@ export async function runOk(cmd: string, args: readonly string[], input?: string
 }
 
 export const IP = '/usr/sbin/ip';
+export const BRIDGE = '/usr/sbin/bridge';

@@ -15,6 +15,8 @@ export const NLM_F_CREATE = 0x400;
 export const NLM_F_APPEND = 0x800;
 /** In an error message: extended-ack attributes follow the (capped) request. */
 const NLM_F_ACK_TLVS = 0x200;
+/** In an error message: the request is echoed as its header only (NETLINK_CAP_ACK). */
+const NLM_F_CAPPED = 0x100;
 const NLMSGERR_ATTR_MSG = 1;
 const NLA_F_NESTED = 0x8000;
 
@@ -48,6 +50,7 @@ class Writer {
   }
 
   bytes(b: Uint8Array): void {
+    if (this.off + b.length > this.buf.length) throw new RangeError('netlink message too large');
     this.buf.set(b, this.off);
     this.off += b.length;
   }
@@ -100,7 +103,10 @@ export function encodeMessage(type: number, flags: number, header: Uint8Array, a
   w.attrs(attrs);
   w.u32(0, w.off);
   w.u16(4, type);
-  w.u16(6, flags | NLM_F_REQUEST);
+  // Every request must be ended by the kernel (an ack, or the end of a dump): the addon
+  // reads until one of those comes.
+  const dump = (type & 3) === 2 && (flags & NLM_F_DUMP) === NLM_F_DUMP;
+  w.u16(6, flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK));
   w.u32(8, ++lastSeq >>> 0);
   w.u32(12, 0);
   return Buffer.from(w.buf.subarray(0, w.off)); // a copy: the scratch buffer is reused
@@ -212,6 +218,6 @@ export function decodeError(m: Message): { errno: number; message?: string } {
   if (errno === 0 || !(m.flags & NLM_F_ACK_TLVS)) return { errno };
   // The request follows, capped to its header (NETLINK_CAP_ACK): skip it.
   const reqLen = m.data.length >= 8 ? m.data.readUInt32LE(4) : 0;
-  const tlvs = new Attrs(m.data, 4 + (m.flags & 0x100 ? 16 : align(reqLen)));
+  const tlvs = new Attrs(m.data, 4 + (m.flags & NLM_F_CAPPED ? 16 : align(reqLen)));
   return { errno, message: tlvs.str(NLMSGERR_ATTR_MSG) };
 }

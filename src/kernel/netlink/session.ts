@@ -25,21 +25,30 @@ export class NetlinkSession implements Session {
   private pending = 0;
   private readonly answers = new Map<IpCommand, any[]>();
 
-  /** `questions`: a second socket of the same namespace, for askNow. A socket serves one
-   *  request at a time: a question sent while the worker thread waits on the first would
-   *  have its answer read (and dropped) by that thread. */
+  /** `questions`: a second socket of the same namespace, for askNow (without it, askNow
+   *  asks in order). A socket serves one request at a time: a question sent while the
+   *  worker thread waits on the first would have its answer read (and dropped) there. */
   constructor(
     private readonly sock: NetlinkSocket,
-    private readonly questions: NetlinkSocket,
+    private readonly questions?: NetlinkSocket,
   ) {}
 
-  /** A session on new sockets in the calling thread's namespace; null without the addon. */
-  static open(): NetlinkSession | null {
+  /** A session on new sockets in the calling thread's namespace; null without the addon.
+   *  `questions` opens the second socket askNow answers on. */
+  static open(opts: { questions?: boolean } = {}): NetlinkSession | null {
     const sock = NetlinkSocket.open();
-    return sock ? new NetlinkSession(sock, NetlinkSocket.open()!) : null;
+    if (!sock) return null;
+    try {
+      return new NetlinkSession(sock, opts.questions ? NetlinkSocket.open()! : undefined);
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
   }
 
-  private run(c: IpCommand): Promise<any[] | undefined> {
+  /** Runs `c` after what is queued. A failure ends the session, unless `probe`: then it
+   *  only answers undefined (a question whose failure is the caller's business). */
+  private run(c: IpCommand, probe = false): Promise<any[] | undefined> {
     const start = async () => {
       if (this.failure) throw this.failure; // nothing runs after a failure
       try {
@@ -49,6 +58,7 @@ export class NetlinkSession implements Session {
         if (c.output) this.answers.set(c, answer ?? []);
         return answer;
       } catch (err) {
+        if (probe) return undefined;
         this.failure = new IpBatchError(c, stderrOf(err), this.done);
         throw this.failure;
       }
@@ -69,7 +79,13 @@ export class NetlinkSession implements Session {
     return (await this.run(cmd.output ? cmd : { ...cmd, output: true })) ?? [];
   }
 
+  /** Asks after what is queued; undefined when it fails, which leaves the session going. */
+  probe(cmd: IpCommand): Promise<any[] | undefined> {
+    return this.run(cmd, true);
+  }
+
   async askNow(cmd: IpCommand): Promise<any[]> {
+    if (!this.questions) return this.ask(cmd);
     try {
       if (!cmd.op) throw new Error(`no netlink form for "${cmd.line}"`);
       return (await perform(this.questions, cmd.op)) ?? [];
@@ -98,6 +114,6 @@ export class NetlinkSession implements Session {
 
   private close(): void {
     this.sock.close();
-    this.questions.close();
+    this.questions?.close();
   }
 }
