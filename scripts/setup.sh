@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 
-apt_install_missing iproute2 iptables nftables iputils-ping tcpdump ethtool util-linux procps \
+apt_install_missing iproute2 iptables nftables iputils-ping tcpdump util-linux procps \
   golang-go golang-github-appc-cni-dev containernetworking-plugins
 
 [ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund
@@ -21,7 +21,7 @@ if [ -f test/cnitool/main.go ]; then
   if [ ! -x "$out" ] || [ test/cnitool/main.go -nt "$out" ]; then
     mkdir -p .cache/gopath/src
     echo "setup: building the libcni driver" >&2
-    GOPATH="$PWD/.cache/gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS=-mod=mod GOCACHE="$PWD/.cache/gocache" \
+    GOPATH="$PWD/.cache/gopath:/usr/share/gocode" GO111MODULE=off GOCACHE="$PWD/.cache/gocache" \
       go build -o "$out" ./test/cnitool
   fi
 fi

@@ -6,7 +6,7 @@
 // run: the namespaces are private and the leases go to a temporary directory.
 // Usage: node warm-caches.mjs <plugin dir>
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -20,18 +20,11 @@ try {
   const own = readlinkSync('/proc/self/ns/net');
   for (let i = 0; i < 200 && readlinkSync(podNs) === own; i++) await new Promise((r) => setTimeout(r, 5));
   if (readlinkSync(podNs) === own) throw new Error('the pod namespace did not come up');
-  const conf = {
-    cniVersion: '1.0.0',
-    name: 'flannelette-warm-up',
-    type: 'bridge',
-    bridge: 'cni0',
-    // As conf/10-flannelette.conflist's bridge: its code paths are the ones cached.
-    isDefaultGateway: true,
-    hairpinMode: true,
-    ipMasq: false,
-    mtu: 1450,
-    ipam: { type: 'host-local', subnet: '10.244.1.0/24', routes: [{ dst: '10.244.0.0/16' }], dataDir: tmp },
-  };
+  // The example flannel network's bridge (conf/10-flannelette.conflist): its code paths are
+  // the ones cached. Its leases go to the temporary directory.
+  const list = JSON.parse(readFileSync(new URL('../conf/10-flannelette.conflist', import.meta.url), 'utf8'));
+  const bridge = list.plugins[0];
+  const conf = { cniVersion: list.cniVersion, name: 'flannelette-warm-up', ...bridge, ipam: { ...bridge.ipam, dataDir: tmp } };
   const call = (command, stdin) => {
     const env = { CNI_COMMAND: command, CNI_CONTAINERID: 'flannelette-warm-up', CNI_NETNS: podNs, CNI_IFNAME: 'eth0', CNI_PATH: dir };
     const r = spawnSync(path.join(dir, 'bridge'), [], { env, input: JSON.stringify(stdin), encoding: 'utf8' });

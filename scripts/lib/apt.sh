@@ -16,6 +16,11 @@ apt_install_missing() {
   done
   [ ${#APT_INSTALLED[@]} -gt 0 ] || return 0
   echo "setup: installing ${APT_INSTALLED[*]}" >&2
-  apt-get update -qq
+  # One update per setup run: setup.sh and each setup.d script source this file, and the
+  # marker is exported to the scripts it starts.
+  if [ -z "${FLANNELETTE_APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    export FLANNELETTE_APT_UPDATED=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${opts[@]}" "${APT_INSTALLED[@]}" >/dev/null
 }
