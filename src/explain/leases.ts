@@ -1,5 +1,6 @@
 // host-local's lease files, where the blog found which container holds an address:
 // <dataDir>/<network>/<ip> containing "<containerID>\r\n<ifname>" (older: the ID alone).
+import { parseLease } from '../ipam/store.ts';
 import { parseIP } from '../net/ip.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -36,9 +37,11 @@ export function readLeases(dataDir: string): Lease[] {
       } catch {
         continue;
       }
-      const [id = '', ifname] = text.split(/\r?\n/);
-      const lease: Lease = { network, ip: name, file, containerId: id.trim() };
-      if (ifname && ifname.trim() !== '') lease.ifname = ifname.trim();
+      // host-local's own reading: an empty or garbled file (a crash can leave one) is no lease.
+      const owner = parseLease(text);
+      if (!owner) continue;
+      const lease: Lease = { network, ip: name, file, containerId: owner.id };
+      if (owner.ifname !== undefined) lease.ifname = owner.ifname;
       out.push(lease);
     }
   }
