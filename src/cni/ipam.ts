@@ -3,25 +3,16 @@
 // our Node on its #! line) it runs in this process: same code, same config, one process
 // start less. Anything else is exec'd.
 import { CniError, ErrCode } from './errors.ts';
-import { callInProcess, execPlugin, findPlugin, isOurPlugin } from './invoke.ts';
+import { callPlugin, locatePlugin } from './invoke.ts';
 import { parseResult, type Result } from './result.ts';
-import type { Invocation, Plugin, Verb } from './skel.ts';
+import type { Invocation, Verb } from './skel.ts';
 
 export interface Ipam {
-  readonly type: string;
-  readonly path: string;
-  readonly inProcess: boolean;
   add(): Promise<Result>;
   del(): Promise<void>;
   check(): Promise<void>;
   status(): Promise<void>;
   gc(): Promise<void>;
-}
-
-/** The in-process plugins, loaded only when used. */
-async function loadOwn(type: string): Promise<Plugin | undefined> {
-  if (type === 'host-local') return (await import('../plugins/host-local/plugin.ts')).hostLocalPlugin;
-  return undefined;
 }
 
 /** The `ipam.type` of a config, or '' when it names none (layer 2 only). */
@@ -37,25 +28,15 @@ export function ipamType(conf: Record<string, unknown>): string {
 
 /** Locates the IPAM plugin now (a missing one is a code 7 error before anything is done). */
 export function ipamFor(inv: Invocation, type: string): Ipam {
-  const path = findPlugin(type, inv.path);
-  const inProcess = (type === 'host-local') && isOurPlugin(path);
-
-  async function call(verb: Verb): Promise<unknown> {
-    if (inProcess) {
-      const plugin = await loadOwn(type);
-      if (plugin) return callInProcess(plugin, { ...inv, command: verb });
-    }
-    return execPlugin(path, verb, inv, inv.stdin);
-  }
-
+  // Our host-local, loaded only when used.
+  const own = type === 'host-local' ? async () => (await import('../plugins/host-local/plugin.ts')).hostLocalPlugin : undefined;
+  const p = locatePlugin(type, inv.path, own);
+  const call = (verb: Verb) => callPlugin(p, verb, inv);
   return {
-    type,
-    path,
-    inProcess,
     async add() {
       const raw = await call('ADD');
-      if (inProcess) return raw as Result;
-      return parseResult(raw);
+      // In this process the plugin hands back its Result; exec'd, it printed JSON.
+      return p.own ? (raw as Result) : parseResult(raw);
     },
     async del() {
       await call('DEL');
