@@ -2,7 +2,13 @@
 import { CniError, ErrCode } from './errors.ts';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const MAX_IFNAME = 15; // IFNAMSIZ - 1
+export const MAX_IFNAME = 15; // IFNAMSIZ - 1
+
+/** The kernel's rules for a link name, as libcni states them: IFNAMSIZ, no '/', ':' or
+ *  whitespace, not '.' or '..'. */
+export function isKernelLinkName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && Buffer.byteLength(name) <= MAX_IFNAME && !/[/:\s]/u.test(name);
+}
 
 export function validateContainerId(id: string): void {
   if (id === '') throw new CniError(ErrCode.UnknownContainer, 'missing containerID');

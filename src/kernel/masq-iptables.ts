@@ -12,6 +12,8 @@ import { run } from './run.ts';
 
 type Family = 4 | 6;
 const bin = (f: Family, what: 'save' | 'restore') => `/usr/sbin/${f === 4 ? 'iptables' : 'ip6tables'}-${what}`;
+/** What tells whether iptables is installed. */
+export const IPTABLES_RESTORE = bin(4, 'restore');
 const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 
 export function chainName(network: string, containerId: string): string {

@@ -178,7 +178,7 @@ function hostBase(add: Add): Omit<HostPlan, 'createBridge' | 'pinBridgeMac' | 'v
   return {
     bridge: conf.bridge,
     mtu: conf.mtu,
-    vlanFiltering: conf.vlan > 0 || conf.vlanTrunk.length > 0,
+    vlanFiltering: conf.vlanFiltering,
     promisc: conf.promiscMode,
     veth: veth.name,
     vethMac: veth.mac,
@@ -225,7 +225,7 @@ async function setUpPort(add: Add, p: Plan | undefined): Promise<string | undefi
       // The last line shows the bridge: an unpinned one has taken its ports' lowest MAC.
       return shown.at(-1)?.[0]?.address;
     } catch (err) {
-      if (err instanceof IpBatchError && (err.command?.what ?? '').startsWith('create bridge') && /not supported/.test(err.stderr) && hostPlan().vlanFiltering) {
+      if (err instanceof IpBatchError && (err.command?.what ?? '').startsWith('create bridge') && /not supported/.test(err.stderr) && conf.vlanFiltering) {
         throw noVlanFiltering();
       }
       if (!existsAlready(err, 'create bridge') || attempt >= 3) throw err;
@@ -282,7 +282,7 @@ function enableForwarding(add: Add, p: Plan | undefined): void {
 
 async function setUpVlans(add: Add): Promise<void> {
   const { conf } = add;
-  if (conf.vlan === 0 && conf.vlanTrunk.length === 0) return;
+  if (!conf.vlanFiltering) return;
   const dropDefault = conf.preserveDefaultVlan ? undefined : defaultPvid(conf.bridge) || undefined;
   const ports: PortVlans[] = [{ port: add.veth.name, access: conf.vlan || undefined, trunk: conf.vlanTrunk, dropDefault }];
   if (add.vlanGw?.port) ports.push({ port: add.vlanGw.port, access: conf.vlan, dropDefault });

@@ -5,6 +5,7 @@ import { checkKnownArgs } from '../../cni/args.ts';
 import { ipamType } from '../../cni/ipam.ts';
 import type { DNS } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
+import { isKernelLinkName, MAX_IFNAME } from '../../cni/validate.ts';
 
 export interface BridgeConf {
   name: string;
@@ -24,6 +25,8 @@ export interface BridgeConf {
   vlan: number;
   /** Trunk VLANs of the pod's port, sorted, unique. */
   vlanTrunk: number[];
+  /** The bridge filters VLANs (vlan or vlanTrunk set). */
+  vlanFiltering: boolean;
   preserveDefaultVlan: boolean;
   macspoofchk: boolean;
   enabledad: boolean;
@@ -58,7 +61,7 @@ function int(raw: Record<string, unknown>, key: string): number {
  * characters that ip's batch syntax gives a meaning (quotes, '#', '\\').
  */
 export function linkNameProblem(name: string): string | undefined {
-  if (name === '' || name === '.' || name === '..' || Buffer.byteLength(name) > 15 || /[/:\s]/u.test(name)) {
+  if (!isKernelLinkName(name)) {
     return 'a link name has 1 to 15 bytes, without "/", ":" or whitespace, and is not "." or ".."';
   }
   if (/["'#\\]/.test(name)) return 'quotes, "#" and "\\" are not supported in link names';
@@ -166,6 +169,7 @@ export function loadConf(inv: Invocation): BridgeConf {
     promiscMode: bool(raw, 'promiscMode'),
     vlan,
     vlanTrunk,
+    vlanFiltering: vlan > 0 || vlanTrunk.length > 0,
     preserveDefaultVlan: bool(raw, 'preserveDefaultVlan', true),
     macspoofchk: bool(raw, 'macspoofchk'),
     enabledad: bool(raw, 'enabledad'),
@@ -177,7 +181,7 @@ export function loadConf(inv: Invocation): BridgeConf {
     prevResult: raw.prevResult,
   };
   if (conf.isDefaultGateway) conf.isGateway = true;
-  if (conf.vlan > 0 && conf.isGateway && Buffer.byteLength(`${bridge}.${vlan}`) > 15) {
+  if (conf.vlan > 0 && conf.isGateway && Buffer.byteLength(`${bridge}.${vlan}`) > MAX_IFNAME) {
     throw invalid(`the VLAN gateway interface "${bridge}.${vlan}" would be longer than 15 bytes`, 'use a shorter bridge name');
   }
   return conf;

@@ -4,7 +4,7 @@
 import { accessSync, constants } from 'node:fs';
 import { CniError, ErrCode } from '../../cni/errors.ts';
 import type { Cidr } from '../../net/ip.ts';
-import { gcIptablesMasq, setupIptablesMasq, teardownIptablesMasq } from '../../kernel/masq-iptables.ts';
+import { gcIptablesMasq, IPTABLES_RESTORE, setupIptablesMasq, teardownIptablesMasq } from '../../kernel/masq-iptables.ts';
 import { gcNftMasq, setupNftMasq, teardownNftMasq } from '../../kernel/masq-nftables.ts';
 import { NFT } from '../../kernel/nft.ts';
 import type { BridgeConf } from './conf.ts';
@@ -17,7 +17,7 @@ const has = (file: string) => {
     return false;
   }
 };
-const hasIptables = () => has('/usr/sbin/iptables-restore');
+const hasIptables = () => has(IPTABLES_RESTORE);
 const hasNft = () => has(NFT);
 
 function backendsFor(conf: BridgeConf, forCleanup: boolean): Array<'iptables' | 'nftables'> {
