@@ -3,19 +3,12 @@
 // command's JSON), and then apply a whole list of changes. ip stops at the first failing
 // line and names it ("Command failed -:N"), so a failure says which step failed and
 // everything before it is known to be done.
-import type { ChildProcess } from 'node:child_process';
-import { closeSync, writeSync } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
-import { native, type Native } from './native.ts';
+import type { Readable } from 'node:stream';
+import { native } from './native.ts';
 import { narrow, type IpCommand } from './ops.ts';
+import { IP } from './run.ts';
 import { IpBatchError, type Session } from './session.ts';
-import { CHILD_ENV, IP } from './run.ts';
-
-/** Where commands are written: a stream, or a pipe written directly (see FdSink). */
-export interface Sink {
-  write(text: string): unknown;
-  end(text?: string): unknown;
-}
+import { spawnDirect, spawnPiped, type Sink } from './spawn.ts';
 
 /** How an ip process is reached: it may sit behind a shell, or share a process tree. */
 export interface Channels {
@@ -35,101 +28,6 @@ export interface Channels {
 }
 
 
-/**
- * Starts `argv` with `fds` pipes (0, 1, 2 and more). `exited` resolves with its status
- * when the process ends, whoever else still holds its pipes (a background job may).
- */
-export function spawnPiped(argv: string[], fds = 3): { child: ChildProcess; exited: Promise<number>; spawnError: () => string } {
-  // Loaded when first needed: with the addon, ADD, CHECK and DEL never need it.
-  const { spawn } = process.getBuiltinModule('node:child_process');
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: new Array<'pipe'>(fds).fill('pipe'), env: CHILD_ENV });
-  let spawnError = '';
-  const exited = new Promise<number>((resolve) => {
-    child.on('error', (e) => {
-      spawnError = `failed to run ${argv[0]}: ${e.message}`;
-      resolve(127);
-    });
-    child.on('exit', (code) => resolve(code ?? 1));
-  });
-  for (const s of child.stdio) (s as Writable | null)?.on?.('error', () => {});
-  return { child, exited, spawnError: () => spawnError };
-}
-
-/**
- * A pipe to a child's stdin, written with plain synchronous writes: batches are small (a
- * few hundred bytes, far below a pipe's 64 KiB), so a write never waits. A child that
- * is gone (EPIPE) is not an error here: its exit status and stderr tell what happened.
- */
-class FdSink implements Sink {
-  constructor(private fd: number | undefined) {}
-
-  write(text: string): void {
-    if (this.fd === undefined || text === '') return;
-    const buf = Buffer.from(text);
-    try {
-      for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off);
-    } catch {
-      // see above
-    }
-  }
-
-  end(text = ''): void {
-    this.write(text);
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
-}
-
-/** The child's exit status, once its output pipes have both closed (it is exiting then):
- *  waitpid without blocking, retried shortly while the kernel finishes the exit. */
-async function reaped(n: Native, pid: number): Promise<number> {
-  for (let delay = 0; ; delay = Math.min(50, delay * 2 || 1)) {
-    const status = n.reap(pid);
-    if (status !== null) return status < 0 ? 1 : status;
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
-}
-
-/**
- * `argv` (absolute path first) with stdin, stdout and stderr piped, through the addon's
- * posix_spawn: forking Node costs about a millisecond of its main thread per process
- * and leaves its heap to fault page by page afterwards. The child is reaped once its
- * output ends (no SIGCHLD handler, no worker thread). Undefined when the addon cannot,
- * so that child_process runs it and reports a failure the usual way.
- */
-function spawnNative(n: Native, argv: string[]): Channels | undefined {
-  const r = n.spawn(argv, Object.entries(CHILD_ENV).map(([k, v]) => `${k}=${v}`));
-  if (typeof r === 'number') return undefined;
-  const [pid, stdin, stdout, stderr] = r;
-  let closed!: () => void;
-  let open = 2;
-  const bothClosed = new Promise<void>((resolve) => (closed = resolve));
-  // Streams over our ends of the pipes, made when first read (see IpSession).
-  const reader = (fd: number) => {
-    let s: Readable | undefined;
-    return () => {
-      if (!s) {
-        const { Socket } = process.getBuiltinModule('node:net');
-        s = new Socket({ fd, readable: true, writable: false }).on('error', () => {});
-        s.once('close', () => --open === 0 && closed());
-      }
-      return s;
-    };
-  };
-  const output = reader(stdout);
-  const error = reader(stderr);
-  return {
-    batch: new FdSink(stdin),
-    get output() {
-      return output();
-    },
-    get error() {
-      return error();
-    },
-    exited: bothClosed.then(() => reaped(n, pid)),
-  };
-}
-
 export class IpSession implements Session {
   private out = '';
   private err = '';
@@ -145,7 +43,7 @@ export class IpSession implements Session {
   /** A standalone ip (default: ip -j -batch - in this namespace). */
   static spawn(argv: string[] = [IP, '-j', '-batch', '-']): IpSession {
     const n = native();
-    const direct = n && argv[0]!.startsWith('/') ? spawnNative(n, argv) : undefined;
+    const direct = n ? spawnDirect(n, argv) : undefined;
     if (direct) return new IpSession(direct);
     const { child, exited, spawnError } = spawnPiped(argv);
     return new IpSession({ batch: child.stdin!, output: child.stdout!, error: child.stderr!, exited, startError: spawnError });

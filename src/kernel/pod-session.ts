@@ -16,7 +16,8 @@
 import type { Readable, Writable } from 'node:stream';
 import { asCniError, CniError, ErrCode } from '../cni/errors.ts';
 import { Netns } from './enter-netns.ts';
-import { IpSession, spawnPiped, type Channels } from './ip-session.ts';
+import { IpSession, type Channels } from './ip-session.ts';
+import { spawnPiped } from './spawn.ts';
 import { native } from './native.ts';
 import { NetlinkSession } from './netlink/session.ts';
 import { command, type IpCommand } from './ops.ts';
