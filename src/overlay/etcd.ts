@@ -6,7 +6,6 @@ import http from 'node:http';
 export interface KeyValue {
   key: string;
   value: string;
-  createRevision: string;
   modRevision: string;
   /** The lease the key is attached to; absent when none. */
   lease?: string;
@@ -15,8 +14,6 @@ export interface KeyValue {
 export interface WatchEvent {
   type: 'PUT' | 'DELETE';
   kv: KeyValue;
-  /** The value before the event (we always ask for it). */
-  prev?: KeyValue;
 }
 
 /** A failed etcd call; `unreachable` when no endpoint answered at all. */
@@ -53,7 +50,6 @@ function toKv(raw: any): KeyValue {
   const kv: KeyValue = {
     key: text(raw?.key),
     value: text(raw?.value),
-    createRevision: String(raw?.create_revision ?? '0'),
     modRevision: String(raw?.mod_revision ?? '0'),
   };
   if (raw?.lease && raw.lease !== '0') kv.lease = String(raw.lease);
@@ -138,7 +134,7 @@ export class EtcdClient {
    */
   watch(prefix: string, fromRevision: string, signal: AbortSignal, onEvents: (events: WatchEvent[]) => Promise<void>): Promise<void> {
     const body = JSON.stringify({
-      create_request: { key: b64(prefix), range_end: b64(prefixEnd(prefix)), start_revision: fromRevision, prev_kv: true },
+      create_request: { key: b64(prefix), range_end: b64(prefixEnd(prefix)), start_revision: fromRevision },
     });
     const ep = this.endpoints[this.current]!;
     return new Promise((resolve, reject) => {
@@ -192,7 +188,6 @@ export class EtcdClient {
                 const events: WatchEvent[] = r.events.map((e: any) => ({
                   type: e.type === 'DELETE' ? 'DELETE' : 'PUT',
                   kv: toKv(e.kv),
-                  ...(e.prev_kv ? { prev: toKv(e.prev_kv) } : {}),
                 }));
                 chain = chain.then(() => onEvents(events)).catch((err: Error) => finish(err));
               }

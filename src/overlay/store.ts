@@ -15,7 +15,7 @@ export interface StoredLease extends Lease {
   modRevision: string;
 }
 
-export type LeaseChange = { kind: 'set'; lease: Lease } | { kind: 'gone'; subnet: Cidr; lease?: Lease };
+export type LeaseChange = { kind: 'set'; lease: Lease } | { kind: 'gone'; subnet: Cidr };
 
 export interface SubnetStore {
   /** The network config text; undefined while nobody has written it. */
@@ -80,9 +80,8 @@ export class EtcdSubnetStore implements SubnetStore {
           const stored = this.toStored(e.kv);
           if (stored) changes.push({ kind: 'set', lease: stored });
         } else {
-          const prev = e.prev && this.toStored(e.prev);
           const subnet = parseSubnetKeyName(e.kv.key.slice(this.subnetsPrefix.length));
-          if (subnet) changes.push({ kind: 'gone', subnet, ...(prev ? { lease: prev } : {}) });
+          if (subnet) changes.push({ kind: 'gone', subnet });
         }
       }
       return changes.length > 0 ? onChanges(changes) : Promise.resolve();
@@ -102,7 +101,7 @@ export class EtcdSubnetStore implements SubnetStore {
       await this.etcd.revoke(leaseId).catch(() => {});
       return undefined;
     }
-    return this.toStored({ key, value, createRevision: revision, modRevision: revision, lease: leaseId });
+    return this.toStored({ key, value, modRevision: revision, lease: leaseId });
   }
 
   private toStored(kv: KeyValue): StoredLease | undefined {
