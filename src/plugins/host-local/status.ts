@@ -39,11 +39,11 @@ export async function statusLeases(inv: Invocation): Promise<void> {
   const store = new DiskStore(cfg.dataDir, cfg.name);
   requireWritable(store.dir);
   if (!store.exists()) return;
-  const names = store.leaseNames();
+  // Each name parsed once, not once per range set.
+  const ips = store.leaseNames().map((name) => parseIP(name)!);
   cfg.ranges.forEach((set, i) => {
     let used = 0n;
-    for (const name of names) {
-      const ip = parseIP(name)!;
+    for (const ip of ips) {
       const r = rangeFor(set, ip);
       if (r && !isReservedAddress(r, ip)) used++;
     }
