@@ -42,7 +42,12 @@ export function spawnPiped(argv: string[], fds = 3): { child: ChildProcess; exit
  * is gone (EPIPE) is not an error here: its exit status and stderr tell what happened.
  */
 class FdSink implements Sink {
-  constructor(private fd: number | undefined) {}
+  // A plain field, not a parameter property: src/cli runs under Node's type stripping.
+  private fd: number | undefined;
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
 
   write(text: string): void {
     if (this.fd === undefined || text === '') return;
