@@ -3,23 +3,20 @@
 // reference host-local, and must give the same result (MACs and veth names aside) and
 // leave the same pod, bridge and port state. Known differences are named where they are
 // excluded.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from './helpers/netns.ts';
-import { callPlugin, ourBinDir, REFERENCE_DIR, type Outcome } from './helpers/plugin.ts';
+import { callPlugin, cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR, type Outcome } from './helpers/plugin.ts';
 
 let tmp = '';
 const dirs = { ours: '', reference: '' };
 beforeAll(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-bridge-ref-'));
   for (const impl of ['ours', 'reference'] as const) {
-    const d = path.join(tmp, impl);
-    mkdirSync(d);
-    symlinkSync(impl === 'ours' ? path.join(ourBinDir(), 'bridge') : path.join(REFERENCE_DIR, 'bridge'), path.join(d, 'bridge'));
-    symlinkSync(path.join(REFERENCE_DIR, 'host-local'), path.join(d, 'host-local'));
-    dirs[impl] = d;
+    const bridge = impl === 'ours' ? ourBinDir() : REFERENCE_DIR;
+    dirs[impl] = cniBinDir(path.join(tmp, impl), { ...pluginsIn(bridge, 'bridge'), ...pluginsIn(REFERENCE_DIR, 'host-local') });
   }
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -3,22 +3,19 @@
 // reference host-local (symlinked next to our bridge in CNI_PATH), so that these tests
 // exercise the bridge alone; test/bridge-inproc.test.ts covers our host-local in-process.
 import { execa } from 'execa';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from './helpers/netns.ts';
-import { callPlugin, ourBinDir, REFERENCE_DIR, type Outcome } from './helpers/plugin.ts';
+import { callPlugin, cniBinDir, expectOk, ourBinDir, pluginsIn, REFERENCE_DIR, type Outcome } from './helpers/plugin.ts';
 
 let tmp = '';
 let cniDir = '';
 beforeAll(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-bridge-'));
-  cniDir = path.join(tmp, 'bin');
-  mkdirSync(cniDir);
-  symlinkSync(path.join(ourBinDir(), 'bridge'), path.join(cniDir, 'bridge'));
-  symlinkSync(path.join(REFERENCE_DIR, 'host-local'), path.join(cniDir, 'host-local'));
+  cniDir = cniBinDir(path.join(tmp, 'bin'), { ...pluginsIn(ourBinDir(), 'bridge'), ...pluginsIn(REFERENCE_DIR, 'host-local') });
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -70,19 +67,12 @@ async function fixture(subnet = '10.244.1.0/24') {
   return { node, dataDir, conf, call, leases, links, pod: (label: string) => createNs(`n${n}${label}`) };
 }
 
-function ok(r: Outcome): any {
-  expect(r.code, `plugin failed: ${r.stdout} ${r.stderr}`).toBe(0);
-  return r.json;
-}
-
-const ping = (from: Netns, to: string, wait = 2) => from.exec('ping', ['-c', '1', '-W', String(wait), to], { reject: false }).then((r) => r.exitCode);
-
 describe('bridge ADD', () => {
   it('connects two pods to each other and to their gateway, with MTU and hairpin', async () => {
     const f = await fixture();
     const [a, b] = [await f.pod('a'), await f.pod('b')];
-    const ra = ok(await f.call('ADD', a, 'ca', f.conf()));
-    const rb = ok(await f.call('ADD', b, 'cb', f.conf()));
+    const ra = expectOk(await f.call('ADD', a, 'ca', f.conf()));
+    const rb = expectOk(await f.call('ADD', b, 'cb', f.conf()));
 
     expect(ra.interfaces.map((i: any) => i.name)).toEqual(['cni0', expect.stringMatching(/^veth[0-9a-f]{8}$/), 'eth0']);
     expect(ra.interfaces[2].sandbox).toBe(a.path);
@@ -90,9 +80,9 @@ describe('bridge ADD', () => {
     expect(ra.routes).toEqual([{ dst: '10.244.0.0/16' }]);
     expect(rb.ips[0].address).toBe('10.244.1.3/24');
 
-    expect(await ping(a, '10.244.1.3')).toBe(0);
-    expect(await ping(b, '10.244.1.2')).toBe(0);
-    expect(await ping(a, '10.244.1.1')).toBe(0);
+    expect(await a.pings('10.244.1.3', { wait: 2 })).toBe(true);
+    expect(await b.pings('10.244.1.2', { wait: 2 })).toBe(true);
+    expect(await a.pings('10.244.1.1', { wait: 2 })).toBe(true);
 
     const [podLink] = await a.ipJson('-d', 'addr', 'show', 'dev', 'eth0');
     expect(podLink.mtu).toBe(1450);
@@ -116,7 +106,7 @@ describe('bridge ADD', () => {
   it('adds a default route with isDefaultGateway', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    const r = ok(await f.call('ADD', p, 'c1', f.conf({ isDefaultGateway: true, isGateway: false })));
+    const r = expectOk(await f.call('ADD', p, 'c1', f.conf({ isDefaultGateway: true, isGateway: false })));
     expect(r.routes).toEqual([{ dst: '10.244.0.0/16' }, { dst: '0.0.0.0/0', gw: '10.244.1.1' }]);
     expect(await p.ipJson('route', 'show', 'default')).toEqual([expect.objectContaining({ dst: 'default', gateway: '10.244.1.1', dev: 'eth0' })]);
   });
@@ -125,7 +115,7 @@ describe('bridge ADD', () => {
     const f = await fixture();
     const p = await f.pod('p');
     const c = f.conf({}, { subnet: undefined, routes: [{ dst: '10.244.0.0/16' }, { dst: 'fd00:10::/48' }], ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:1::/64' }]] });
-    const r = ok(await f.call('ADD', p, 'c1', c));
+    const r = expectOk(await f.call('ADD', p, 'c1', c));
     expect(r.ips).toEqual([
       { interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' },
       { interface: 2, address: 'fd00:10:1::2/64', gateway: 'fd00:10:1::1' },
@@ -151,7 +141,7 @@ describe('bridge ADD', () => {
     expect(r.json.msg).toMatch(/"cni0" already has an IP address different from 10.244.1.1\/24/);
     expect(f.leases()).toEqual([]); // rolled back
     expect(await f.links()).toEqual(['cni0', 'lo']);
-    ok(await f.call('ADD', p, 'c1', f.conf({ forceAddress: true })));
+    expectOk(await f.call('ADD', p, 'c1', f.conf({ forceAddress: true })));
     const [br] = await f.node.ipJson('addr', 'show', 'dev', 'cni0');
     expect(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => a.local)).toEqual(['10.244.1.1']);
   });
@@ -171,7 +161,7 @@ describe('bridge ADD', () => {
     const f = await fixture();
     const p = await f.pod('p');
     const c = f.conf({ hairpinMode: false, promiscMode: true, portIsolation: true, runtimeConfig: { mac: '0A:58:0A:F4:01:99' } });
-    const r = ok(await f.call('ADD', p, 'c1', c));
+    const r = expectOk(await f.call('ADD', p, 'c1', c));
     expect(r.interfaces[2].mac).toBe('0a:58:0a:f4:01:99');
     const [br] = await f.node.ipJson('link', 'show', 'dev', 'cni0');
     expect(br.flags).toContain('PROMISC');
@@ -184,20 +174,20 @@ describe('bridge ADD', () => {
     const p = await f.pod('p');
     const bad = await f.call('ADD', p, 'c1', f.conf(), { args: 'K8S_POD_NAME=x' });
     expect(bad.json).toMatchObject({ code: 4 });
-    const r = ok(await f.call('ADD', p, 'c1', f.conf(), { args: 'IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:aa:bb:cc' }));
+    const r = expectOk(await f.call('ADD', p, 'c1', f.conf(), { args: 'IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:aa:bb:cc' }));
     expect(r.interfaces[2].mac).toBe('02:00:00:aa:bb:cc');
   });
 
   it('leaves a layer-2 pod interface up without addresses, or down with disableContainerInterface', async () => {
     const f = await fixture();
     const [p, q] = [await f.pod('p'), await f.pod('q')];
-    const r = ok(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2' }));
+    const r = expectOk(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2' }));
     expect(r.interfaces.map((i: any) => i.name)).toEqual(['br-l2', expect.stringMatching(/^veth/), 'eth0']);
     expect(r.ips).toBeUndefined();
     const [link] = await p.ipJson('addr', 'show', 'dev', 'eth0');
     expect(link.flags).toContain('UP');
     expect(link.addr_info.filter((a: any) => a.family === 'inet')).toEqual([]);
-    ok(await f.call('ADD', q, 'c2', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2', disableContainerInterface: true }));
+    expectOk(await f.call('ADD', q, 'c2', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2', disableContainerInterface: true }));
     const [down] = await q.ipJson('link', 'show', 'dev', 'eth0');
     expect(down.flags).not.toContain('UP');
     const refused = await f.call('ADD', q, 'c3', f.conf({ disableContainerInterface: true }), { ifname: 'eth1' });
@@ -208,8 +198,8 @@ describe('bridge ADD', () => {
     if (!vlanFiltering) ctx.skip();
     const f = await fixture();
     const [p, q] = [await f.pod('p'), await f.pod('q')];
-    const ra = ok(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlan: 100, preserveDefaultVlan: false }));
-    const rt = ok(await f.call('ADD', q, 'c2', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlanTrunk: [{ minID: 10, maxID: 12 }, { id: 20 }] }));
+    const ra = expectOk(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlan: 100, preserveDefaultVlan: false }));
+    const rt = expectOk(await f.call('ADD', q, 'c2', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlanTrunk: [{ minID: 10, maxID: 12 }, { id: 20 }] }));
     const vlans = JSON.parse((await f.node.exec('bridge', ['-j', 'vlan', 'show'])).stdout) as Array<{ ifname: string; vlans: any[] }>;
     const of = (name: string) => vlans.find((v) => v.ifname === name)?.vlans ?? [];
     expect(of(ra.interfaces[1].name)).toEqual([{ vlan: 100, flags: ['PVID', 'Egress Untagged'] }]);
@@ -226,11 +216,11 @@ describe('bridge ADD', () => {
     if (!vlanFiltering) ctx.skip();
     const f = await fixture();
     const p = await f.pod('p');
-    const r = ok(await f.call('ADD', p, 'c1', f.conf({ bridge: 'brg', vlan: 7, hairpinMode: false })));
+    const r = expectOk(await f.call('ADD', p, 'c1', f.conf({ bridge: 'brg', vlan: 7, hairpinMode: false })));
     expect(r.interfaces.map((i: any) => i.name)).toEqual(['brg', expect.stringMatching(/^veth/), 'eth0', 'brg.7']);
     const [gw] = await f.node.ipJson('addr', 'show', 'dev', 'brg.7');
     expect(gw.addr_info).toContainEqual(expect.objectContaining({ local: '10.244.1.1', prefixlen: 24 }));
-    expect(await ping(p, '10.244.1.1')).toBe(0);
+    expect(await p.pings('10.244.1.1', { wait: 2 })).toBe(true);
   });
 });
 
@@ -246,7 +236,7 @@ describe('bridge concurrency', () => {
     expect(ports).toHaveLength(pods.length);
     const [br] = await f.node.ipJson('addr', 'show', 'dev', 'cni0');
     expect(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => a.local)).toEqual(['10.244.1.1']);
-    expect(await ping(pods[0]!, results[5]!.json.ips[0].address.split('/')[0])).toBe(0);
+    expect(await pods[0]!.pings(results[5]!.json.ips[0].address.split('/')[0], { wait: 2 })).toBe(true);
   });
 });
 
@@ -256,22 +246,22 @@ describe('bridge ipMasq', () => {
   it('adds iptables rules named as the reference names them, and DEL removes them', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    ok(await f.call('ADD', p, 'c1', f.conf({ ipMasq: true })));
+    expectOk(await f.call('ADD', p, 'c1', f.conf({ ipMasq: true })));
     const chain = 'CNI-' + (await import('node:crypto')).createHash('sha512').update('testnetc1').digest('hex').slice(0, 24);
     const nat = await iptablesNat(f.node);
     expect(nat).toContain(`-A POSTROUTING -s 10.244.1.2/32 -m comment --comment "name: \\"testnet\\" id: \\"c1\\"" -j ${chain}`);
     expect(nat).toContain(`-A ${chain} -d 10.244.1.0/24 -m comment --comment "name: \\"testnet\\" id: \\"c1\\"" -j ACCEPT`);
     expect(nat).toContain(`-A ${chain} ! -d 224.0.0.0/4 -m comment --comment "name: \\"testnet\\" id: \\"c1\\"" -j MASQUERADE`);
-    ok(await f.call('DEL', p, 'c1', f.conf({ ipMasq: true })));
+    expectOk(await f.call('DEL', p, 'c1', f.conf({ ipMasq: true })));
     expect(await iptablesNat(f.node)).not.toContain('CNI-');
   });
 
   it('removes the rules on DEL even when the namespace is already gone', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    ok(await f.call('ADD', p, 'c1', f.conf({ ipMasq: true })));
+    expectOk(await f.call('ADD', p, 'c1', f.conf({ ipMasq: true })));
     await p.delete();
-    ok(await f.call('DEL', p.path, 'c1', f.conf({ ipMasq: true })));
+    expectOk(await f.call('DEL', p.path, 'c1', f.conf({ ipMasq: true })));
     expect(await iptablesNat(f.node)).not.toContain('CNI-');
   });
 
@@ -279,11 +269,11 @@ describe('bridge ipMasq', () => {
     const f = await fixture();
     const p = await f.pod('p');
     const c = f.conf({ ipMasq: true, ipMasqBackend: 'nftables' });
-    ok(await f.call('ADD', p, 'c1', c));
+    expectOk(await f.call('ADD', p, 'c1', c));
     const table = (await f.node.exec('nft', ['list', 'table', 'inet', 'cni_plugins_masquerade'])).stdout;
     expect(table).toMatch(/ip saddr 10\.244\.1\.2 ip daddr != 10\.244\.1\.0\/24 masquerade comment "[0-9a-f]{16}-[0-9a-f]{16}, net: testnet, if: eth0, id: c1"/);
     expect(table).toContain('goto masq_checks');
-    ok(await f.call('DEL', p, 'c1', c));
+    expectOk(await f.call('DEL', p, 'c1', c));
     expect((await f.node.exec('nft', ['list', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks'])).stdout).not.toContain('masquerade comment');
   });
 });
@@ -293,13 +283,13 @@ describe('bridge macspoofchk', () => {
     const f = await fixture();
     const [p, q] = [await f.pod('p'), await f.pod('q')];
     const c = f.conf({ macspoofchk: true });
-    ok(await f.call('ADD', p, 'c1', c));
-    ok(await f.call('ADD', q, 'c2', c));
-    expect(await ping(p, '10.244.1.3')).toBe(0);
+    expectOk(await f.call('ADD', p, 'c1', c));
+    expectOk(await f.call('ADD', q, 'c2', c));
+    expect(await p.pings('10.244.1.3', { wait: 2 })).toBe(true);
     await p.ip('neigh', 'flush', 'all');
     await p.ip('link', 'set', 'dev', 'eth0', 'address', '02:de:ad:be:ef:01');
-    expect(await ping(p, '10.244.1.3', 1)).not.toBe(0);
-    ok(await f.call('DEL', p, 'c1', c));
+    expect(await p.pings('10.244.1.3', { wait: 1 })).toBe(false);
+    expectOk(await f.call('DEL', p, 'c1', c));
     const table = (await f.node.exec('nft', ['list', 'table', 'bridge', 'nat'])).stdout;
     expect(table).not.toContain('c1-eth0');
     expect(table).toContain('c2-eth0');
@@ -310,24 +300,24 @@ describe('bridge DEL', () => {
   it('removes the pod interface and the lease, twice without error', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    const r = ok(await f.call('ADD', p, 'c1', f.conf()));
-    ok(await f.call('DEL', p, 'c1', f.conf()));
+    const r = expectOk(await f.call('ADD', p, 'c1', f.conf()));
+    expectOk(await f.call('DEL', p, 'c1', f.conf()));
     expect((await p.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
     expect(await f.links()).not.toContain(r.interfaces[1].name);
     expect(f.leases()).toEqual([]);
-    ok(await f.call('DEL', p, 'c1', f.conf()));
+    expectOk(await f.call('DEL', p, 'c1', f.conf()));
   });
 
   it('succeeds when the namespace was deleted, or the container never added', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    const r = ok(await f.call('ADD', p, 'c1', f.conf()));
+    const r = expectOk(await f.call('ADD', p, 'c1', f.conf()));
     await p.delete();
-    ok(await f.call('DEL', p.path, 'c1', f.conf()));
+    expectOk(await f.call('DEL', p.path, 'c1', f.conf()));
     expect(f.leases()).toEqual([]);
     expect(await f.links()).not.toContain(r.interfaces[1].name);
-    ok(await f.call('DEL', '/var/run/netns/never-made-here', 'c9', f.conf()));
-    ok(await f.call('DEL', undefined, 'c9', f.conf()));
+    expectOk(await f.call('DEL', '/var/run/netns/never-made-here', 'c9', f.conf()));
+    expectOk(await f.call('DEL', undefined, 'c9', f.conf()));
   });
 });
 
@@ -336,14 +326,14 @@ describe('bridge CHECK', () => {
     const f = await fixture();
     const p = await f.pod('p');
     const c = f.conf({ isDefaultGateway: true });
-    const r = ok(await f.call('ADD', p, 'c1', c));
+    const r = expectOk(await f.call('ADD', p, 'c1', c));
     const checked = { ...c, prevResult: r };
-    ok(await f.call('CHECK', p, 'c1', checked));
+    expectOk(await f.call('CHECK', p, 'c1', checked));
 
     await p.ip('route', 'del', '10.244.0.0/16');
     expect((await f.call('CHECK', p, 'c1', checked)).json.msg).toMatch(/Expected Route .*10\.244\.0\.0\/16.* not found/);
     await p.ip('route', 'add', '10.244.0.0/16', 'via', '10.244.1.1');
-    ok(await f.call('CHECK', p, 'c1', checked));
+    expectOk(await f.call('CHECK', p, 'c1', checked));
 
     await f.node.ip('link', 'set', 'dev', r.interfaces[1].name, 'nomaster');
     expect((await f.call('CHECK', p, 'c1', checked)).json.msg).toMatch(/CNI veth created for bridge cni0 was not found/);
@@ -356,7 +346,7 @@ describe('bridge CHECK', () => {
   it('requires prevResult', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    ok(await f.call('ADD', p, 'c1', f.conf()));
+    expectOk(await f.call('ADD', p, 'c1', f.conf()));
     expect((await f.call('CHECK', p, 'c1', f.conf())).json).toMatchObject({ code: 7, msg: 'Required prevResult missing' });
   });
 });
@@ -366,7 +356,7 @@ describe('bridge rollback', () => {
     const f = await fixture('10.244.9.0/30'); // one usable address: .2 (.1 is the gateway)
     const [p, q] = [await f.pod('p'), await f.pod('q')];
     const c = f.conf({ ipMasq: true });
-    ok(await f.call('ADD', p, 'c1', c));
+    expectOk(await f.call('ADD', p, 'c1', c));
     const before = await f.links();
     const r = await f.call('ADD', q, 'c2', c);
     expect(r.code).toBe(1);

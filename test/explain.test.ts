@@ -4,13 +4,13 @@
 // neighbour entry, an fdb entry). The explainer runs inside the node namespace.
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cnitool } from './helpers/cnitool.ts';
 import { createNs, type Netns } from './helpers/netns.ts';
-import { callPlugin, ourBinDir, REFERENCE_DIR } from './helpers/plugin.ts';
+import { callPlugin, cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR } from './helpers/plugin.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE_BIN = path.join(ROOT, 'node_modules/.bin/node');
@@ -82,10 +82,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
     s.tmp = mkdtempSync(path.join(os.tmpdir(), `flannelette-explain-${tag}-`));
     s.dataDir = path.join(s.tmp, 'networks');
     s.cacheDir = path.join(s.tmp, 'cache');
-    const bin = path.join(s.tmp, 'bin');
-    mkdirSync(bin);
-    symlinkSync(path.join(ourBinDir(), 'flannel'), path.join(bin, 'flannel'));
-    for (const p of ['bridge', 'host-local']) symlinkSync(path.join(delegates(), p), path.join(bin, p));
+    const bin = cniBinDir(path.join(s.tmp, 'bin'), { ...pluginsIn(ourBinDir(), 'flannel'), ...pluginsIn(delegates(), 'bridge', 'host-local') });
     writeFileSync(path.join(s.tmp, 'subnet.env'), SUBNET_ENV);
     const plugin =
       via === 'flannel'

@@ -1,11 +1,11 @@
 // The flannel meta-plugin, exec'd as a runtime execs it, delegating to bridge + host-local
 // (the reference plugins, and ours once they work) found through a CNI_PATH of symlinks.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createNs, type Netns } from './helpers/netns.ts';
-import { callPlugin, ourBinDir, REFERENCE_DIR, type Call } from './helpers/plugin.ts';
+import { useNode } from './helpers/node-fixture.ts';
+import { callPlugin, cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR, type Call, type Outcome } from './helpers/plugin.ts';
 
 const SETS = [
   { label: 'reference', dir: () => REFERENCE_DIR },
@@ -16,49 +16,48 @@ const SUBNET_ENV = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\
 
 /** A node namespace, a CNI_PATH of symlinks (flannel: ours; bridge, host-local: the set's), temp files. */
 function fixture(tag: string, delegateDir: () => string) {
-  const f = {
-    node: undefined as unknown as Netns,
-    tmp: '',
-    get binDir() {
-      return path.join(f.tmp, 'bin');
+  const f = useNode(
+    {
+      suite: 'flannel',
+      tag,
+      setup: () => {
+        cniBinDir(f.binDir, { ...pluginsIn(ourBinDir(), 'flannel'), ...pluginsIn(delegateDir(), 'bridge', 'host-local') });
+        writeFileSync(f.subnetFile, SUBNET_ENV);
+      },
     },
-    get subnetFile() {
-      return path.join(f.tmp, 'subnet.env');
+    {
+      get binDir(): string {
+        return path.join(f.tmp, 'bin');
+      },
+      get subnetFile(): string {
+        return path.join(f.tmp, 'subnet.env');
+      },
+      get dataDir(): string {
+        return path.join(f.tmp, 'flannel');
+      },
+      get leaseDir(): string {
+        return path.join(f.tmp, 'networks');
+      },
+      conf(over: Record<string, unknown> = {}): Record<string, unknown> {
+        return {
+          cniVersion: '1.0.0',
+          name: 'cbr0',
+          type: 'flannel',
+          subnetFile: f.subnetFile,
+          dataDir: f.dataDir,
+          ipam: { dataDir: f.leaseDir },
+          delegate: { hairpinMode: true },
+          ...over,
+        };
+      },
+      call(command: string, pod: Netns | undefined, containerId: string, conf: unknown, more: Partial<Call> = {}): Promise<Outcome> {
+        const c: Call = { command, containerId, ifname: 'eth0', conf, node: f.node, cniPath: f.binDir, ...more };
+        if (pod) c.netns = pod.path;
+        return callPlugin('flannel', c, f.binDir);
+      },
+      stored: (id: string): string => path.join(f.dataDir, id),
     },
-    get dataDir() {
-      return path.join(f.tmp, 'flannel');
-    },
-    get leaseDir() {
-      return path.join(f.tmp, 'networks');
-    },
-    conf(over: Record<string, unknown> = {}): Record<string, unknown> {
-      return {
-        cniVersion: '1.0.0',
-        name: 'cbr0',
-        type: 'flannel',
-        subnetFile: f.subnetFile,
-        dataDir: f.dataDir,
-        ipam: { dataDir: f.leaseDir },
-        delegate: { hairpinMode: true },
-        ...over,
-      };
-    },
-    call(command: string, pod: Netns | undefined, containerId: string, conf: unknown, more: Partial<Call> = {}) {
-      const c: Call = { command, containerId, ifname: 'eth0', conf, node: f.node, cniPath: f.binDir, ...more };
-      if (pod) c.netns = pod.path;
-      return callPlugin('flannel', c, f.binDir);
-    },
-    stored: (id: string) => path.join(f.dataDir, id),
-  };
-  beforeAll(async () => {
-    f.tmp = mkdtempSync(path.join(os.tmpdir(), `flannelette-flannel-${tag}-`));
-    mkdirSync(f.binDir);
-    symlinkSync(path.join(ourBinDir(), 'flannel'), path.join(f.binDir, 'flannel'));
-    for (const p of ['bridge', 'host-local']) symlinkSync(path.join(delegateDir(), p), path.join(f.binDir, p));
-    writeFileSync(f.subnetFile, SUBNET_ENV);
-    f.node = await createNs(`${tag}-node`);
-  });
-  afterAll(() => rmSync(f.tmp, { recursive: true, force: true }));
+  );
   return f;
 }
 

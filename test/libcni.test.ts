@@ -2,14 +2,15 @@
 // example configs in conf/, inside a node namespace with pods in their own namespaces.
 // Ours and the reference are held to the same assertions; where the reference v1.1.1 is
 // known to be wrong, the test says so and expects its wrong answer.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cnitool, cnitoolContainerId, stageConf, type CnitoolCall, type CnitoolOutcome } from './helpers/cnitool.ts';
 import { createNs, type Netns } from './helpers/netns.ts';
-import { ourBinDir, REFERENCE_DIR } from './helpers/plugin.ts';
+import { useNode } from './helpers/node-fixture.ts';
+import { bridgePorts, veths } from './helpers/node-state.ts';
+import { expectOk, ourBinDir, REFERENCE_DIR } from './helpers/plugin.ts';
 
 const IMPLS = [
   { impl: 'ours', dir: () => ourBinDir() },
@@ -18,47 +19,37 @@ const IMPLS = [
 
 /** A node namespace with a staged NETCONFPATH, a data dir and a libcni cache, all private. */
 function nodeFixture(tag: string, dir: () => string, files: string[], edit?: (conf: any) => void) {
-  const f = {
-    node: undefined as unknown as Netns,
-    tmp: '',
-    get confDir() {
-      return path.join(f.tmp, 'net.d');
+  const f = useNode(
+    { suite: 'libcni', tag, setup: (): void => stageConf(files, f.confDir, f.dataDir, edit) },
+    {
+      get confDir(): string {
+        return path.join(f.tmp, 'net.d');
+      },
+      get dataDir(): string {
+        return path.join(f.tmp, 'networks');
+      },
+      get cacheDir(): string {
+        return path.join(f.tmp, 'cache');
+      },
+      pod: (label: string): Promise<Netns> => createNs(`${tag}-${label}`),
+      call: (verb: CnitoolCall['verb'], network: string, pod: Netns, more: Partial<CnitoolCall> = {}): Promise<CnitoolOutcome> =>
+        cnitool({ verb, network, pod, node: f.node, confDir: f.confDir, cniPath: dir(), cacheDir: f.cacheDir, ...more }),
+      /** Lease files of a network, which host-local names by their address. */
+      leases: (network: string): string[] => {
+        const d = path.join(f.dataDir, network);
+        return existsSync(d) ? readdirSync(d).filter((n) => isIP(n) !== 0).sort() : [];
+      },
+      lease: (network: string, ip: string): string => readFileSync(path.join(f.dataDir, network, ip), 'utf8'),
     },
-    get dataDir() {
-      return path.join(f.tmp, 'networks');
-    },
-    get cacheDir() {
-      return path.join(f.tmp, 'cache');
-    },
-    pod: (label: string) => createNs(`${tag}-${label}`),
-    call: (verb: CnitoolCall['verb'], network: string, pod: Netns, more: Partial<CnitoolCall> = {}) =>
-      cnitool({ verb, network, pod, node: f.node, confDir: f.confDir, cniPath: dir(), cacheDir: f.cacheDir, ...more }),
-    /** Lease files of a network, which host-local names by their address. */
-    leases: (network: string): string[] => {
-      const d = path.join(f.dataDir, network);
-      return existsSync(d) ? readdirSync(d).filter((n) => isIP(n) !== 0).sort() : [];
-    },
-    lease: (network: string, ip: string) => readFileSync(path.join(f.dataDir, network, ip), 'utf8'),
-  };
-  beforeAll(async () => {
-    f.tmp = mkdtempSync(path.join(os.tmpdir(), `flannelette-libcni-${tag}-`));
-    stageConf(files, f.confDir, f.dataDir, edit);
-    f.node = await createNs(`${tag}-node`);
-  });
-  afterAll(() => rmSync(f.tmp, { recursive: true, force: true }));
+  );
   return f;
-}
-
-function ok(r: CnitoolOutcome): CnitoolOutcome {
-  expect(r.code, `cnitool failed: ${r.stderr}`).toBe(0);
-  return r;
 }
 
 /** The reference v1.1.1 CHECK looks for each result route with its own (absent) gateway,
  *  so every config with a gateway-less route, as flannel writes them, fails CHECK there. */
 function expectCheckPasses(r: CnitoolOutcome, impl: string) {
   if (impl === 'reference') expect(r.error?.msg).toMatch(/Expected Route .* not found in routing table/);
-  else ok(r);
+  else expectOk(r);
 }
 
 async function eth0(pod: Netns) {
@@ -77,46 +68,31 @@ async function routes(pod: Netns, family: '-4' | '-6'): Promise<string[]> {
     .sort();
 }
 
-async function pings(from: Netns, ip: string, seconds = 3): Promise<boolean> {
-  // -w: one reply within the deadline, so a lost first packet (neighbour resolution) does not fail us.
-  const r = await from.exec('ping', ['-n', '-q', '-c', '1', '-w', String(seconds), ip], { reject: false });
-  return r.exitCode === 0;
-}
-
-async function bridgePorts(node: Netns, bridge: string): Promise<any[]> {
-  return node.ipJson('-d', 'link', 'show', 'master', bridge);
-}
-
-async function veths(node: Netns): Promise<string[]> {
-  const links: any[] = await node.ipJson('-d', 'link', 'show');
-  return links.filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
-}
-
 const byDst = (a: any, b: any) => (String(a.dst) < String(b.dst) ? -1 : 1);
 
 describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through libcni: $impl', ({ impl, dir }) => {
   const f = nodeFixture(`${impl[0]}f`, dir, ['10-flannelette.conflist']);
   let a: Netns, b: Netns;
-  let ra: CnitoolOutcome, rb: CnitoolOutcome;
+  let ra: any, rb: any;
 
   beforeAll(async () => {
     [a, b] = await Promise.all([f.pod('pa'), f.pod('pb')]);
   });
 
   it('ADD gives each pod the next address of the node range, the routes of the blog, and a hairpin port on cni0', async () => {
-    ra = ok(await f.call('add', 'cni0', a));
-    rb = ok(await f.call('add', 'cni0', b));
+    ra = expectOk(await f.call('add', 'cni0', a));
+    rb = expectOk(await f.call('add', 'cni0', b));
 
     for (const [r, pod, ip] of [
       [ra, a, '10.244.1.2/24'],
       [rb, b, '10.244.1.3/24'],
     ] as const) {
-      expect(r.json.cniVersion).toBe('1.0.0');
-      expect(r.json.ips).toEqual([{ interface: expect.any(Number), address: ip, gateway: '10.244.1.1' }]);
-      const inside = r.json.interfaces[r.json.ips[0].interface];
+      expect(r.cniVersion).toBe('1.0.0');
+      expect(r.ips).toEqual([{ interface: expect.any(Number), address: ip, gateway: '10.244.1.1' }]);
+      const inside = r.interfaces[r.ips[0].interface];
       expect(inside).toMatchObject({ name: 'eth0', sandbox: pod.path });
-      expect([...r.json.routes].sort(byDst)).toEqual([{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.244.0.0/16' }]);
-      expect(r.json.interfaces.map((i: any) => i.name)).toContain('cni0');
+      expect([...r.routes].sort(byDst)).toEqual([{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.244.0.0/16' }]);
+      expect(r.interfaces.map((i: any) => i.name)).toContain('cni0');
 
       const e = await eth0(pod);
       expect(e.v4).toEqual([ip]);
@@ -135,7 +111,7 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
     expect(cni0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`)).toEqual(['10.244.1.1/24']);
 
     // Each pod's eth0 is the peer of one port of cni0, named in the result, hairpin on.
-    const ports = await bridgePorts(f.node, 'cni0');
+    const ports: any[] = await f.node.ipJson('-d', 'link', 'show', 'master', 'cni0');
     expect(ports).toHaveLength(2);
     for (const [r, pod] of [
       [ra, a],
@@ -144,7 +120,7 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
       const peerIndex = (await eth0(pod)).link.link_index;
       const peer = ports.find((p) => p.ifindex === peerIndex);
       expect(peer, `no port of cni0 is the peer of ${pod.name}'s eth0`).toBeDefined();
-      expect(r.json.interfaces.find((i: any) => i.name === peer.ifname && !i.sandbox)).toMatchObject({ mac: peer.address });
+      expect(r.interfaces.find((i: any) => i.name === peer.ifname && !i.sandbox)).toMatchObject({ mac: peer.address });
       expect(peer).toMatchObject({ mtu: 1450, operstate: 'UP' });
       expect(peer.linkinfo.info_slave_data.hairpin).toBe(true);
     }
@@ -156,9 +132,9 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
   });
 
   it('pods reach each other and the gateway', async () => {
-    expect(await pings(a, '10.244.1.3')).toBe(true);
-    expect(await pings(b, '10.244.1.2')).toBe(true);
-    expect(await pings(a, '10.244.1.1')).toBe(true);
+    expect(await a.pings('10.244.1.3', { deadline: 3 })).toBe(true);
+    expect(await b.pings('10.244.1.2', { deadline: 3 })).toBe(true);
+    expect(await a.pings('10.244.1.1', { deadline: 3 })).toBe(true);
   });
 
   it('CHECK passes on healthy pods (v1.1.1 wrongly fails it)', async () => {
@@ -167,22 +143,22 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
   });
 
   it('DEL removes the veths, eth0, the leases and the cached result; a second DEL succeeds', async () => {
-    ok(await f.call('del', 'cni0', a));
-    ok(await f.call('del', 'cni0', b));
+    expectOk(await f.call('del', 'cni0', a));
+    expectOk(await f.call('del', 'cni0', b));
     expect(await veths(f.node)).toEqual([]);
-    expect(await bridgePorts(f.node, 'cni0')).toEqual([]);
+    expect(await bridgePorts(f.node)).toEqual([]);
     for (const pod of [a, b]) expect((await pod.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
     expect(f.leases('cni0')).toEqual([]);
     expect(readdirSync(path.join(f.cacheDir, 'results'))).toEqual([]);
-    ok(await f.call('del', 'cni0', a));
+    expectOk(await f.call('del', 'cni0', a));
   });
 
   it('hands out the address asked for in CNI_ARGS, and one passed as the "ips" capability', async () => {
     const c = await f.pod('pc');
-    const r = ok(await f.call('add', 'cni0', c, { args: 'IgnoreUnknown=1;IP=10.244.1.77', containerId: 'args-c' }));
-    expect(r.json.ips.map((i: any) => i.address)).toEqual(['10.244.1.77/24']);
+    const r = expectOk(await f.call('add', 'cni0', c, { args: 'IgnoreUnknown=1;IP=10.244.1.77', containerId: 'args-c' }));
+    expect(r.ips.map((i: any) => i.address)).toEqual(['10.244.1.77/24']);
     expect((await eth0(c)).v4).toEqual(['10.244.1.77/24']);
-    ok(await f.call('del', 'cni0', c, { containerId: 'args-c' }));
+    expectOk(await f.call('del', 'cni0', c, { containerId: 'args-c' }));
     expect(f.leases('cni0')).toEqual([]);
 
     // libcni passes CAP_ARGS on only to plugins whose config declares the capability.
@@ -191,10 +167,10 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
       conf.plugins[0].capabilities = { ips: true };
     });
     const ips = { ips: ['10.244.1.88/24'] };
-    const rc = ok(await f.call('add', 'cni0', c, { confDir: capDir, capArgs: ips }));
-    expect(rc.json.ips.map((i: any) => i.address)).toEqual(['10.244.1.88/24']);
+    const rc = expectOk(await f.call('add', 'cni0', c, { confDir: capDir, capArgs: ips }));
+    expect(rc.ips.map((i: any) => i.address)).toEqual(['10.244.1.88/24']);
     expect(f.leases('cni0')).toEqual(['10.244.1.88']);
-    ok(await f.call('del', 'cni0', c, { confDir: capDir, capArgs: ips }));
+    expectOk(await f.call('del', 'cni0', c, { confDir: capDir, capArgs: ips }));
     expect(f.leases('cni0')).toEqual([]);
   });
 });
@@ -208,19 +184,19 @@ describe.each(IMPLS)('single-plugin .conf at 0.4.0 (conf/20-bridge.conf) through
   });
 
   it('ADD starts at rangeStart, makes the bridge the default gateway, and answers in 0.4.0', async () => {
-    const r = ok(await f.call('add', 'mynet', a));
-    expect(r.json.cniVersion).toBe('0.4.0');
-    expect(r.json.ips).toEqual([{ version: '4', interface: expect.any(Number), address: '10.22.0.10/16', gateway: '10.22.0.1' }]);
-    expect(r.json.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.22.0.1' }]);
+    const r = expectOk(await f.call('add', 'mynet', a));
+    expect(r.cniVersion).toBe('0.4.0');
+    expect(r.ips).toEqual([{ version: '4', interface: expect.any(Number), address: '10.22.0.10/16', gateway: '10.22.0.1' }]);
+    expect(r.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.22.0.1' }]);
     expect((await eth0(a)).v4).toEqual(['10.22.0.10/16']);
     expect(await routes(a, '-4')).toEqual(['10.22.0.0/16 dev eth0', 'default via 10.22.0.1 dev eth0']);
     const [br] = await f.node.ipJson('addr', 'show', 'dev', 'mynet0');
     expect(br.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`)).toEqual(['10.22.0.1/16']);
-    expect(await pings(a, '10.22.0.1')).toBe(true);
+    expect(await a.pings('10.22.0.1', { deadline: 3 })).toBe(true);
   });
 
   it('CHECK passes, and fails once the pod has lost its default route', async () => {
-    ok(await f.call('check', 'mynet', a));
+    expectOk(await f.call('check', 'mynet', a));
     await a.ip('route', 'del', 'default');
     const r = await f.call('check', 'mynet', a);
     expect(r.code).toBe(1);
@@ -228,7 +204,7 @@ describe.each(IMPLS)('single-plugin .conf at 0.4.0 (conf/20-bridge.conf) through
   });
 
   it('DEL cleans up', async () => {
-    ok(await f.call('del', 'mynet', a));
+    expectOk(await f.call('del', 'mynet', a));
     expect(await veths(f.node)).toEqual([]);
     expect(f.leases('mynet')).toEqual([]);
   });
@@ -243,13 +219,13 @@ describe.each(IMPLS)('dual-stack conflist (conf/30-dual-stack.conflist) through 
   });
 
   it('ADD gives both families with their routes; pods reach each other over both right away, and the gateway', async () => {
-    const ra = ok(await f.call('add', 'dualstack', a));
-    ok(await f.call('add', 'dualstack', b));
-    expect(ra.json.ips.map((i: any) => [i.address, i.gateway])).toEqual([
+    const ra = expectOk(await f.call('add', 'dualstack', a));
+    expectOk(await f.call('add', 'dualstack', b));
+    expect(ra.ips.map((i: any) => [i.address, i.gateway])).toEqual([
       ['10.245.1.2/24', '10.245.1.1'],
       ['fd00:10:245:1::2/64', 'fd00:10:245:1::1'],
     ]);
-    expect([...ra.json.routes].sort(byDst)).toEqual([
+    expect([...ra.routes].sort(byDst)).toEqual([
       { dst: '0.0.0.0/0', gw: '10.245.1.1' },
       { dst: '10.245.0.0/16' },
       { dst: '::/0', gw: 'fd00:10:245:1::1' },
@@ -264,16 +240,16 @@ describe.each(IMPLS)('dual-stack conflist (conf/30-dual-stack.conflist) through 
     expect(f.leases('dualstack')).toEqual(['10.245.1.2', '10.245.1.3', 'fd00:10:245:1::2', 'fd00:10:245:1::3']);
 
     // A runtime starts the pod as soon as ADD returns: the pods' addresses must be past DAD.
-    expect(await pings(a, 'fd00:10:245:1::3', 1)).toBe(true);
-    expect(await pings(b, '10.245.1.2')).toBe(true);
+    expect(await a.pings('fd00:10:245:1::3', { deadline: 1 })).toBe(true);
+    expect(await b.pings('10.245.1.2', { deadline: 3 })).toBe(true);
     // The reference leaves the bridge's gateway address tentative (up to ~2 s of DAD).
-    expect(await pings(a, 'fd00:10:245:1::1', 5)).toBe(true);
+    expect(await a.pings('fd00:10:245:1::1', { deadline: 5 })).toBe(true);
     expectCheckPasses(await f.call('check', 'dualstack', a), impl);
   });
 
   it('DEL releases both families', async () => {
-    ok(await f.call('del', 'dualstack', a));
-    ok(await f.call('del', 'dualstack', b));
+    expectOk(await f.call('del', 'dualstack', a));
+    expectOk(await f.call('del', 'dualstack', b));
     expect(await veths(f.node)).toEqual([]);
     expect(f.leases('dualstack')).toEqual([]);
   });

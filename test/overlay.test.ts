@@ -19,7 +19,7 @@ const expectPeers = async (n: Node, peers: Array<[string, Node]>) => {
   const want = sorted(...(await Promise.all(peers.map(async ([s, p]) => peerEntries(s, p.ip, await macOf(p))))));
   await eventually(async () => expect(sorted(await overlayOf(n.ns))).toEqual(want));
 };
-const ping = (from: Netns, to: string) => from.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', to], { reject: false });
+const PING = { count: 2, interval: 0.2, wait: 2 };
 
 beforeAll(async () => {
   c = await Cluster.create();
@@ -73,7 +73,7 @@ describe('two workers', () => {
     expect([ubuntu.ip, ubuntu2.ip]).toEqual(['10.244.1.2', '10.244.2.2']);
     // What arrives in ubuntu2 still comes from ubuntu's own address.
     const seen = await capture(ubuntu2.ns, 'eth0', 'icmp[icmptype] = icmp-echo');
-    const r = await ping(ubuntu.ns, ubuntu2.ip);
+    const r = await ubuntu.ns.ping(ubuntu2.ip, PING);
     expect(r.stdout).toMatch(/bytes from 10\.244\.2\.2: icmp_seq=\d+ ttl=62/);
     expect(await seen.line).toMatch(/IP 10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
     const fwd = (await w1.ns.exec('iptables', ['-S', 'FLANNEL-FWD'])).stdout;
@@ -82,7 +82,7 @@ describe('two workers', () => {
   });
 
   it('masquerade (--ip-masq) what leaves the overlay: a pod reaches master, which has no route to pods', async () => {
-    expect((await ping(pods.ubuntu.ns, '172.16.1.100')).stdout).toMatch(/ttl=63/);
+    expect((await pods.ubuntu.ns.ping('172.16.1.100', PING)).stdout).toMatch(/ttl=63/);
   });
 });
 
@@ -138,7 +138,7 @@ describe('restarts and shutdown', () => {
     const after = await vtep(w2);
     expect([after.ifindex, after.address]).toEqual([before.ifindex, before.address]);
     await expectPeers(w1, [['10.244.2.0/24', w2]]);
-    expect((await ping(pods.ubuntu.ns, pods.ubuntu2.ip)).stdout).toMatch(/ttl=62/);
+    expect((await pods.ubuntu.ns.ping(pods.ubuntu2.ip, PING)).stdout).toMatch(/ttl=62/);
   });
 
   it('a node whose lease is gone takes back the subnet of its subnet file', async () => {
@@ -179,7 +179,7 @@ describe('etcd outages', () => {
     w5 = await c.addNode('worker05', '172.16.1.105');
     c.startAgent(w5);
     await new Promise((r) => setTimeout(r, 1500)); // a renewal or two fail meanwhile
-    expect((await ping(pods.ubuntu.ns, pods.ubuntu2.ip)).stdout).toMatch(/ttl=62/);
+    expect((await pods.ubuntu.ns.ping(pods.ubuntu2.ip, PING)).stdout).toMatch(/ttl=62/);
     await expectPeers(w1, [['10.244.2.0/24', w2]]);
     expect(w1.agent!.log).toMatch(/lost the store|lease renewal failed/);
     expect(w5.agent!.log).toMatch(/waiting for the network config: .*ECONNREFUSED/);
@@ -198,7 +198,7 @@ describe('etcd outages', () => {
     await c.etcdctl('del', '/coreos.com/network/subnets/10.244.3.0-24');
     await expectPeers(w1, [['10.244.2.0/24', w2]]);
     expect(w1.agent!.log).toMatch(/store reachable again: re-programmed \d peer/);
-    expect((await ping(pods.ubuntu.ns, pods.ubuntu2.ip)).stdout).toMatch(/ttl=62/);
+    expect((await pods.ubuntu.ns.ping(pods.ubuntu2.ip, PING)).stdout).toMatch(/ttl=62/);
   });
 
   it('when etcd comes back empty, each agent claims its own subnet again', async () => {
@@ -211,6 +211,6 @@ describe('etcd outages', () => {
     expect(leases.get('10.244.2.0-24')!.value.PublicIP).toBe('172.16.1.102');
     await expectPeers(w1, [['10.244.2.0/24', w2]]);
     await expectPeers(w2, [['10.244.1.0/24', w1]]);
-    expect((await ping(pods.ubuntu.ns, pods.ubuntu2.ip)).stdout).toMatch(/ttl=62/);
+    expect((await pods.ubuntu.ns.ping(pods.ubuntu2.ip, PING)).stdout).toMatch(/ttl=62/);
   });
 });

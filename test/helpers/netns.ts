@@ -33,6 +33,22 @@ export class Netns {
     return (await execa('ip', ['-n', this.name, ...args])).stdout;
   }
 
+  /** `ping -n` from this namespace, `count` echoes (1 by default); resolves also when it fails. */
+  async ping(to: string, opts: { count?: number; interval?: number; wait?: number; deadline?: number } = {}) {
+    const args = ['-n', '-c', String(opts.count ?? 1)];
+    if (opts.interval !== undefined) args.push('-i', String(opts.interval));
+    // -W: how long to wait for each reply; -w: a deadline for the whole run, so a lost
+    // first packet (neighbour resolution) still leaves time for a later one.
+    if (opts.wait !== undefined) args.push('-W', String(opts.wait));
+    if (opts.deadline !== undefined) args.push('-w', String(opts.deadline));
+    return this.exec('ping', [...args, to], { reject: false });
+  }
+
+  /** Whether `to` answers a ping from this namespace. */
+  async pings(to: string, opts: Parameters<Netns['ping']>[1] = {}): Promise<boolean> {
+    return (await this.ping(to, opts)).exitCode === 0;
+  }
+
   async delete(): Promise<void> {
     await execa('ip', ['netns', 'delete', this.name], { reject: false });
     made.delete(this.name);

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { expect } from 'vitest';
 import type { Netns } from './netns.ts';
 
 /** Every lease file of network `net`: address → content. */
@@ -84,6 +85,11 @@ export async function podInterfaces(nsPath: string): Promise<string[]> {
 export async function rootLinkNames(): Promise<string[]> {
   const r = await execa('ip', ['-j', 'link', 'show']);
   return (JSON.parse(r.stdout || '[]') as Link[]).map((l) => l.ifname);
+}
+
+/** Nothing of ours in the root namespace: no bridge, no veth appeared there since `before`. */
+export async function expectRootUntouched(before: string[]): Promise<void> {
+  expect((await rootLinkNames()).filter((n) => !before.includes(n) && (n === 'cni0' || n.startsWith('veth')))).toEqual([]);
 }
 
 /** Polls `check` until it returns true or `ms` pass; returns the last answer. */

@@ -1,8 +1,9 @@
 // Running a CNI plugin as a runtime does: a bare environment with only CNI_* set, the
 // config on stdin, inside the test's "node" namespace so that cni0 lives there.
 import { execa } from 'execa';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import type { Netns } from './netns.ts';
 
 export const REFERENCE_DIR = '/usr/lib/cni';
@@ -55,4 +56,22 @@ export async function callPlugin(name: string, call: Call, dir = ourBinDir()): P
     json = undefined;
   }
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** Asserts that a run (of a plugin, or of cnitool) succeeded; returns its parsed result. */
+export function expectOk(r: { code: number; stdout: string; stderr: string; json?: any }): any {
+  expect(r.code, `exit ${r.code}: ${r.stdout} ${r.stderr}`).toBe(0);
+  return r.json;
+}
+
+/** Makes `dir` (new) a CNI_PATH of symlinks, plugin name → the file it links to; returns `dir`. */
+export function cniBinDir(dir: string, plugins: Record<string, string>): string {
+  mkdirSync(dir);
+  for (const [name, target] of Object.entries(plugins)) symlinkSync(target, path.join(dir, name));
+  return dir;
+}
+
+/** The plugins `names` of directory `dir`, as cniBinDir takes them. */
+export function pluginsIn(dir: string, ...names: string[]): Record<string, string> {
+  return Object.fromEntries(names.map((n) => [n, path.join(dir, n)]));
 }

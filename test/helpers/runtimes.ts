@@ -2,12 +2,15 @@
 // storage, state and sockets in the test's temp dir, their network side in the test's node
 // namespace, their containers in cgroups named for the run and removed after.
 import { execa, type ResultPromise } from 'execa';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { bridgePorts, eventually, leases, veths } from './node-state.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNs, type Netns } from './netns.ts';
+import { bridgePorts, eventually, expectRootUntouched, leases, rootLinkNames, veths } from './node-state.ts';
+import { flannelConflist, GATEWAY, pluginSets, type PluginSet } from './plugin-sets.ts';
+import { expectTwoContainersWorked } from './runtime-expect.ts';
 import { Sandbox } from './sandbox.ts';
-import type { Netns } from './netns.ts';
-import type { PluginSet } from './plugin-sets.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Built by scripts/setup.d/runtimes.sh. */
@@ -333,4 +336,81 @@ export async function runTwoContainers(
     for (const p of procs) p.kill('SIGKILL');
     await Promise.allSettled(procs);
   }
+}
+
+/** A started runtime, as describeRuntime drives it. */
+export interface RuntimeUnderTest extends ContainerRunner {
+  /** The containers the runtime still knows. */
+  containers(): Promise<string[]>;
+}
+
+/** What differs from one runtime to the next in describeRuntime. */
+export interface RuntimeSpec<R extends RuntimeUnderTest> {
+  /** In the titles and the log line: "containerd", "podman". */
+  label: string;
+  /** Prefix of the temp dir (mkdtemp adds 6 characters), and of the node namespace's label (the set's initial follows). */
+  tmpPrefix: string;
+  nsPrefix: string;
+  /** cniVersion of the conflist written to net.d. */
+  cniVersion: string;
+  /** The sandbox's bind mounts, given net.d's path. */
+  binds?: (confDir: string, set: PluginSet) => { src: string; dst: string }[];
+  /** Starts the runtime in the sandbox, its files under `at.tmp`, reading network `at.network` from `at.confDir`. */
+  start: (sb: Sandbox, at: { tmp: string; set: PluginSet; confDir: string; network: string }) => Promise<R>;
+  /** Stops it; returns the cgroups it could not remove. */
+  stop: (runtime: R) => Promise<string[]>;
+  /** The two containers' names. */
+  names: [string, string];
+}
+
+/**
+ * For each plugin set: runtime `spec` on a private node namespace with a flannel conflist,
+ * running two containers that must reach the gateway and each other and leave nothing,
+ * in the node or in the root namespace. Missing packages fail loudly, never skip.
+ */
+export function describeRuntime<R extends RuntimeUnderTest>(spec: RuntimeSpec<R>): void {
+  const missing = runtimesMissing();
+  const NET = 'cbr0';
+  describe.each(pluginSets())(`${spec.label} with the $label plugins`, (set) => {
+    let tmp: string;
+    let node: Netns;
+    let sb: Sandbox | undefined;
+    let runtime: R | undefined;
+    let rootBefore: string[];
+
+    beforeAll(async () => {
+      // `npm test` installs them (scripts/setup.d/runtimes.sh).
+      if (missing) throw new Error(missing);
+      rootBefore = await rootLinkNames();
+      tmp = mkdtempSync(path.join(os.tmpdir(), spec.tmpPrefix));
+      node = await createNs(`${spec.nsPrefix}${set.label[0]}`);
+      const confDir = path.join(tmp, 'net.d');
+      mkdirSync(confDir);
+      writeFileSync(path.join(confDir, `10-${NET}.conflist`), JSON.stringify(flannelConflist(NET, spec.cniVersion, path.join(tmp, 'leases'))));
+      sb = await startRuntimeSandbox(node, path.join(tmp, 'sandbox'), set, spec.binds?.(confDir, set));
+      runtime = await spec.start(sb, { tmp, set, confDir, network: NET });
+    });
+
+    afterAll(async () => {
+      const leftCgroups = runtime ? await spec.stop(runtime) : [];
+      await sb?.stop();
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+      expect(leftCgroups).toEqual([]);
+    });
+
+    it('runs two containers that reach the gateway and each other, and leaves nothing', async () => {
+      const seen = await runTwoContainers(runtime!, {
+        node,
+        scratch: path.join(tmp, 'run1'),
+        dataDir: path.join(tmp, 'leases'),
+        network: NET,
+        names: spec.names,
+        gateway: GATEWAY,
+      });
+      console.info(`${spec.label}/${set.label}: container lifetimes ${seen.views.map((v) => `${v.ms} ms`).join(', ')}`);
+      expectTwoContainersWorked(seen);
+      expect(await runtime!.containers()).toEqual([]);
+      await expectRootUntouched(rootBefore);
+    }, 90_000);
+  });
 }
