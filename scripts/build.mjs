@@ -29,7 +29,13 @@ for (const file of mains) {
   const out = path.join(root, 'dist', file.replace(/\.ts$/, '.cjs'));
   if (!existsSync(out)) continue;
   const text = readFileSync(out, 'utf8');
-  if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, on purpose
+  if (/[^\x00-\x7f]/.test(text))
+    writeFileSync(
+      out,
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, on purpose
+      text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    );
 }
 
 // The native addon (flock, setns, posix_spawn): N-API is ABI-stable, so any Node's headers
@@ -40,7 +46,9 @@ const addon = path.join(root, 'dist/flannelette.node');
 const headers = ['/usr/include/node', '/usr/local/include/node'].find((d) => existsSync(path.join(d, 'node_api.h')));
 try {
   if (!headers) throw new Error('no node_api.h (install a C compiler and Node headers: scripts/setup.d/native.sh)');
-  execFileSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', `-I${headers}`, path.join(root, 'native/flannelette.c'), '-o', `${addon}.new`], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', `-I${headers}`, path.join(root, 'native/flannelette.c'), '-o', `${addon}.new`], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   renameSync(`${addon}.new`, addon); // a running plugin keeps the file it loaded
 } catch (err) {
   rmSync(`${addon}.new`, { force: true });

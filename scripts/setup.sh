@@ -16,12 +16,12 @@ for extra in scripts/setup.d/*.sh; do
 done
 
 # The libcni driver (our cnitool), built against Debian's libcni source.
-if [ -f test/cnitool/main.go ]; then
+if [ -f test/helpers/cnitool/main.go ]; then
   out=.cache/cnitool
-  if [ ! -x "$out" ] || [ test/cnitool/main.go -nt "$out" ]; then
+  if [ ! -x "$out" ] || [ test/helpers/cnitool/main.go -nt "$out" ]; then
     mkdir -p .cache/gopath/src
     echo "setup: building the libcni driver" >&2
     GOPATH="$PWD/.cache/gopath:/usr/share/gocode" GO111MODULE=off GOCACHE="$PWD/.cache/gocache" \
-      go build -o "$out" ./test/cnitool
+      go build -o "$out" ./test/helpers/cnitool
   fi
 fi

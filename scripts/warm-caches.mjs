@@ -13,7 +13,7 @@ import path from 'node:path';
 const dir = process.argv[2];
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-warm-'));
 // The pod: a namespace of its own, held by a process that waits to be killed (unshare
-// execs it: `sleep 61`, an odd length that test/install.test.ts looks for).
+// execs it: `sleep 61`, an odd length that test/system/install.test.ts looks for).
 const holder = spawn('unshare', ['--net', 'sleep', '61'], { stdio: 'ignore' });
 const podNs = `/proc/${holder.pid}/ns/net`;
 try {

@@ -15,7 +15,7 @@ import { benchParallel, type ParallelResult } from './figures/parallel.ts';
 import { benchRss, type RssResult } from './figures/rss.ts';
 import { benchVerbs, type VerbsResult } from './figures/verbs.ts';
 import { finish, markdown, r1, side, stat, textTable, type Row, type Side } from './report.ts';
-import { newSeries, type Series } from './series.ts';
+import type { Series } from './series.ts';
 
 const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases'] as const;
 
@@ -40,6 +40,7 @@ const log = (s: string) => process.stderr.write(`bench [${((Date.now() - t0) / 1
 
 function dpkgVersion(pkg: string): string {
   try {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
     return execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
   } catch {
     return 'unknown';
@@ -75,7 +76,9 @@ async function main(): Promise<void> {
   const kDel = side(verbs.kernel.del);
   const kShow = stat(verbs.kernel.show.samples);
   const kernelMs = kDel.stat && kShow && verbs.kernel.show.error === undefined ? Math.round((kDel.stat.median - kShow.median) * 100) / 100 : undefined;
-  const kernelSide: Side = kDel.stat ? { ...kDel, note: "`ip link del` of the pod's end: the kernel's work, not ours", facts: { kernelDeletionMs: kernelMs ?? 'n/a' } } : kDel;
+  const kernelSide: Side = kDel.stat
+    ? { ...kDel, note: "`ip link del` of the pod's end: the kernel's work, not ours", facts: { kernelDeletionMs: kernelMs ?? 'n/a' } }
+    : kDel;
   const lessKernel = (s: Series): Side => {
     const d = side(s);
     if (!d.stat) return d;
@@ -85,15 +88,42 @@ async function main(): Promise<void> {
   const rows: Row[] = [
     finish({ id: 'floor', figure: 'node -e 0 (the floor)', unit: 'ms', ours: na, reference: na, floor: floor!, target: '', verdict: '—' }),
     finish(
-      { id: 'add', figure: 'ADD, one pod', unit: 'ms', ours: side(verbs.series.ADD.ours), reference: side(verbs.series.ADD.reference), floor: stat(verbs.floor)!, target: '≤ floor + 10 ms', verdict: '—' },
+      {
+        id: 'add',
+        figure: 'ADD, one pod',
+        unit: 'ms',
+        ours: side(verbs.series.ADD.ours),
+        reference: side(verbs.series.ADD.reference),
+        floor: stat(verbs.floor)!,
+        target: '≤ floor + 10 ms',
+        verdict: '—',
+      },
       (o, r) => (r.floor ? o.median <= r.floor.median + 10 : undefined),
     ),
     finish(
-      { id: 'check', figure: 'CHECK, one pod', unit: 'ms', ours: side(verbs.series.CHECK.ours), reference: side(verbs.series.CHECK.reference), floor: stat(verbs.floor)!, target: '≤ floor + 5 ms', verdict: '—' },
+      {
+        id: 'check',
+        figure: 'CHECK, one pod',
+        unit: 'ms',
+        ours: side(verbs.series.CHECK.ours),
+        reference: side(verbs.series.CHECK.reference),
+        floor: stat(verbs.floor)!,
+        target: '≤ floor + 5 ms',
+        verdict: '—',
+      },
       (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
     ),
     finish(
-      { id: 'del', figure: 'DEL, one pod', unit: 'ms', ours: side(verbs.series.DEL.ours), reference: side(verbs.series.DEL.reference), floor: stat(verbs.floor)!, target: '≤ floor + 5 ms', verdict: '—' },
+      {
+        id: 'del',
+        figure: 'DEL, one pod',
+        unit: 'ms',
+        ours: side(verbs.series.DEL.ours),
+        reference: side(verbs.series.DEL.reference),
+        floor: stat(verbs.floor)!,
+        target: '≤ floor + 5 ms',
+        verdict: '—',
+      },
       (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
     ),
     finish({
@@ -117,7 +147,15 @@ async function main(): Promise<void> {
       target: 'report only',
       verdict: '—',
     }),
-    finish({ id: 'libcni', figure: 'ADD + DEL through libcni (cnitool)', unit: 'ms', ours: side(libcni.total.ours), reference: side(libcni.total.reference), target: 'report only', verdict: '—' }),
+    finish({
+      id: 'libcni',
+      figure: 'ADD + DEL through libcni (cnitool)',
+      unit: 'ms',
+      ours: side(libcni.total.ours),
+      reference: side(libcni.total.reference),
+      target: 'report only',
+      verdict: '—',
+    }),
     finish(
       {
         id: 'parallel',
@@ -133,7 +171,16 @@ async function main(): Promise<void> {
       (o, r) => (r.floor ? o.median <= 1.5 * r.floor.median && r.ours.facts?.duplicates === 0 : undefined),
     ),
     finish(
-      { id: 'hl-del', figure: `host-local DEL, no lease held, ${N} leases in store`, unit: 'ms', ours: side(leases.del.ours), reference: side(leases.del.reference), floor: stat(leases.floor)!, target: '≥ 4 × faster than reference', verdict: '—' },
+      {
+        id: 'hl-del',
+        figure: `host-local DEL, no lease held, ${N} leases in store`,
+        unit: 'ms',
+        ours: side(leases.del.ours),
+        reference: side(leases.del.reference),
+        floor: stat(leases.floor)!,
+        target: '≥ 4 × faster than reference',
+        verdict: '—',
+      },
       (o, r) => (r.reference.stat ? r.reference.stat.median / o.median >= 4 : undefined),
     ),
     finish(
@@ -150,11 +197,31 @@ async function main(): Promise<void> {
       (o) => (refDel ? o.median <= refDel.median / 4 : undefined),
     ),
     finish(
-      { id: 'rss-add', figure: 'peak RSS, bridge ADD (incl. host-local)', unit: 'MiB', ours: side(rss.add.ours), reference: side(rss.add.reference), floor: stat(rss.floor)!, floorLabel: 'node -e 0', target: '≤ 60 MiB', verdict: '—' },
+      {
+        id: 'rss-add',
+        figure: 'peak RSS, bridge ADD (incl. host-local)',
+        unit: 'MiB',
+        ours: side(rss.add.ours),
+        reference: side(rss.add.reference),
+        floor: stat(rss.floor)!,
+        floorLabel: 'node -e 0',
+        target: '≤ 60 MiB',
+        verdict: '—',
+      },
       (o) => o.max <= 60,
     ),
     finish(
-      { id: 'rss-hl-del', figure: `peak RSS, host-local DEL, ${N} leases`, unit: 'MiB', ours: side(leases.rssDel.ours), reference: side(leases.rssDel.reference), floor: stat(rss.floor)!, floorLabel: 'node -e 0', target: '≤ 60 MiB', verdict: '—' },
+      {
+        id: 'rss-hl-del',
+        figure: `peak RSS, host-local DEL, ${N} leases`,
+        unit: 'MiB',
+        ours: side(leases.rssDel.ours),
+        reference: side(leases.rssDel.reference),
+        floor: stat(rss.floor)!,
+        floorLabel: 'node -e 0',
+        target: '≤ 60 MiB',
+        verdict: '—',
+      },
       (o) => o.max <= 60,
     ),
   ];
@@ -184,7 +251,10 @@ async function main(): Promise<void> {
     machine,
     reference,
     params: P,
-    libcniParts: { add: { ours: stat(libcni.add.ours), reference: stat(libcni.add.reference) }, del: { ours: stat(libcni.del.ours), reference: stat(libcni.del.reference) } },
+    libcniParts: {
+      add: { ours: stat(libcni.add.ours), reference: stat(libcni.add.reference) },
+      del: { ours: stat(libcni.del.ours), reference: stat(libcni.del.reference) },
+    },
     rows,
     seconds: Math.round((Date.now() - t0) / 1000),
   };
@@ -198,7 +268,7 @@ async function main(): Promise<void> {
     `Times are from spawn to exit of one process, median (p95) of ${P.rounds} runs for ADD/CHECK/DEL, ${P.libcniRounds} through libcni, ${P.leaseRounds} against the lease store, ${P.parRounds} rounds of the parallel ADDs; peak RSS is the largest of ${P.rssRounds} runs (${P.leaseRss} against the lease store; wait4's maxrss via GNU time, which counts a child such as the host-local that bridge runs).`,
     'Everything runs in private network namespaces, through the same `nsenter --net=<node namespace>` wrapper, ours and the reference alternating (A B, B A) so that drift cancels. The floor is bare `node -e 0` on the very runtime our executables start with (`<dir>/.flannelette/node`), measured in the same run.',
     "The kernel row: in each round of ADD/CHECK/DEL, a veth pair set up like a pod's in two namespaces of the round's own (the pod end `eth0` up with an IPv4 address, the other end an up port of an up bridge) is deleted with `ip -n <pod> link del eth0`, alternating with `ip -n <pod> link show lo`, the cost of running one ip; the difference of their medians is the kernel's deletion. The link leaves listings within a few ms (measured apart from this benchmark), but the request returns only after the kernel has waited for RCU (netdev_run_todo): both implementations' DEL wait for it. The row below takes it off DEL: its cells are DEL − kernel, so its \"ours − floor\" is what is ours beyond Node's start and the kernel's deletion.",
-    'Config: flannel-style bridge `cni0`, isGateway, hairpinMode, ipMasq false, mtu 1450, host-local on a /24, cniVersion 1.0.0 (v1.1.1 does not take 1.1.0). CHECK gets the ADD\'s result as prevResult. The lease store is written in the reference\'s own format (a /16 range); DEL names a container that holds no lease. GC is a CNI 1.1.0 verb the reference v1.1.1 does not have, so it is compared with the reference\'s DEL.',
+    "Config: flannel-style bridge `cni0`, isGateway, hairpinMode, ipMasq false, mtu 1450, host-local on a /24, cniVersion 1.0.0 (v1.1.1 does not take 1.1.0). CHECK gets the ADD's result as prevResult. The lease store is written in the reference's own format (a /16 range); DEL names a container that holds no lease. GC is a CNI 1.1.0 verb the reference v1.1.1 does not have, so it is compared with the reference's DEL.",
   ];
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(doc, null, 2)}\n`);

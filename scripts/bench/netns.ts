@@ -37,7 +37,7 @@ export async function delNs(names: readonly string[]): Promise<void> {
 atExit(() => {
   if (made.size === 0) return;
   try {
-    execFileSync(IP, ['-force', '-batch', '-'], { input: [...made].map((n) => `netns delete ${n}`).join('\n') + '\n', stdio: ['pipe', 'ignore', 'ignore'] });
+    execFileSync(IP, ['-force', '-batch', '-'], { input: `${[...made].map((n) => `netns delete ${n}`).join('\n')}\n`, stdio: ['pipe', 'ignore', 'ignore'] });
   } catch {
     /* -force went on past the ones already gone */
   }

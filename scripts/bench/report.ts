@@ -109,6 +109,6 @@ export function markdown(rows: readonly Row[], preamble: string[], notes: string
 export function textTable(rows: readonly Row[]): string {
   const all = [HEADER, ...rows.map(cells)];
   const width = HEADER.map((_, i) => Math.min(i === 0 ? 68 : 48, Math.max(...all.map((r) => r[i]!.length))));
-  const fit = (s: string, w: number) => (s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w));
-  return all.map((r, j) => r.map((c, i) => fit(c, width[i]!)).join('  ') + (j === 0 ? `\n${width.map((w) => '-'.repeat(w)).join('  ')}` : '')).join('\n');
+  const clip = (s: string, w: number) => (s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w));
+  return all.map((r, j) => r.map((c, i) => clip(c, width[i]!)).join('  ') + (j === 0 ? `\n${width.map((w) => '-'.repeat(w)).join('  ')}` : '')).join('\n');
 }

@@ -55,9 +55,12 @@ export function timed(cmd: string, args: readonly string[], env: Record<string, 
 }
 
 /** Starts every command at once; makespan = from before the first spawn to the last exit. */
-export async function timedAll(cmds: readonly { cmd: string; args: readonly string[]; env?: Record<string, string>; input?: string }[]): Promise<{ makespanMs: number; runs: Run[] }> {
+export async function timedAll(
+  cmds: readonly { cmd: string; args: readonly string[]; env?: Record<string, string>; input?: string }[],
+): Promise<{ makespanMs: number; runs: Run[] }> {
   const t0 = process.hrtime.bigint();
   const runs = await Promise.all(cmds.map((c) => timed(c.cmd, c.args, c.env ?? {}, c.input ?? '')));
+  // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
   const last = runs.reduce((m, r) => (r.end > m ? r.end : m), t0);
   return { makespanMs: Number(last - t0) / 1e6, runs };
 }

@@ -18,7 +18,10 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
     log.error('--lease-ttl must be a whole number of seconds, at least 2');
     return 2;
   }
-  const endpoints = argv.etcdEndpoints.split(',').map((e) => e.trim()).filter(Boolean);
+  const endpoints = argv.etcdEndpoints
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   let etcd: EtcdClient;
   try {
     etcd = new EtcdClient(endpoints);

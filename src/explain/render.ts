@@ -4,7 +4,9 @@ import type { Explanation, Overlay, RouteLookup } from './trace.ts';
 const ind = (n: number) => ' '.repeat(n);
 
 function lookup(r: RouteLookup, pad: number): string[] {
-  const matched = r.matched ? `   (table entry: ${[r.matched.dst, r.matched.gateway && `via ${r.matched.gateway}`, r.matched.dev && `dev ${r.matched.dev}`, ...r.matched.flags].filter(Boolean).join(' ')})` : '';
+  const matched = r.matched
+    ? `   (table entry: ${[r.matched.dst, r.matched.gateway && `via ${r.matched.gateway}`, r.matched.dev && `dev ${r.matched.dev}`, ...r.matched.flags].filter(Boolean).join(' ')})`
+    : '';
   return [`${ind(pad)}$ ${r.command}`, `${ind(pad)}${r.text}${matched}`];
 }
 
@@ -25,10 +27,20 @@ function overlayLines(o: Overlay, n: number, to: string, via: string): string[] 
     if (o.remoteVtep) out.push(`${ind(3)}so the remote VTEP for ${to} is ${o.remoteVtep}.`);
   }
   const v = o.vxlan ?? {};
-  const desc = [v.id !== undefined && `id ${v.id}`, v.local && `local ${v.local}`, v.dev && `dev ${v.dev}`, v.dstport !== undefined && `dstport ${v.dstport}`, v.learning === false && 'nolearning'].filter(Boolean).join(' ');
+  const desc = [
+    v.id !== undefined && `id ${v.id}`,
+    v.local && `local ${v.local}`,
+    v.dev && `dev ${v.dev}`,
+    v.dstport !== undefined && `dstport ${v.dstport}`,
+    v.learning === false && 'nolearning',
+  ]
+    .filter(Boolean)
+    .join(' ');
   out.push(`${n}. ${o.device} is a VXLAN device (${desc || 'no details'}):`);
   if (o.remoteVtep) {
-    out.push(`${ind(3)}the packet leaves${v.dev ? ` ${v.dev}` : ''} encapsulated in UDP ${v.local ?? '?'} -> ${o.remoteVtep}:${v.dstport ?? '?'}, VNI ${v.id ?? '?'};`);
+    out.push(
+      `${ind(3)}the packet leaves${v.dev ? ` ${v.dev}` : ''} encapsulated in UDP ${v.local ?? '?'} -> ${o.remoteVtep}:${v.dstport ?? '?'}, VNI ${v.id ?? '?'};`,
+    );
     out.push(`${ind(3)}the node ${o.remoteVtep} decapsulates it and routes it to its own bridge.`);
   } else {
     out.push(`${ind(3)}without a remote VTEP the packet cannot be encapsulated: it is dropped here.`);
@@ -39,7 +51,9 @@ function overlayLines(o: Overlay, n: number, to: string, via: string): string[] 
 export function renderText(ex: Explanation): string {
   const p = ex.pod;
   const out: string[] = [];
-  const who = [p.containerId && `container ${p.containerId}`, p.ifname && `interface ${p.ifname}`, p.network && `network ${p.network}`].filter(Boolean).join(', ');
+  const who = [p.containerId && `container ${p.containerId}`, p.ifname && `interface ${p.ifname}`, p.network && `network ${p.network}`]
+    .filter(Boolean)
+    .join(', ');
   out.push(`Pod ${p.ip}${who ? `: ${who}` : ''}`);
   if (p.leaseFile) out.push(`${ind(2)}lease: ${p.leaseFile} (container ${p.containerId ?? '?'}${p.ifname ? `, ifname ${p.ifname}` : ''})`);
   out.push(`${ind(2)}netns: ${p.netns} (found through ${p.netnsFoundBy}${p.cacheFile && p.netnsFoundBy.startsWith('libcni') ? `: ${p.cacheFile}` : ''})`);
@@ -77,7 +91,11 @@ export function renderText(ex: Explanation): string {
   if (d?.kind === 'local') {
     const own = ex.podRoute?.type === 'local';
     if (!own && !ex.nodeRoute) n++;
-    const where = own ? `${ind(3)}${ex.to} is the pod's own address` : ex.nodeRoute ? `${ind(3)}${ex.to} is the node's own address` : `${n}. ${ex.to} is ${d.dev}'s own address`;
+    const where = own
+      ? `${ind(3)}${ex.to} is the pod's own address`
+      : ex.nodeRoute
+        ? `${ind(3)}${ex.to} is the node's own address`
+        : `${n}. ${ex.to} is ${d.dev}'s own address`;
     out.push(`${where}: delivered locally, never leaving ${own ? 'the pod' : 'the node'}.`);
   } else if (d?.kind === 'bridge') {
     if (!ex.nodeRoute) {
@@ -87,7 +105,9 @@ export function renderText(ex: Explanation): string {
       out.push(`${ind(3)}${ex.to} is on ${d.bridge}'s subnet: the node hands the packet back to the bridge.`);
     }
     if (d.pod) {
-      out.push(`${ind(3)}It leaves through ${d.pod.hostVeth ?? '?'}, the peer of ${d.pod.iface} of ${d.pod.containerId ? `container ${d.pod.containerId}` : 'the pod'} (netns ${d.pod.netns}).`);
+      out.push(
+        `${ind(3)}It leaves through ${d.pod.hostVeth ?? '?'}, the peer of ${d.pod.iface} of ${d.pod.containerId ? `container ${d.pod.containerId}` : 'the pod'} (netns ${d.pod.netns}).`,
+      );
     } else {
       out.push(`${ind(3)}No pod of this node holds ${ex.to}.`);
     }

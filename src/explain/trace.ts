@@ -144,7 +144,13 @@ async function overlay(device: Link, nextHop: string): Promise<Overlay> {
     if (dst) out.remoteVtep = dst;
   }
   // Reading order for --json.
-  return { device: out.device, vxlan, ...(out.neighbour ? { neighbour: out.neighbour } : {}), fdb: out.fdb, ...(out.remoteVtep ? { remoteVtep: out.remoteVtep } : {}) };
+  return {
+    device: out.device,
+    vxlan,
+    ...(out.neighbour ? { neighbour: out.neighbour } : {}),
+    fdb: out.fdb,
+    ...(out.remoteVtep ? { remoteVtep: out.remoteVtep } : {}),
+  };
 }
 
 /** Delivery on the bridge, to the pod holding `to` when it is one of this node's. */

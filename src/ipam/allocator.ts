@@ -79,10 +79,7 @@ export function allocate(store: Store, set: RangeSet, setIndex: number, id: stri
   if (requested) {
     const range = checkRequested(set, requested);
     if (!store.reserve(id, ifname, requested, rangeId)) {
-      throw new CniError(
-        ErrCode.TryAgainLater,
-        `requested IP address ${formatIP(requested)} is not available in range set ${rangeSetToString(set)}`,
-      );
+      throw new CniError(ErrCode.TryAgainLater, `requested IP address ${formatIP(requested)} is not available in range set ${rangeSetToString(set)}`);
     }
     return { ip: requested, range };
   }

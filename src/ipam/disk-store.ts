@@ -8,7 +8,24 @@
 // A lease is written whole to lease.tmp and then hard-linked to its address: it appears
 // with its full content or not at all (also when we are killed), and link(2) fails on an
 // existing name exactly as the reference's O_EXCL create does.
-import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+  writeFileSync,
+  type Dirent,
+  type Stats,
+} from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from './flock.ts';
@@ -62,7 +79,7 @@ export class DiskStore implements Store {
 
   /** Whether the network's directory exists (DEL, GC, CHECK never create it). */
   exists(): boolean {
-    let st;
+    let st: Stats;
     try {
       st = statSync(this.dir);
     } catch (err) {
@@ -147,8 +164,8 @@ export class DiskStore implements Store {
 
   /** Reads every lease file; `stamp` is set when the directory did not change meanwhile. */
   scan(): { table: LeaseTable; stamp: DirStamp | undefined } {
-    let before;
-    let entries;
+    let before: DirStamp;
+    let entries: Dirent[];
     try {
       before = dirStamp(this.dir);
       entries = readdirSync(this.dir, { withFileTypes: true });

@@ -2,7 +2,22 @@
 // addresses may be handed out. Defaults and error texts follow the reference's
 // allocator/range.go; the checks it lacks (gateway outside the subnet) are ours.
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { contains, formatCidr, formatIP, ipCompare, lastOf, networkOf, nextIP, parseCidr, parseIP, prevIP, sameIP, widthOf, type Cidr, type IP } from '../net/ip.ts';
+import {
+  contains,
+  formatCidr,
+  formatIP,
+  ipCompare,
+  lastOf,
+  networkOf,
+  nextIP,
+  parseCidr,
+  parseIP,
+  prevIP,
+  sameIP,
+  widthOf,
+  type Cidr,
+  type IP,
+} from '../net/ip.ts';
 
 export interface Range {
   /** The network (host bits zero). */

@@ -61,6 +61,7 @@ export class Netns {
     } finally {
       const e = this.n.setns(back, this.n.CLONE_NEWNET);
       // Staying in the pod would put every later step in the wrong place: stop here.
+      // biome-ignore lint/correctness/noUnsafeFinally: this failure must win over fn's outcome
       if (e !== 0) throw new CniError(ErrCode.Internal, `failed to return from netns "${this.path}": setns: ${errnoName(e)}`);
     }
   }

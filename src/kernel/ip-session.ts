@@ -27,7 +27,6 @@ export interface Channels {
   startError?: () => string;
 }
 
-
 export class IpSession implements Session {
   private out = '';
   private err = '';
@@ -176,7 +175,6 @@ export class IpSession implements Session {
     this.close();
     await this.exited;
   }
-
 
   get stderr(): string {
     const start = this.ch.startError?.() ?? '';

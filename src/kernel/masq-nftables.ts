@@ -81,4 +81,3 @@ export async function gcNftMasq(network: string, valid: Array<{ ifname: string; 
   const rules = await rulesWithPrefix(networkHash(network));
   await nftApply(rules.filter((r) => !keep.has(r.comment!)).map((r) => deleteRule(r.handle)));
 }
-

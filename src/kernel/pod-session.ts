@@ -158,7 +158,8 @@ export class PodSession {
       const session = this.spawned!;
       session.sendRaw([...steps.map(stepLine), 'ack']);
       const ack = await session.readLine();
-      if (ack !== 'ack') throw this.explain(new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${session.stderr.trim() || 'the shell there ended'}`));
+      if (ack !== 'ack')
+        throw this.explain(new CniError(ErrCode.Internal, `failed in netns "${this.netns}": ${session.stderr.trim() || 'the shell there ended'}`));
     })();
     return this.acked;
   }

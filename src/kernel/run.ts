@@ -43,9 +43,7 @@ export function run(cmd: string, args: readonly string[], input?: string): Promi
     child.stdout!.on('data', (c: Buffer) => out.push(c));
     child.stderr!.on('data', (c: Buffer) => err.push(c));
     child.on('error', (e) => reject(new CniError(ErrCode.IOFailure, `failed to run ${cmd}: ${e.message}`)));
-    child.on('close', (code) =>
-      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
-    );
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
     if (input !== undefined) {
       child.stdin!.on('error', () => {});
       child.stdin!.end(input);

@@ -94,7 +94,10 @@ export interface Direct {
  */
 export function spawnDirect(n: Native, argv: string[]): Direct | undefined {
   if (!argv[0]!.startsWith('/')) return undefined;
-  const r = n.spawn(argv, Object.entries(CHILD_ENV).map(([k, v]) => `${k}=${v}`));
+  const r = n.spawn(
+    argv,
+    Object.entries(CHILD_ENV).map(([k, v]) => `${k}=${v}`),
+  );
   if (typeof r === 'number') return undefined;
   const [pid, stdin, stdout, stderr] = r;
   let closed!: () => void;
@@ -125,4 +128,3 @@ export function spawnDirect(n: Native, argv: string[]): Direct | undefined {
     exited: bothClosed.then(() => reaped(n, pid)),
   };
 }
-

@@ -16,7 +16,11 @@ void yargs(hideBin(process.argv))
         .option('etcd-prefix', { type: 'string', default: '/coreos.com/network', describe: 'where the network config and the subnet leases live' })
         .option('iface', { type: 'string', describe: "underlay interface (name or address); default: the default route's" })
         .option('public-ip', { type: 'string', describe: "this node's address for the other nodes; default: the interface's first IPv4" })
-        .option('subnet-file', { type: 'string', default: '/run/flannel/subnet.env', describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ' })
+        .option('subnet-file', {
+          type: 'string',
+          default: '/run/flannel/subnet.env',
+          describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ',
+        })
         .option('ip-masq', { type: 'boolean', default: false, describe: 'masquerade traffic from pods leaving the overlay' })
         .option('lease-ttl', { type: 'number', default: 86400, describe: 'subnet lease TTL in seconds (renewed every third of it)' })
         .option('release-on-exit', { type: 'boolean', default: false, describe: 'revoke the lease on SIGTERM/SIGINT instead of keeping it for a restart' }),

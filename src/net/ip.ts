@@ -143,8 +143,14 @@ export function formatIP(ip: IP): string {
   }
   // "::" must not shorten a single zero group.
   if (bestLen < 2) return g.map((x) => x.toString(16)).join(':');
-  const left = g.slice(0, bestStart).map((x) => x.toString(16)).join(':');
-  const right = g.slice(bestStart + bestLen).map((x) => x.toString(16)).join(':');
+  const left = g
+    .slice(0, bestStart)
+    .map((x) => x.toString(16))
+    .join(':');
+  const right = g
+    .slice(bestStart + bestLen)
+    .map((x) => x.toString(16))
+    .join(':');
   return `${left}::${right}`;
 }
 

@@ -5,12 +5,7 @@ import { blockSize, contains, type Cidr } from './ipv4.ts';
 
 /** Whether `subnet` is one this config may lease: the right size, between SubnetMin and SubnetMax. */
 export function isLeasable(config: NetworkConfig, subnet: Cidr): boolean {
-  return (
-    subnet.len === config.subnetLen &&
-    contains(config.network, subnet.ip) &&
-    subnet.ip >= config.subnetMin &&
-    subnet.ip <= config.subnetMax
-  );
+  return subnet.len === config.subnetLen && contains(config.network, subnet.ip) && subnet.ip >= config.subnetMin && subnet.ip <= config.subnetMax;
 }
 
 /**

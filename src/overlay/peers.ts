@@ -46,10 +46,7 @@ export async function applyPeers(dev: string, set: readonly Peer[], drop: readon
   await removeLines(ipDel, fdbDel);
   // fdb first, then neighbour, then route: a packet routed is never left without a way out.
   await bridgeBatch(set.map((p) => fdbReplaceLine(p.vtepMAC, dev, p.publicIP)));
-  const ipAdd = set.flatMap((p) => [
-    neighReplaceLine(gateway(p), dev, p.vtepMAC),
-    `route replace ${formatCidr(p.subnet)} via ${gateway(p)} dev ${dev} onlink`,
-  ]);
+  const ipAdd = set.flatMap((p) => [neighReplaceLine(gateway(p), dev, p.vtepMAC), `route replace ${formatCidr(p.subnet)} via ${gateway(p)} dev ${dev} onlink`]);
   if (ipAdd.length > 0) await runOk(IP, ['-batch', '-'], `${ipAdd.join('\n')}\n`);
 }
 

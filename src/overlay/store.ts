@@ -4,7 +4,7 @@
 //   <prefix>/subnets/10.244.1.0-24    one key per node, attached to an etcd lease with a TTL
 import type { Cidr } from './ipv4.ts';
 import { parseLease, parseSubnetKeyName, subnetKeyName, type Lease } from './lease.ts';
-import { EtcdClient, type KeyValue } from './etcd.ts';
+import type { EtcdClient, KeyValue } from './etcd.ts';
 
 /** A lease as stored: the lease itself plus what is needed to renew or replace it. */
 export interface StoredLease extends Lease {

@@ -1,4 +1,4 @@
-// Driving plugins through the real libcni, as a runtime does: our cnitool (test/cnitool,
+// Driving plugins through the real libcni, as a runtime does: our cnitool (test/helpers/cnitool/main.go,
 // built by scripts/setup.sh into .cache/cnitool) loads a network from a conf dir, runs the
 // chain, caches the result, and is exec'd inside the test's "node" namespace.
 import { execa } from 'execa';

@@ -110,15 +110,28 @@ export class Podman implements ContainerRunner {
       'podman',
       [
         ...this.globals,
-        'run', '--rm', '--name', name,
-        '--runtime', 'runc',
-        '--cgroup-parent', this.cgroupParent,
+        'run',
+        '--rm',
+        '--name',
+        name,
+        '--runtime',
+        'runc',
+        '--cgroup-parent',
+        this.cgroupParent,
         // podman's default ulimits exceed this sandbox's
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1000:1000',
-        '--network', this.network,
-        '-v', `${shared}:/x`,
-        '--rootfs', path.join(this.dir, 'rootfs'),
-        'sh', '-c', script,
+        '--ulimit',
+        'nofile=1024:1024',
+        '--ulimit',
+        'nproc=1000:1000',
+        '--network',
+        this.network,
+        '-v',
+        `${shared}:/x`,
+        '--rootfs',
+        path.join(this.dir, 'rootfs'),
+        'sh',
+        '-c',
+        script,
       ],
       { env: this.env },
     );
@@ -196,12 +209,23 @@ export class Containerd implements ContainerRunner {
 
   run(name: string, shared: string, script: string): ResultPromise {
     return this.sb.spawn('ctr', [
-      '-a', this.socket, '-n', this.namespace,
-      'run', '--rm', '--cni',
+      '-a',
+      this.socket,
+      '-n',
+      this.namespace,
+      'run',
+      '--rm',
+      '--cni',
       // ctr's default FIFO dir is under /run/containerd; the shim must find the same path.
-      '--fifo-dir', path.join(this.dir, 'fifo'),
-      '--mount', `type=bind,src=${shared},dst=/x,options=rbind:rw`,
-      IMAGE_REF, name, 'sh', '-c', script,
+      '--fifo-dir',
+      path.join(this.dir, 'fifo'),
+      '--mount',
+      `type=bind,src=${shared},dst=/x,options=rbind:rw`,
+      IMAGE_REF,
+      name,
+      'sh',
+      '-c',
+      script,
     ]);
   }
 
@@ -303,7 +327,7 @@ export async function runTwoContainers(
       const outs = await Promise.all(procs);
       throw new Error(`containers did not come up:\n${outs.map((o, i) => `${opts.names[i]} (exit ${o.exitCode}): ${o.all}`).join('\n')}`);
     }
-    const addr = (n: string) => (readOr(path.join(shared, `${n}.addr`)).match(/inet (\S+)/)?.[1] ?? '');
+    const addr = (n: string) => readOr(path.join(shared, `${n}.addr`)).match(/inet (\S+)/)?.[1] ?? '';
     const during = { ports: await bridgePorts(opts.node), veths: await veths(opts.node), leases: leases(opts.dataDir, opts.network) };
     writeFileSync(path.join(shared, `${a}.peer`), addr(b).split('/')[0]!);
     writeFileSync(path.join(shared, `${b}.peer`), addr(a).split('/')[0]!);

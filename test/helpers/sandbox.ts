@@ -28,7 +28,7 @@ function holderScript(spec: SandboxSpec): string {
     'set -e',
     // Our copies of every namespace file mounted on the host (other tests' pods included)
     // would keep those namespaces alive while we run: drop them; we joined ours by fd.
-    "findmnt -n -r -o TARGET -t nsfs | sort -r | while read -r m; do umount -n -l \"$m\" 2>/dev/null || true; done",
+    'findmnt -n -r -o TARGET -t nsfs | sort -r | while read -r m; do umount -n -l "$m" 2>/dev/null || true; done',
     // `mount -n`: libmount would otherwise create /run/mount/utab on the host.
     // Make `$1` exist without touching the host: if missing, overlay its nearest existing
     // ancestor with a scratch upper dir and create it there.

@@ -17,7 +17,7 @@ function addressesOf(stdout: string): string[] {
   return (r.ips ?? []).map((ip) => String(ip.address).split('/')[0]!);
 }
 
-async function oneRound(ctx: Ctx, impl: Impl, round: number, width: number, s: Series): Promise<void> {
+async function oneRound(_ctx: Ctx, impl: Impl, round: number, width: number, s: Series): Promise<void> {
   const pods = await addNs(Array.from({ length: width }, (_, i) => `q${round}${impl.key[0]}${i}`));
   try {
     const call = (command: string, i: number) => {
@@ -26,13 +26,15 @@ async function oneRound(ctx: Ctx, impl: Impl, round: number, width: number, s: S
     };
     const { makespanMs, runs } = await timedAll(pods.map((_, i) => call('ADD', i)));
     const bad = runs.filter((r) => r.code !== 0);
-    const addrs = runs.filter((r) => r.code === 0).flatMap((r) => {
-      try {
-        return addressesOf(r.stdout);
-      } catch {
-        return ['(no JSON)'];
-      }
-    });
+    const addrs = runs
+      .filter((r) => r.code === 0)
+      .flatMap((r) => {
+        try {
+          return addressesOf(r.stdout);
+        } catch {
+          return ['(no JSON)'];
+        }
+      });
     const duplicates = addrs.length - new Set(addrs).size;
     s.facts = { ...s.facts, duplicates: Number(s.facts?.duplicates ?? 0) + duplicates, failedAdds: Number(s.facts?.failedAdds ?? 0) + bad.length };
     const dels = await timedAll(pods.map((_, i) => call('DEL', i)));

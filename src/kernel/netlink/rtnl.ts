@@ -77,7 +77,16 @@ const FLAG_NAMES: Array<[number, string]> = [
 ];
 const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
 const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
-const ROUTE_TYPES: Record<number, string> = { 1: 'unicast', 2: 'local', 3: 'broadcast', 4: 'anycast', 5: 'multicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit' };
+const ROUTE_TYPES: Record<number, string> = {
+  1: 'unicast',
+  2: 'local',
+  3: 'broadcast',
+  4: 'anycast',
+  5: 'multicast',
+  6: 'blackhole',
+  7: 'unreachable',
+  8: 'prohibit',
+};
 const PROTOCOLS: Record<number, string> = { 2: 'kernel', 3: 'boot', 4: 'static', 16: 'dhcp', 186: 'bgp', 187: 'isis', 188: 'ospf', 189: 'rip', 192: 'eigrp' };
 
 function ifinfomsg(index = 0, flags = 0, change = 0, family = AF_UNSPEC): Buffer {
@@ -130,7 +139,13 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
         const peerAttrs = linkAttrs(p.name, p.mtu, p.mac);
         if (nsFd !== undefined) peerAttrs.push([IFLA_NET_NS_FD, { u32: nsFd }]);
         const peer = { header: ifinfomsg(), attrs: peerAttrs };
-        const info: Attr = [IFLA_LINKINFO, [[IFLA_INFO_KIND, 'veth'], [IFLA_INFO_DATA, [[VETH_INFO_PEER, peer]]]]];
+        const info: Attr = [
+          IFLA_LINKINFO,
+          [
+            [IFLA_INFO_KIND, 'veth'],
+            [IFLA_INFO_DATA, [[VETH_INFO_PEER, peer]]],
+          ],
+        ];
         // ~0.5 ms of kernel work alone, milliseconds when other ADDs hold the kernel's rtnl
         // lock: on a worker thread, so IPAM goes on meanwhile.
         await sock.requestAsync(encodeMessage(RTM_NEWLINK, ack | NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(), [...linkAttrs(op.name, op.mtu, op.mac), info]));
@@ -156,7 +171,13 @@ async function performOp(sock: NetlinkSocket, op: Op): Promise<any[] | undefined
     case 'port-set': {
       const data: Attr[] = [[IFLA_BRPORT_MODE, { u8: op.hairpin ? 1 : 0 }]];
       if (op.isolated) data.push([IFLA_BRPORT_ISOLATED, { u8: 1 }]);
-      const info: Attr = [IFLA_LINKINFO, [[IFLA_INFO_SLAVE_KIND, 'bridge'], [IFLA_INFO_SLAVE_DATA, data]]];
+      const info: Attr = [
+        IFLA_LINKINFO,
+        [
+          [IFLA_INFO_SLAVE_KIND, 'bridge'],
+          [IFLA_INFO_SLAVE_DATA, data],
+        ],
+      ];
       sock.request(encodeMessage(RTM_NEWLINK, ack, ifinfomsg(), [[IFLA_IFNAME, op.dev], info]));
       return undefined;
     }

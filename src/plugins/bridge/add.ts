@@ -43,7 +43,11 @@ function later<T>(p: Promise<T>): () => Promise<T> {
 
 /** Some kernels are built without VLAN filtering on bridges (CONFIG_BRIDGE_VLAN_FILTERING). */
 const noVlanFiltering = () =>
-  new CniError(ErrCode.UnsupportedField, 'this kernel has no VLAN filtering on bridges: "vlan" and "vlanTrunk" cannot be used here', 'CONFIG_BRIDGE_VLAN_FILTERING is off');
+  new CniError(
+    ErrCode.UnsupportedField,
+    'this kernel has no VLAN filtering on bridges: "vlan" and "vlanTrunk" cannot be used here',
+    'CONFIG_BRIDGE_VLAN_FILTERING is off',
+  );
 
 const notABridge = (name: string) => new CniError(ErrCode.InvalidNetworkConfig, `"${name}" already exists but is not a bridge`);
 
@@ -83,7 +87,13 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
         await pair.catch(() => {});
         await deleteLink(add.veth.name);
       });
-      const lease = add.ipam ? await rb.step('IPAM ADD', () => add.ipam!.add(), () => add.ipam!.del()) : undefined;
+      const lease = add.ipam
+        ? await rb.step(
+            'IPAM ADD',
+            () => add.ipam!.add(),
+            () => add.ipam!.del(),
+          )
+        : undefined;
       trace('ipam added');
       await rb.step('veth pair', () => pair);
       trace('veth made');
@@ -100,11 +110,21 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
       if (p && conf.ipMasq) {
         const who = { network: conf.name, ifname: inv.ifname, containerId: inv.containerId };
         const families = [...new Set(p.addrs.map((a) => a.ip.family))];
-        await rb.step('ipMasq', () => setupMasq(conf, p.addrs, who), () => teardownMasq(conf, who, families), { partial: true });
+        await rb.step(
+          'ipMasq',
+          () => setupMasq(conf, p.addrs, who),
+          () => teardownMasq(conf, who, families),
+          { partial: true },
+        );
       }
       if (conf.macspoofchk) {
         const refId = spoofRefId(inv.containerId, inv.ifname);
-        await rb.step('macspoofchk', () => setupSpoofCheck(add.veth.name, podLink.address, refId), () => teardownSpoofCheck(refId), { partial: true });
+        await rb.step(
+          'macspoofchk',
+          () => setupSpoofCheck(add.veth.name, podLink.address, refId),
+          () => teardownSpoofCheck(refId),
+          { partial: true },
+        );
       }
       // The pod end has carrier only when the host end is up too: that answers the
       // reference's wait for the port, most often without looking again.

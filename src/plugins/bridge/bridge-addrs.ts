@@ -28,10 +28,7 @@ export function bridgeAddrChanges(device: string, existing: Cidr[], wanted: Cidr
   for (const w of wanted) {
     if (existing.some((e) => sameCidr(e, w))) continue;
     const conflicts = existing.filter(
-      (e) =>
-        e.ip.family === w.ip.family &&
-        !wanted.some((x) => sameCidr(x, e)) &&
-        (w.ip.family === 4 || contains(e, w.ip) || contains(w, e.ip)),
+      (e) => e.ip.family === w.ip.family && !wanted.some((x) => sameCidr(x, e)) && (w.ip.family === 4 || contains(e, w.ip) || contains(w, e.ip)),
     );
     if (conflicts.length > 0 && !force) {
       throw new CniError(

@@ -29,10 +29,7 @@ interface PodView {
 }
 
 async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
-  const commands = [
-    command({ kind: 'routes' }, 'list routes'),
-    command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`),
-  ];
+  const commands = [command({ kind: 'routes' }, 'list routes'), command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`)];
   let outputs: any[][];
   try {
     outputs = await pod.finish(commands);
@@ -50,7 +47,9 @@ async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
 async function readNode(node: Session, bridge: string, prevResult: unknown): Promise<Map<string, LinkState>> {
   // Read leniently here: a malformed prevResult is reported later, in order.
   const ifaces: unknown = (prevResult as { interfaces?: unknown } | null | undefined)?.interfaces;
-  const hostEnds = Array.isArray(ifaces) ? ifaces.filter((i) => typeof i?.name === 'string' && !i.sandbox && i.name !== bridge).map((i) => i.name as string) : [];
+  const hostEnds = Array.isArray(ifaces)
+    ? ifaces.filter((i) => typeof i?.name === 'string' && !i.sandbox && i.name !== bridge).map((i) => i.name as string)
+    : [];
   const outputs = await node.finish([
     command({ kind: 'links', type: 'bridge', names: [bridge] }, 'read the bridge'),
     command({ kind: 'links', type: 'veth', names: hostEnds }, 'read the host ends'),
@@ -89,8 +88,13 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   trace('done');
 }
 
-async function checkAll(inv: Invocation, conf: BridgeConf, ipam: Ipam | undefined, nodeRead: Promise<Map<string, LinkState>>, podRead: Promise<PodView>): Promise<void> {
-
+async function checkAll(
+  inv: Invocation,
+  conf: BridgeConf,
+  ipam: Ipam | undefined,
+  nodeRead: Promise<Map<string, LinkState>>,
+  podRead: Promise<PodView>,
+): Promise<void> {
   if (ipam) await ipam.check();
   trace('ipam checked');
   if (conf.prevResult === undefined || conf.prevResult === null) {

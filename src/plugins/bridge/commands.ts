@@ -52,7 +52,12 @@ export function portCommands(p: HostPlan): IpCommand[] {
   const c: IpCommand[] = [];
   if (p.createBridge) {
     // MTU at creation, as the reference: the bridge keeps following its ports' MTU.
-    c.push(command({ kind: 'bridge-add', name: p.bridge, mtu: mtu(p.mtu), mac: p.pinBridgeMac, vlanFiltering: p.vlanFiltering || undefined }, `create bridge ${p.bridge}`));
+    c.push(
+      command(
+        { kind: 'bridge-add', name: p.bridge, mtu: mtu(p.mtu), mac: p.pinBridgeMac, vlanFiltering: p.vlanFiltering || undefined },
+        `create bridge ${p.bridge}`,
+      ),
+    );
   } else if (p.pinBridgeMac) {
     // Before the new port joins: an unpinned bridge would take a lower port MAC.
     c.push(command({ kind: 'link-set', dev: p.bridge, mac: p.pinBridgeMac }, `set the MAC of ${p.bridge}`));
@@ -100,7 +105,17 @@ export function podRouteCommands(p: PodPlan): IpCommand[] {
     const x = r.route;
     const dst = parseCidr(r.dst);
     if (!dst) throw new Error(`invalid route destination ${r.dst}`); // plan() parsed it already
-    const op = { kind: 'route-append' as const, dst, gw: r.gw, dev: p.ifname, table: x.table, metric: x.priority, scope: x.scope, mtu: x.mtu, advmss: x.advmss };
+    const op = {
+      kind: 'route-append' as const,
+      dst,
+      gw: r.gw,
+      dev: p.ifname,
+      table: x.table,
+      metric: x.priority,
+      scope: x.scope,
+      mtu: x.mtu,
+      advmss: x.advmss,
+    };
     return command(op, `add route '${r.dst} via ${r.gw ?? '-'} dev ${p.ifname}'`);
   });
   c.push(command({ kind: 'link-show', dev: p.ifname }, `read "${p.ifname}"`));

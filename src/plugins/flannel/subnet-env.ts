@@ -21,8 +21,7 @@ export interface SubnetEnv {
   ipMasq: boolean;
 }
 
-const bad = (file: string, key: string, value: string) =>
-  new CniError(ErrCode.InvalidNetworkConfig, `${file}: invalid ${key} "${value}"`);
+const bad = (file: string, key: string, value: string) => new CniError(ErrCode.InvalidNetworkConfig, `${file}: invalid ${key} "${value}"`);
 
 function cidrNetwork(file: string, key: string, value: string): string {
   const c = parseCidr(value);

@@ -1,0 +1,78 @@
+// The README's first command: `bash scripts/demo.sh` builds the walk-through's cluster in
+// namespaces, pings across nodes, explains, and must leave nothing behind; with --keep it
+// leaves the cluster up until `--cleanup PREFIX`.
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(import.meta.dirname, '../..');
+/** What scripts/demo.sh makes: fld + 3 random bytes in hex (its --cleanup checks the same). */
+const PREFIX = /^fld[0-9a-f]{6}$/;
+const made: string[] = [];
+
+const namespaces = async (prefix: string) =>
+  (await execa('ip', ['netns', 'list'])).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`${prefix}-`))
+    .sort();
+/** Processes whose command line names the run's state dir (etcd, the agents). */
+const processes = async (prefix: string) =>
+  (await execa('pgrep', ['-f', `/tmp/flannelette-demo-${prefix}/`], { reject: false })).stdout.split('\n').filter(Boolean);
+
+async function demo(...args: string[]): Promise<{ code: number; out: string; prefix: string }> {
+  const r = await execa('bash', [path.join(root, 'scripts/demo.sh'), ...args], { reject: false, all: true, timeout: 120_000 });
+  const prefix = /\(namespaces (fld[0-9a-f]{6})-\*\)/.exec(r.all ?? '')?.[1] ?? '';
+  if (prefix) made.push(prefix);
+  return { code: r.exitCode ?? -1, out: r.all ?? '', prefix };
+}
+
+// Should a run fail half-way, its own cleanup is what we test; this is the safety net.
+afterAll(async () => {
+  for (const p of made) {
+    if ((await namespaces(p)).length > 0) await execa('bash', [path.join(root, 'scripts/demo.sh'), '--cleanup', p], { reject: false });
+  }
+});
+
+describe('the three-node demo', () => {
+  it('runs the walk-through: pods table, ping with ttl=62, VXLAN on the wire, the explainer; then removes everything', async () => {
+    const { code, out, prefix } = await demo();
+    expect(prefix, out).toMatch(PREFIX); // else every "removed" check below would pass vacuously
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/^ubuntu\s+10\.244\.1\.2\s+worker01$/m);
+    expect(out).toMatch(/^ubuntu2\s+10\.244\.2\.2\s+worker02$/m);
+    expect(out).toMatch(/64 bytes from 10\.244\.2\.2: icmp_seq=1 ttl=62/);
+    expect(out).toMatch(/^10\.244\.2\.0\/24 via 10\.244\.2\.0 dev flannel\.1 onlink/m);
+    const mac = /^10\.244\.2\.0 dev flannel\.1 lladdr ([0-9a-f:]{17}) PERMANENT/m.exec(out)?.[1];
+    expect(mac).toBeDefined();
+    expect(out).toContain(`${mac} dst 172.16.1.102 self permanent`);
+    expect(out).toContain(`{"PublicIP":"172.16.1.102","BackendType":"vxlan","BackendData":{"VtepMAC":"${mac}"}}`);
+    expect(out).toMatch(/172\.16\.1\.101\.\d+ > 172\.16\.1\.102\.8472: \[no cksum\] OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
+    expect(out).toMatch(/10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
+    const explained = out.slice(out.indexOf('flannelette explain 10.244.1.2 --to 10.244.2.2'));
+    expect(explained).not.toContain('the explainer failed');
+    expect(explained).toContain('172.16.1.102');
+
+    expect(await namespaces(prefix)).toEqual([]);
+    expect(await processes(prefix)).toEqual([]);
+    expect(existsSync(`/tmp/flannelette-demo-${prefix}`)).toBe(false);
+  });
+
+  it('--keep leaves the cluster running; --cleanup PREFIX stops and removes all of it', async () => {
+    const { code, out, prefix } = await demo('--keep');
+    expect(prefix, out).toMatch(PREFIX);
+    expect(code, out).toBe(0);
+    expect(out).toContain(`clean up: bash scripts/demo.sh --cleanup ${prefix}`);
+    expect(await namespaces(prefix)).toEqual(['master', 'ubuntu', 'ubuntu2', 'wire', 'worker01', 'worker02'].map((n) => `${prefix}-${n}`));
+    expect((await processes(prefix)).length).toBe(3); // etcd and two agents
+    const ping = await execa('ip', ['netns', 'exec', `${prefix}-ubuntu`, 'ping', '-c', '1', '-W', '2', '10.244.2.2'], { reject: false });
+    expect(ping.stdout).toMatch(/ttl=62/);
+
+    const cleanup = await execa('bash', [path.join(root, 'scripts/demo.sh'), '--cleanup', prefix], { reject: false, all: true });
+    expect(cleanup.exitCode, cleanup.all).toBe(0);
+    expect(await namespaces(prefix)).toEqual([]);
+    expect(await processes(prefix)).toEqual([]);
+    expect(existsSync(`/tmp/flannelette-demo-${prefix}`)).toBe(false);
+  });
+});
