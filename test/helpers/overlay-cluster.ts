@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { cnitool } from './cnitool.ts';
+import { eventually } from './eventually.ts';
 import { createNs, type Netns } from './netns.ts';
 import { ourBinDir } from './plugin.ts';
 
@@ -16,18 +17,7 @@ export const ETCD_URL = 'http://172.16.1.100:2379';
 export const NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
 const SUBNETS = '/coreos.com/network/subnets/';
 
-/** Polls `fn` until it stops throwing; rethrows its last error after `ms`. */
-export async function eventually<T>(fn: () => Promise<T> | T, ms = 10_000, every = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, every));
-    }
-  }
-}
+export { eventually };
 
 /** A process in a namespace, its output kept for assertions and failure reports. */
 export class Daemon {
