@@ -130,25 +130,26 @@ const UNTRUSTED = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** A transport error as an EtcdError that says what to check. */
-export function transportError(origin: string, err: Error & { code?: string }): EtcdError {
+/** A transport error as an EtcdError that says what to check; `withCert`: whether we offered a client certificate. */
+export function transportError(ep: URL, err: Error & { code?: string }, withCert: boolean): EtcdError {
   const code = err.code ?? '';
-  const at = `etcd ${origin}`;
+  const at = `etcd ${ep.origin}`;
   if (UNTRUSTED.has(code)) return new EtcdError(`${at}: its certificate is not trusted (${code}: ${err.message}): check --etcd-cafile`, 'tls');
-  if (/wrong version number|packet length too long|http request/i.test(err.message)) {
+  if (/wrong version number|packet length too long/i.test(err.message)) {
     return new EtcdError(`${at}: TLS handshake failed (${err.message}): does the endpoint speak https? (http:// vs https://)`, 'tls');
   }
   if (code.startsWith('ERR_SSL_') || /alert|handshake/i.test(err.message)) {
-    const required = /certificate required|handshake failure/i.test(`${code} ${err.message}`);
     return new EtcdError(
       `${at}: etcd refused the TLS connection (${code || err.message}): ` +
-        (required
-          ? 'it wants a client certificate: pass --etcd-certfile and --etcd-keyfile'
-          : 'check --etcd-certfile/--etcd-keyfile (signed by a CA etcd trusts?)'),
+        (withCert
+          ? 'it did not accept our client certificate: check --etcd-certfile/--etcd-keyfile (signed by a CA etcd trusts?)'
+          : 'it wants a client certificate: pass --etcd-certfile and --etcd-keyfile'),
       'tls',
     );
   }
-  return new EtcdError(`${at}: ${err.message}`, 'unreachable');
+  // A TLS server hangs up on plain http without a word (etcd's listener does).
+  const hint = ep.protocol === 'http:' && /socket hang up|ECONNRESET/.test(`${code} ${err.message}`) ? ' (if etcd serves https there, use https://)' : '';
+  return new EtcdError(`${at}: ${err.message}${hint}`, 'unreachable');
 }
 
 /** An error body from the gateway as an EtcdError of the right kind. */
@@ -160,6 +161,20 @@ function serverError(origin: string, path: string, status: number, body: ErrorBo
   if (/permission denied/.test(msg)) return new EtcdError(`${at} (the user's roles must grant readwrite on the prefix)`, 'auth');
   // What another member may answer differently: fail over.
   if (/no leader|timed out|leader changed|too many requests|not capable|unhealthy|stopped/.test(msg)) return new EtcdError(at, 'unreachable');
+  return new EtcdError(at, 'server');
+}
+
+/** A refusal the gateway wrote as plain text, not JSON. */
+function plainTextError(origin: string, path: string, status: number, raw: string): EtcdError {
+  const at = `etcd ${origin} ${path}: HTTP ${status}: ${raw.slice(0, 160)}`;
+  if (/HTTPS server/i.test(raw)) return new EtcdError(`${at}: the endpoint speaks https, use https://`, 'tls');
+  // etcd 3.4+ with auth and --client-cert-auth: the gateway cannot pass a certificate's CN on as the user.
+  if (/CommonName of client/i.test(raw)) {
+    return new EtcdError(
+      `${at}: with auth on, etcd's JSON gateway takes only client certificates without a CommonName: use one, with --etcd-username/--etcd-password`,
+      'auth',
+    );
+  }
   return new EtcdError(at, 'server');
 }
 
@@ -294,9 +309,9 @@ export class EtcdClient {
           }
         });
         res.on('end', () => finish(new EtcdError(`etcd ${ep.origin} watch: stream ended`, 'unreachable')));
-        res.on('error', (err) => finish(transportError(ep.origin, err)));
+        res.on('error', (err) => finish(transportError(ep, err, this.opts.cert !== undefined)));
       });
-      req.on('error', (err) => finish(transportError(ep.origin, err)));
+      req.on('error', (err) => finish(transportError(ep, err, this.opts.cert !== undefined)));
       req.end(body);
     });
   }
@@ -415,15 +430,14 @@ export class EtcdClient {
       const req = this.request(ep, `/v3/${path}`, body, token, true, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => reject(transportError(ep.origin, err)));
+        res.on('error', (err) => reject(transportError(ep, err, this.opts.cert !== undefined)));
         res.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
           let json: unknown;
           try {
             json = raw.trim() === '' ? {} : JSON.parse(raw);
           } catch {
-            const hint = /HTTPS server/i.test(raw) ? ': the endpoint speaks https, use https://' : '';
-            reject(new EtcdError(`etcd ${ep.origin} ${path}: HTTP ${res.statusCode}, not JSON: ${raw.trim().slice(0, 120)}${hint}`, hint ? 'tls' : 'server'));
+            reject(plainTextError(ep.origin, path, res.statusCode ?? 0, raw.trim()));
             return;
           }
           if (res.statusCode !== 200) reject(serverError(ep.origin, path, res.statusCode ?? 0, json as ErrorBody));
@@ -431,7 +445,7 @@ export class EtcdClient {
         });
       });
       req.on('timeout', () => req.destroy(new Error(`no answer in ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(transportError(ep.origin, err)));
+      req.on('error', (err) => reject(transportError(ep, err, this.opts.cert !== undefined)));
       req.end(body);
     });
   }

@@ -102,6 +102,8 @@ export class Cluster {
   private root?: string;
   /** The agents' credentials, given to startAgent(). */
   agentAuth: string[] = [];
+  /** The agents' client certificate and key (with tls): the PKI's client certificate unless changed. */
+  clientCert?: { cert: string; key: string };
   private constructor(
     readonly tmp: string,
     readonly wire: Netns,
@@ -131,6 +133,7 @@ export class Cluster {
     await wire.ip('link', 'set', 'br0', 'up');
     const c = new Cluster(tmp, wire, setup);
     clusters.add(c);
+    if (setup.tls) c.clientCert = { cert: setup.tls.clientCert, key: setup.tls.clientKey };
     const scheme = setup.tls ? 'https' : 'http';
     for (let i = 0; i < (setup.members ?? 1); i++) {
       const name = i === 0 ? 'master' : `master${i + 1}`;
@@ -273,7 +276,7 @@ export class Cluster {
     return [
       '--etcd-endpoints',
       this.endpoints,
-      ...(tls ? ['--etcd-cafile', tls.ca, '--etcd-certfile', tls.clientCert, '--etcd-keyfile', tls.clientKey] : []),
+      ...(tls && this.clientCert ? ['--etcd-cafile', tls.ca, '--etcd-certfile', this.clientCert.cert, '--etcd-keyfile', this.clientCert.key] : []),
       ...this.agentAuth,
     ];
   }
