@@ -68,7 +68,7 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
   }
   let etcd: EtcdClient;
   try {
-    etcd = new EtcdClient(etcdOptions(argv));
+    etcd = new EtcdClient({ ...etcdOptions(argv), onMove: (from, to, why) => log.warn(`etcd ${from} failed (${why}): moving to ${to}`) });
   } catch (err) {
     log.error((err as Error).message);
     return 2;

@@ -16,7 +16,7 @@ import type { Dataplane } from './dataplane.ts';
 import { leaseValue } from './lease.ts';
 import type { Logger } from './log.ts';
 import { PeerTable, type PeerCounts } from './peer-table.ts';
-import { StoreError, WatchCompacted, type LeaseChange, type SubnetStore } from './subnet-store.ts';
+import { ListAgain, StoreError, type LeaseChange, type SubnetStore } from './subnet-store.ts';
 import { readPreviousSubnet, writeSubnetFile } from './subnet-file.ts';
 import { vxlanBackend } from './vxlan-backend.ts';
 
@@ -295,7 +295,10 @@ export class Agent {
       } catch (err) {
         this.unsynced(message(err));
         if (this.stopped) break;
-        if (err instanceof WatchCompacted) continue;
+        if (err instanceof ListAgain) {
+          this.log.info(`${err.message}: listing again`);
+          continue;
+        }
         if (!(err instanceof StoreError)) {
           this.fail(err instanceof Error ? err : new Error(String(err)));
           return;

@@ -8,7 +8,7 @@
 // certificate etcd refused, a wrong password, a user without rights on the prefix.
 import http from 'node:http';
 import https from 'node:https';
-import { StoreError, WatchCompacted } from './subnet-store.ts';
+import { ListAgain, StoreError } from './subnet-store.ts';
 
 export interface KeyValue {
   key: string;
@@ -52,7 +52,18 @@ export interface EtcdClientOptions {
   password?: string;
   /** Per-request timeout; a watch has none (it is cancelled through its signal). */
   timeoutMs?: number;
+  /**
+   * How often a watch asks its endpoint for a linearizable read (answered only with a leader),
+   * so that a member that stopped answering or lost its cluster does not hold a silent watch;
+   * 0: never.
+   */
+  watchCheckMs?: number;
+  /** Told when requests move to another endpoint, and why (for the log). */
+  onMove?: (from: string, to: string, why: string) => void;
 }
+
+/** How long a watch's check may take before the endpoint counts as gone. */
+const WATCH_CHECK_TIMEOUT_MS = 3000;
 
 // The gateway's JSON, as far as we read it.
 interface RawKv {
@@ -148,7 +159,7 @@ export function transportError(ep: URL, err: Error & { code?: string }, withCert
     );
   }
   // A TLS server hangs up on plain http without a word (etcd's listener does).
-  const hint = ep.protocol === 'http:' && /socket hang up|ECONNRESET/.test(`${code} ${err.message}`) ? ' (if etcd serves https there, use https://)' : '';
+  const hint = ep.protocol === 'http:' && err.message === 'socket hang up' ? ' (if etcd serves https there, use https://)' : '';
   return new EtcdError(`${at}: ${err.message}${hint}`, 'unreachable');
 }
 
@@ -182,7 +193,7 @@ const INVALID_TOKEN = /invalid auth token|auth token is expired/;
 
 interface Watching {
   endpoint: number;
-  end: (err: EtcdError) => void;
+  end: (err: Error) => void;
 }
 
 export class EtcdClient {
@@ -190,6 +201,7 @@ export class EtcdClient {
   private current = 0;
   private readonly agents = new Map<string, http.Agent>();
   private readonly timeoutMs: number;
+  private readonly watchCheckMs: number;
   private token?: Promise<string>;
   private readonly watches = new Set<Watching>();
 
@@ -207,6 +219,7 @@ export class EtcdClient {
     });
     if ((opts.username === undefined) !== (opts.password === undefined)) throw new EtcdError('etcd: give both a username and a password, or neither');
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.watchCheckMs = opts.watchCheckMs ?? 5000;
   }
 
   /** The endpoint requests go to now. */
@@ -279,10 +292,12 @@ export class EtcdClient {
     return new Promise((resolve, reject) => {
       if (signal.aborted) return resolve();
       let done = false;
+      let check: NodeJS.Timeout | undefined;
       const self: Watching = { endpoint, end: (err) => finish(err) };
       const finish = (err?: Error) => {
         if (done) return;
         done = true;
+        clearTimeout(check);
         this.watches.delete(self);
         signal.removeEventListener('abort', onAbort);
         req.destroy();
@@ -293,11 +308,24 @@ export class EtcdClient {
       signal.addEventListener('abort', onAbort);
       this.watches.add(self);
       let chain = Promise.resolve();
-      const req = this.request(ep, '/v3/watch', body, token, false, (res) => {
+      const req = this.request(ep, '/v3/watch', body, token, undefined, (res) => {
         if (res.statusCode !== 200) {
           finish(new EtcdError(`etcd ${ep.origin} watch: HTTP ${res.statusCode}`, 'unreachable'));
           return;
         }
+        // A stopped or cut-off member keeps the stream open and silent: ask it now and then.
+        const probe = { key: b64(prefix), count_only: true, limit: 1 };
+        const schedule = () => {
+          check = setTimeout(() => {
+            this.post(ep, 'kv/range', JSON.stringify(probe), token, WATCH_CHECK_TIMEOUT_MS).then(schedule, (err: unknown) => {
+              if (err instanceof EtcdError && err.kind === 'unreachable') {
+                finish(new EtcdError(`etcd ${ep.origin} stopped answering the watch's check: ${err.message}`, 'unreachable'));
+                this.unanswered(endpoint, err.message);
+              } else schedule();
+            });
+          }, this.watchCheckMs);
+        };
+        if (this.watchCheckMs > 0) schedule();
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
@@ -331,7 +359,7 @@ export class EtcdClient {
       return;
     }
     if (r.canceled) {
-      if (r.compact_revision) finish(new WatchCompacted(`etcd watch: revision ${fromRevision} compacted`));
+      if (r.compact_revision) finish(new ListAgain(`etcd watch: revision ${fromRevision} compacted`));
       else finish(serverError(ep.origin, 'watch', 200, { message: r.cancel_reason ?? 'canceled' }));
       return;
     }
@@ -344,14 +372,16 @@ export class EtcdClient {
   private async call(path: string, body: unknown): Promise<unknown> {
     const json = JSON.stringify(body);
     let first: EtcdError | undefined;
+    const start = this.current;
     for (let i = 0; i < this.endpoints.length; i++) {
-      const idx = (this.current + i) % this.endpoints.length;
+      const idx = (start + i) % this.endpoints.length;
       try {
         const r = await this.callOn(this.endpoints[idx]!, path, json);
         if (idx !== this.current) this.moveTo(idx);
         return r;
       } catch (err) {
         if (!(err instanceof EtcdError) || (err.kind !== 'unreachable' && err.kind !== 'tls')) throw err;
+        this.unanswered(idx, err.message);
         // Report what says most: a TLS refusal over "connection refused" elsewhere.
         if (!first || (first.kind === 'unreachable' && err.kind === 'tls')) first = err;
       }
@@ -359,11 +389,19 @@ export class EtcdClient {
     throw first!;
   }
 
+  /** Endpoint `idx` failed (`why`): when it is the one in use, the next calls start at the next one. */
+  private unanswered(idx: number, why: string): void {
+    if (idx !== this.current || this.endpoints.length < 2) return;
+    const next = (idx + 1) % this.endpoints.length;
+    this.opts.onMove?.(this.endpoints[idx]!.origin, this.endpoints[next]!.origin, why);
+    this.moveTo(next);
+  }
+
   /** Requests now go to endpoint `idx`: watches elsewhere end, so that they start over there. */
   private moveTo(idx: number): void {
     this.current = idx;
     for (const w of [...this.watches]) {
-      if (w.endpoint !== idx) w.end(new EtcdError(`etcd watch moved to ${this.endpoints[idx]!.origin}`, 'unreachable'));
+      if (w.endpoint !== idx) w.end(new ListAgain(`etcd: requests moved to ${this.endpoints[idx]!.origin}, the watch follows`));
     }
   }
 
@@ -406,7 +444,15 @@ export class EtcdClient {
     return a;
   }
 
-  private request(ep: URL, path: string, body: string, token: string | undefined, pooled: boolean, onResponse: (res: http.IncomingMessage) => void) {
+  /** A POST; `timeoutMs` undefined: a watch, on a connection of its own and without timeout. */
+  private request(
+    ep: URL,
+    path: string,
+    body: string,
+    token: string | undefined,
+    timeoutMs: number | undefined,
+    onResponse: (res: http.IncomingMessage) => void,
+  ) {
     const mod = ep.protocol === 'https:' ? https : http;
     const { ca, cert, key } = this.opts;
     return mod.request(
@@ -416,8 +462,8 @@ export class EtcdClient {
         path,
         method: 'POST',
         // A watch holds its connection for as long as it runs: never a pooled one.
-        ...(pooled
-          ? { agent: this.agentFor(ep), timeout: this.timeoutMs }
+        ...(timeoutMs !== undefined
+          ? { agent: this.agentFor(ep), timeout: timeoutMs }
           : { agent: false, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) }),
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(token ? { authorization: token } : {}) },
       },
@@ -425,9 +471,9 @@ export class EtcdClient {
     );
   }
 
-  private post(ep: URL, path: string, body: string, token?: string): Promise<unknown> {
+  private post(ep: URL, path: string, body: string, token?: string, timeoutMs = this.timeoutMs): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const req = this.request(ep, `/v3/${path}`, body, token, true, (res) => {
+      const req = this.request(ep, `/v3/${path}`, body, token, timeoutMs, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) => reject(transportError(ep, err, this.opts.cert !== undefined)));
@@ -444,7 +490,7 @@ export class EtcdClient {
           else resolve(json);
         });
       });
-      req.on('timeout', () => req.destroy(new Error(`no answer in ${this.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
       req.on('error', (err) => reject(transportError(ep, err, this.opts.cert !== undefined)));
       req.end(body);
     });

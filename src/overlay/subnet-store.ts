@@ -32,9 +32,9 @@ export class StoreError extends Error {
   }
 }
 
-/** The watch's start revision was compacted away: list again, then watch from there. */
-export class WatchCompacted extends StoreError {
-  override name = 'WatchCompacted';
+/** The watch must start over from a fresh listing (its revision was compacted, the client moved to another endpoint): no outage. */
+export class ListAgain extends StoreError {
+  override name = 'ListAgain';
 }
 
 export interface SubnetStore {
@@ -53,7 +53,7 @@ export interface SubnetStore {
   /**
    * Calls `onChanges` for each batch of changes after `revision`, in order, one batch at a
    * time. Resolves when `signal` aborts; rejects when the store is lost (StoreError) or the
-   * revision is compacted (WatchCompacted).
+   * watch must start over from a new listing (ListAgain).
    */
   watchLeases(revision: string, signal: AbortSignal, onChanges: (changes: LeaseChange[]) => Promise<void>): Promise<void>;
 }

@@ -281,12 +281,26 @@ export class Cluster {
     ];
   }
 
-  /** Starts the installed agent in `node`'s namespace (the test's lease TTL: 3 s); `etcd` replaces etcdArgs(). */
+  /** Starts the installed agent in `node`'s namespace (lease TTL 3 s unless `extra` says); `etcd` replaces etcdArgs(). */
   startAgent(node: Node, extra: string[] = [], etcd: string[] = this.etcdArgs()): Daemon {
     const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
     const proc = execa(
       'ip',
-      ['netns', 'exec', node.ns.name, exe, 'agent', ...etcd, '--iface', 'enp0s8', '--subnet-file', node.subnetFile, '--lease-ttl', '3', '--ip-masq', ...extra],
+      [
+        'netns',
+        'exec',
+        node.ns.name,
+        exe,
+        'agent',
+        ...etcd,
+        '--iface',
+        'enp0s8',
+        '--subnet-file',
+        node.subnetFile,
+        ...(extra.includes('--lease-ttl') ? [] : ['--lease-ttl', '3']),
+        '--ip-masq',
+        ...extra,
+      ],
       { reject: false, buffer: false },
     );
     node.agent = new Daemon(proc);
