@@ -5,7 +5,7 @@ import { Agent, type AgentOptions } from '../overlay/agent.ts';
 import { EtcdClient, type EtcdClientOptions } from '../overlay/etcd.ts';
 import { EtcdSubnetStore } from '../overlay/etcd-subnet-store.ts';
 import { serveHealthz } from '../overlay/healthz.ts';
-import { kernelDataplane } from '../overlay/kernel-dataplane.ts';
+import { KernelDataplane } from '../overlay/kernel-dataplane.ts';
 import { stderrLogger } from '../overlay/log.ts';
 
 /** The agent's options as given on the command line (flanneld's names), and where etcd is. */
@@ -73,6 +73,7 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
     log.error((err as Error).message);
     return 2;
   }
+  const dataplane = new KernelDataplane();
   const agent = new Agent(
     {
       ...(argv.iface ? { iface: argv.iface } : {}),
@@ -82,7 +83,7 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
       leaseTtl: argv.leaseTtl,
       releaseOnExit: argv.releaseOnExit,
     },
-    { store: new EtcdSubnetStore(etcd, argv.etcdPrefix), dataplane: kernelDataplane, log },
+    { store: new EtcdSubnetStore(etcd, argv.etcdPrefix), dataplane, log },
   );
   const onSignal = (sig: NodeJS.Signals) => {
     log.info(`${sig}: stopping (the lease ${argv.releaseOnExit ? 'is released' : 'stays until its TTL'}, flannel.1 and its entries stay)`);
@@ -107,5 +108,6 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
   } finally {
     healthz?.close();
     etcd.close();
+    dataplane.close();
   }
 }
