@@ -146,7 +146,6 @@ export class Agent {
     if (!config) return;
     this.config = config;
     const network = config.v4.network;
-    if (await dp.forwardAccept(network)) log.info(`FORWARD policy is not ACCEPT: accepting ${formatCidr(network)} (chain FLANNEL-FWD)`);
 
     const backend: Backend = vxlanBackend(dp, config.backend, underlay);
     this.me = { publicIP: underlay.publicIP, value: leaseValue(underlay.publicIP, backend.type, await backend.prepare()) };
@@ -157,7 +156,6 @@ export class Agent {
     this.confirmedAt = Date.now();
     const { mtu, summary } = await backend.activate(own.subnet);
     await writeSubnetFile(opts.subnetFile, { network, subnet: own.subnet, mtu, ipMasq: opts.ipMasq });
-    if (opts.ipMasq) await dp.masquerade(network, own.subnet);
     this.ready = true;
     log.info(`${own.how} lease ${formatCidr(own.subnet)} (ttl ${opts.leaseTtl}s); ${summary}; wrote ${opts.subnetFile}`);
 
@@ -170,7 +168,7 @@ export class Agent {
       ...(this.deps.timer ? { timer: this.deps.timer } : {}),
       ...(this.deps.random ? { random: this.deps.random } : {}),
     });
-    await Promise.all([this.renewLoop(), this.syncLoop()]);
+    await Promise.all([this.firewall(network, own.subnet), this.renewLoop(), this.syncLoop()]);
     await this.peers.close();
     if (this.fatal) throw this.fatal;
     if (opts.releaseOnExit) {
@@ -178,6 +176,27 @@ export class Agent {
         () => log.info(`released lease ${formatCidr(own.subnet)}`),
         (err) => log.warn(`could not release the lease: ${message(err)}`),
       );
+    }
+  }
+
+  /**
+   * FORWARD accepts for the cluster network (when the chain's policy would drop it) and, with
+   * --ip-masq, the masquerade rules. A failure (iptables' lock held too long, say) is logged and
+   * retried with backoff, beside the peers: it never stops the agent.
+   */
+  private async firewall(network: Cidr, subnet: Cidr): Promise<void> {
+    const dp = this.deps.dataplane;
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        if (await dp.forwardAccept(network)) this.log.info(`FORWARD policy is not ACCEPT: accepting ${formatCidr(network)} (chain FLANNEL-FWD)`);
+        if (this.opts.ipMasq) await dp.masquerade(network, subnet);
+        if (attempt > 1) this.log.info('firewall rules in place');
+        return;
+      } catch (err) {
+        const delay = backoffDelay(attempt, this.timing.peer, this.deps.random);
+        this.log.warn(`firewall rules not set: ${message(err)}; retrying in ${(delay / 1000).toFixed(1)} s`);
+        await sleep(delay, this.stopCtl.signal);
+      }
     }
   }
 

@@ -20,6 +20,8 @@ export class FakeDataplane implements Dataplane {
   /** Returns the kernel's words for an entry it refuses, undefined to accept it. */
   refuse: (e: Entry) => string | undefined = () => undefined;
   masqueraded = false;
+  /** How many more times the firewall calls fail (as iptables does when its lock is held too long). */
+  firewallFailures = 0;
 
   constructor(readonly publicIP: string) {}
 
@@ -32,6 +34,10 @@ export class FakeDataplane implements Dataplane {
   }
 
   async forwardAccept(): Promise<boolean> {
+    if (this.firewallFailures > 0) {
+      this.firewallFailures--;
+      throw new Error('iptables: Another app is currently holding the xtables lock');
+    }
     return false;
   }
 

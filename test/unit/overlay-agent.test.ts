@@ -344,6 +344,19 @@ describe('leases going', () => {
   });
 });
 
+describe('the firewall', () => {
+  it('a failing iptables is logged and retried beside the peers; it never stops the agent', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    const a = new TestNode(etcd, 1);
+    a.dp.firewallFailures = 2;
+    etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
+    await a.routesTo(['10.244.210.0/24']);
+    await eventually(() => expect(a.said(/firewall rules in place/)).toHaveLength(1), 5000, 10);
+    expect(a.said(/warn firewall rules not set: iptables: Another app is currently holding the xtables lock; retrying in/)).toHaveLength(2);
+    expect(a.ended).toBeUndefined();
+  });
+});
+
 describe('health', () => {
   it('is good while the lease is held and the watch is live; says why when not', async () => {
     const etcd = new MemoryEtcd(CONFIG);
