@@ -123,11 +123,6 @@ export class PeerTable {
     return { programmed, pending: this.peers.size - programmed, refused: this.refused.size };
   }
 
-  /** The entries held for a lease key, in programming order. */
-  entriesOf(key: string): Entry[] {
-    return [...this.held.values()].filter((h) => h.owners.has(key)).map((h) => h.entry);
-  }
-
   /** Kernel changes one at a time, in the order asked. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn);

@@ -1,6 +1,6 @@
 // Subnet arithmetic for the overlay, on src/net/ip.ts values of either family: block sizes,
 // containment and overlap, and the subnet an address falls in.
-import { contains, formatCidr, networkOf, widthOf, type Cidr, type Family, type IP } from '../net/ip.ts';
+import { contains, networkOf, widthOf, type Cidr, type Family, type IP } from '../net/ip.ts';
 
 /** The number of addresses in a block of prefix length `len`. */
 export function blockSize(family: Family, len: number): bigint {
@@ -22,6 +22,3 @@ export function subnetContaining(network: Cidr, ip: IP, len: number): Cidr | und
   if (!contains(network, ip)) return undefined;
   return networkOf({ ip, prefix: len });
 }
-
-/** A stable text key for maps and sets (the CIDR as printed). */
-export const cidrKey = (c: Cidr): string => formatCidr(c);
