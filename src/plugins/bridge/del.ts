@@ -1,7 +1,7 @@
 // DEL: release the lease, remove the pod interface (its host end goes with it) and the
 // container's rules. Idempotent: a namespace or interface already gone, or a container
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
-import { ipamFor } from '../../cni/ipam.ts';
+import { ipamFor } from './ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { parseIP } from '../../net/ip.ts';
 import { netnsState } from '../../kernel/ns.ts';

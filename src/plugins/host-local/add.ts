@@ -4,7 +4,7 @@ import type { IPConfig, Result } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { allocate, checkNotAllocated, checkRequested } from '../../ipam/allocator.ts';
 import { loadIpamConfig, type IpamConfig } from '../../ipam/config.ts';
-import { DiskStore } from '../../ipam/disk-store.ts';
+import { DiskStore, type DiskTxn } from '../../ipam/disk-store.ts';
 import { formatCidr, formatIP, type IP } from '../../net/ip.ts';
 import { rangeSetContains } from '../../ipam/range-set.ts';
 import { readResolvConf } from '../../ipam/resolv-conf.ts';
@@ -28,6 +28,21 @@ function assignRequested(cfg: IpamConfig): Map<number, IP> {
   return out;
 }
 
+/** One address per range set, or none: a failure undoes this call's reservations. */
+function allocateAll(tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv: Invocation): IPConfig[] {
+  const ips: IPConfig[] = [];
+  for (const [i, set] of cfg.ranges.entries()) {
+    try {
+      const got = allocate(tx, set, i, inv.containerId, inv.ifname, wanted.get(i));
+      ips.push({ address: formatCidr({ ...got.range.subnet, ip: got.ip }), gateway: formatIP(got.range.gateway) });
+    } catch (err) {
+      tx.rollback();
+      throw inRange(i, err);
+    }
+  }
+  return ips;
+}
+
 export async function addLeases(inv: Invocation): Promise<Result> {
   const cfg = loadIpamConfig(inv.conf, inv.args);
   const dns = cfg.resolvConf !== undefined ? readResolvConf(cfg.resolvConf) : undefined;
@@ -45,33 +60,18 @@ export async function addLeases(inv: Invocation): Promise<Result> {
 
   const store = new DiskStore(cfg.dataDir, cfg.name);
   store.create();
-  await store.lock();
-  let ok = false;
-  try {
+  const ips = await store.update((tx) => {
     cfg.ranges.forEach((set, i) => {
       if (wanted.has(i)) return;
       try {
-        checkNotAllocated(store, set, inv.containerId, inv.ifname);
+        checkNotAllocated(tx, set, inv.containerId, inv.ifname);
       } catch (err) {
         throw inRange(i, err);
       }
     });
-    const ips: IPConfig[] = [];
-    for (const [i, set] of cfg.ranges.entries()) {
-      try {
-        const got = allocate(store, set, i, inv.containerId, inv.ifname, wanted.get(i));
-        ips.push({ address: formatCidr({ ...got.range.subnet, ip: got.ip }), gateway: formatIP(got.range.gateway) });
-      } catch (err) {
-        store.rollback();
-        throw inRange(i, err);
-      }
-    }
-    const result: Result = { cniVersion: inv.conf.cniVersion, ips, routes: cfg.routes };
-    if (dns) result.dns = dns;
-    ok = true;
-    return result;
-  } finally {
-    store.commit(ok);
-    store.unlock();
-  }
+    return allocateAll(tx, cfg, wanted, inv);
+  });
+  const result: Result = { cniVersion: inv.conf.cniVersion, ips, routes: cfg.routes };
+  if (dns) result.dns = dns;
+  return result;
 }
