@@ -28,8 +28,9 @@ function assignRequested(cfg: IpamConfig): Map<number, IP> {
   return out;
 }
 
-/** One address per range set, or none: a failure undoes this call's reservations. */
-function allocateAll(tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv: Invocation): IPConfig[] {
+/** One address per range set, or none: a failure undoes this call's reservations and
+ *  names the set that failed. */
+function allocateAll(tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv: Invocation): IPConfig[] | { set: number; err: unknown } {
   const ips: IPConfig[] = [];
   for (const [i, set] of cfg.ranges.entries()) {
     try {
@@ -37,10 +38,33 @@ function allocateAll(tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv:
       ips.push({ address: formatCidr({ ...got.range.subnet, ip: got.ip }), gateway: formatIP(got.range.gateway) });
     } catch (err) {
       tx.rollback();
-      throw inRange(i, err);
+      return { set: i, err };
     }
   }
   return ips;
+}
+
+/**
+ * Allocation, and when a set is exhausted or a requested address is taken (code 11), the
+ * leases whose attachment is provably gone are released and allocation runs once more, in
+ * the same locked operation. The normal path never loads the reclaiming code.
+ */
+async function allocateOrReclaim(store: DiskStore, tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv: Invocation): Promise<IPConfig[]> {
+  const first = allocateAll(tx, cfg, wanted, inv);
+  if (Array.isArray(first)) return first;
+  if (!(first.err instanceof CniError) || first.err.code !== ErrCode.TryAgainLater) throw inRange(first.set, first.err);
+  const { reclaimDead, summary } = await import('../../ipam/reclaim.ts');
+  const { verdicts, released } = reclaimDead(store, tx, { mainPlugin: inv.conf.type });
+  const again = released.length > 0 ? allocateAll(tx, cfg, wanted, inv) : first;
+  if (Array.isArray(again)) {
+    process.stderr.write(`host-local: reclaimed ${released.length} dead lease(s): ${released.join(' ')}\n`);
+    return again;
+  }
+  const e = inRange(again.set, again.err);
+  const asked = wanted.get(again.set);
+  const holder = asked && verdicts.find((v) => v.name === formatIP(asked) && v.state !== 'dead');
+  const note = holder ? `its lease (container ${holder.owner?.id ?? '?'}) is ${holder.state}: ${holder.why}` : summary(verdicts, released.length);
+  throw new CniError(e.code, `${e.message}; ${note}`, e.details, { cause: again.err });
 }
 
 export async function addLeases(inv: Invocation): Promise<Result> {
@@ -69,7 +93,7 @@ export async function addLeases(inv: Invocation): Promise<Result> {
         throw inRange(i, err);
       }
     });
-    return allocateAll(tx, cfg, wanted, inv);
+    return allocateOrReclaim(store, tx, cfg, wanted, inv);
   });
   const result: Result = { cniVersion: inv.conf.cniVersion, ips, routes: cfg.routes };
   if (dns) result.dns = dns;
