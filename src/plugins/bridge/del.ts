@@ -9,7 +9,7 @@ import { command } from '../../kernel/ops.ts';
 import { sessionIn } from '../../kernel/pod-session.ts';
 import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
-import { loadConf } from './conf.ts';
+import { loadDelConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
 import { trace } from './trace.ts';
 
@@ -46,7 +46,7 @@ async function deletePodInterface(netns: string, ifname: string, families: boole
 
 export async function cmdDel(inv: Invocation): Promise<void> {
   trace('start');
-  const conf = loadConf(inv);
+  const conf = loadDelConf(inv);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   // A path that is gone (or no longer a namespace) holds no interface of ours.
   const podGone = !inv.netns || netnsState(inv.netns) !== 'netns';
