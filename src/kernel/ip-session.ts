@@ -5,7 +5,7 @@
 // everything before it is known to be done.
 import type { Readable } from 'node:stream';
 import { native } from './native.ts';
-import { narrow, type IpCommand } from './ops.ts';
+import { narrow, type IpCommand } from './legacy-ops.ts';
 import { IP } from './run.ts';
 import { IpBatchError, type Session } from './session.ts';
 import { spawnDirect, spawnPiped, type Sink } from './spawn.ts';

@@ -20,7 +20,7 @@ import { IpSession, type Channels } from './ip-session.ts';
 import { spawnPiped } from './spawn.ts';
 import { native } from './native.ts';
 import { NetlinkSession } from './netlink/session.ts';
-import { command, type IpCommand } from './ops.ts';
+import { command, type IpCommand } from './legacy-ops.ts';
 import type { Session } from './session.ts';
 import { inNetns, isWrongNsType, NSENTER } from './ns.ts';
 import { IP } from './run.ts';

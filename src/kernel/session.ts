@@ -2,7 +2,7 @@
 // socket (netlink/session.ts, with our addon) or an `ip -batch` process (ip-session.ts).
 // Commands run in order and stop at the first failure, which names the failing command.
 import { CniError, ErrCode } from '../cni/errors.ts';
-import type { IpCommand } from './ops.ts';
+import type { IpCommand } from './legacy-ops.ts';
 
 export interface Session {
   /** Queues commands without waiting (a later `ask` or `finish` learns how they went). */

@@ -2,7 +2,7 @@
 // failing line named, the pod shell's sysctls and its refusal of a non-network namespace.
 import { describe, expect, it } from 'vitest';
 import { IpSession } from '../../src/kernel/ip-session.ts';
-import { command } from '../../src/kernel/ops.ts';
+import { command } from '../../src/kernel/legacy-ops.ts';
 import { IpBatchError } from '../../src/kernel/session.ts';
 import { netnsState, requireNetns } from '../../src/kernel/ns.ts';
 import { PodSession, startNodeAndPod } from '../../src/kernel/pod-session.ts';

@@ -8,7 +8,7 @@ import { Netns as Entered } from '../../src/kernel/enter-netns.ts';
 import { IpSession } from '../../src/kernel/ip-session.ts';
 import { native } from '../../src/kernel/native.ts';
 import { NetlinkSession } from '../../src/kernel/netlink/session.ts';
-import { command, type IpCommand, type Op } from '../../src/kernel/ops.ts';
+import { command, type IpCommand, type Op } from '../../src/kernel/legacy-ops.ts';
 import { IpBatchError, type Session } from '../../src/kernel/session.ts';
 import { parseCidr, type Cidr } from '../../src/net/ip.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';

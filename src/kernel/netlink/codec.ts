@@ -13,6 +13,8 @@ export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 export const NLM_F_APPEND = 0x800;
+/** In a dump's message: the kernel's tables changed during the dump, which may have missed entries. */
+export const NLM_F_DUMP_INTR = 0x10;
 /** In an error message: extended-ack attributes follow the (capped) request. */
 const NLM_F_ACK_TLVS = 0x200;
 /** In an error message: the request is echoed as its header only (NETLINK_CAP_ACK). */
@@ -65,7 +67,17 @@ class Writer {
       this.off += 4;
       let nested = false;
       if (typeof value === 'string') {
-        for (let i = 0; i < value.length; i++) this.buf[this.off++] = value.charCodeAt(i) & 0xff;
+        // Names are bytes to the kernel: UTF-8 (any but ASCII is rare: a byte loop then).
+        const from = this.off;
+        for (let i = 0; i < value.length; i++) {
+          const c = value.charCodeAt(i);
+          if (c > 0x7f) {
+            this.off = from;
+            this.bytes(Buffer.from(value, 'utf8'));
+            break;
+          }
+          this.buf[this.off++] = c;
+        }
         this.buf[this.off++] = 0;
       } else if (value instanceof Uint8Array) {
         this.bytes(value);
@@ -131,7 +143,7 @@ export function decodeMessages(buf: Buffer): Message[] {
 }
 
 /** Little-endian integers by plain byte reads (Buffer's read methods cost when cold). */
-const le16 = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
+export const le16 = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
 export const le32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16)) + b[at + 3]! * 0x1000000;
 
 /**
@@ -144,11 +156,10 @@ export class Attrs {
   /** Offset of each attribute's header by type (types are small numbers). */
   private readonly at: number[] = [];
 
-  constructor(
-    private readonly buf: Buffer,
-    from = 0,
-    end = buf.length,
-  ) {
+  private readonly buf: Buffer;
+
+  constructor(buf: Buffer, from = 0, end = buf.length) {
+    this.buf = buf;
     for (let off = from; off + 4 <= end; ) {
       const len = le16(buf, off);
       if (len < 4 || off + len > end) break;
@@ -172,17 +183,45 @@ export class Attrs {
     return this.size(type) < 1 ? undefined : this.buf[this.at[type]! + 4];
   }
 
+  u16(type: number): number | undefined {
+    return this.size(type) < 2 ? undefined : le16(this.buf, this.at[type]! + 4);
+  }
+
+  /** A 16-bit value in network byte order (ports). */
+  be16(type: number): number | undefined {
+    if (this.size(type) < 2) return undefined;
+    const at = this.at[type]! + 4;
+    return (this.buf[at]! << 8) | this.buf[at + 1]!;
+  }
+
   u32(type: number): number | undefined {
     return this.size(type) < 4 ? undefined : le32(this.buf, this.at[type]! + 4);
   }
 
-  /** A NUL-terminated string (names: short, ASCII). */
+  /** A signed 32-bit value (netns ids: -1 when none). */
+  s32(type: number): number | undefined {
+    const v = this.u32(type);
+    return v === undefined ? undefined : v | 0;
+  }
+
+  has(type: number): boolean {
+    return this.at[type] !== undefined;
+  }
+
+  /** A NUL-terminated string (names: short, most often ASCII, else UTF-8). */
   str(type: number): string | undefined {
     const n = this.size(type);
     if (n < 0) return undefined;
     const start = this.at[type]! + 4;
     let out = '';
-    for (let i = start; i < start + n && this.buf[i] !== 0; i++) out += String.fromCharCode(this.buf[i]!);
+    for (let i = start; i < start + n && this.buf[i] !== 0; i++) {
+      if (this.buf[i]! > 0x7f) {
+        let end = i;
+        while (end < start + n && this.buf[end] !== 0) end++;
+        return this.buf.toString('utf8', start, end);
+      }
+      out += String.fromCharCode(this.buf[i]!);
+    }
     return out;
   }
 
@@ -220,4 +259,15 @@ export function decodeError(m: Message): { errno: number; message?: string } {
   const reqLen = m.data.length >= 8 ? m.data.readUInt32LE(4) : 0;
   const tlvs = new Attrs(m.data, 4 + (m.flags & NLM_F_CAPPED ? 16 : align(reqLen)));
   return { errno, message: tlvs.str(NLMSGERR_ATTR_MSG) };
+}
+
+/**
+ * The outcome an NLMSG_DONE carries: a dump that failed on the way (an invalid filter, a
+ * namespace id that names nothing) ends with its errno there, and the kernel's explanation.
+ */
+export function decodeDone(m: Message): { errno: number; message?: string } {
+  if (m.data.length < 4) return { errno: 0 };
+  const errno = -m.data.readInt32LE(0);
+  if (errno <= 0 || !(m.flags & NLM_F_ACK_TLVS)) return { errno: Math.max(errno, 0) };
+  return { errno, message: new Attrs(m.data, 4).str(NLMSGERR_ATTR_MSG) };
 }

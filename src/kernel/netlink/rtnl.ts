@@ -3,7 +3,7 @@
 // alike. What each request carries follows what iproute2 sends for the op's ip line.
 import { closeSync, openSync } from 'node:fs';
 import { formatIP, ipToBytes, lastOf, parseIP, type Cidr } from '../../net/ip.ts';
-import type { Op } from '../ops.ts';
+import type { Op } from '../legacy-ops.ts';
 import { Attrs, encodeMessage, le32, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, type Attr, type Message } from './codec.ts';
 import { NetlinkError, type NetlinkSocket } from './socket.ts';
 

@@ -2,7 +2,7 @@
 // first failure as `ip -batch` does (the same Session: ADD, CHECK and DEL do not know
 // which executor they have). Requests of milliseconds (creating and deleting links) run on
 // a worker thread; the rest are system calls of microseconds on the main thread.
-import type { IpCommand } from '../ops.ts';
+import type { IpCommand } from '../legacy-ops.ts';
 import { IpBatchError, type Session } from '../session.ts';
 import { NoSuchDevice, perform } from './rtnl.ts';
 import { NetlinkError, NetlinkSocket } from './socket.ts';

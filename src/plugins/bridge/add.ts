@@ -13,7 +13,7 @@ import { applyVlans, defaultPvid, type PortVlans } from '../../kernel/bridge-vla
 import { randomBytes, randomMac } from '../../kernel/hash.ts';
 import { deleteLink, linkFromJson, readLink, type LinkState } from '../../kernel/links.ts';
 import { requireNetns } from '../../kernel/ns.ts';
-import { command } from '../../kernel/ops.ts';
+import { command } from '../../kernel/legacy-ops.ts';
 import { localSession, startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
 import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';

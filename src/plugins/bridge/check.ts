@@ -10,7 +10,7 @@ import type { Invocation } from '../../cni/skel.ts';
 import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr } from '../../net/ip.ts';
 import { linkFromJson, type LinkState } from '../../kernel/links.ts';
 import { requireNetns } from '../../kernel/ns.ts';
-import { command } from '../../kernel/ops.ts';
+import { command } from '../../kernel/legacy-ops.ts';
 import { startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
 import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { addrsFromJson } from './bridge-addrs.ts';

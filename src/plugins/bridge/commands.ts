@@ -2,7 +2,7 @@
 // gateway addresses; for the pod's its addresses, up, routes. Pure functions: what the
 // kernel is asked is readable and testable without a namespace (as ops, and as the ip
 // lines the fallback executor runs).
-import { command, type IpCommand } from '../../kernel/ops.ts';
+import { command, type IpCommand } from '../../kernel/legacy-ops.ts';
 import { formatCidr, parseCidr, type Cidr } from '../../net/ip.ts';
 import type { PodRoute } from './gateways.ts';
 

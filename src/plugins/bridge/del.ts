@@ -5,7 +5,7 @@ import { ipamFor } from './ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { parseIP } from '../../net/ip.ts';
 import { netnsState } from '../../kernel/ns.ts';
-import { command } from '../../kernel/ops.ts';
+import { command } from '../../kernel/legacy-ops.ts';
 import { sessionIn } from '../../kernel/pod-session.ts';
 import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';

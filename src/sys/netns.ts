@@ -1,0 +1,112 @@
+// Network namespaces by path: checking that CNI_NETNS is one, and entering one from Node
+// itself through our addon's setns(2). setns moves only the calling thread, Node's main
+// thread, so work in the namespace is synchronous and brief: a netlink socket or a process
+// made then belongs to it, and /proc/sys/net opened then is its; libuv's worker threads
+// (async fs) stay where they are. The thread always goes back before anything else runs.
+import { closeSync, openSync, statfsSync } from 'node:fs';
+import { CniError, ErrCode } from '../cni/errors.ts';
+import { addon, errnoName, type Addon } from './addon.ts';
+
+const NSFS_MAGIC = 0x6e736673;
+/** Older kernels report /proc/<pid>/ns/* as procfs. */
+const PROC_SUPER_MAGIC = 0x9fa0;
+
+export type NetnsState = 'netns' | 'missing' | 'other';
+
+/** What `path` is: a namespace file, nothing, or something else (a plain file, a directory). */
+export function netnsState(path: string): NetnsState {
+  try {
+    const t = Number(statfsSync(path).type);
+    return t === NSFS_MAGIC || t === PROC_SUPER_MAGIC ? 'netns' : 'other';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
+    throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": ${(err as Error).message}`);
+  }
+}
+
+/** Throws code 4 unless `path` is a namespace file (ADD and CHECK need one). */
+export function requireNetns(path: string): void {
+  if (!path.startsWith('/')) {
+    throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": not an absolute path`);
+  }
+  const state = netnsState(path);
+  if (state === 'missing') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": it does not exist`);
+  if (state === 'other') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": not a network namespace`);
+}
+
+let home: number | undefined;
+
+/** The namespace Node's main thread started in (opened once, kept for the process). */
+function homeFd(): number {
+  home ??= openSync('/proc/thread-self/ns/net', 'r');
+  return home;
+}
+
+/** An open network namespace that Node's main thread can step into and out of. */
+export class NetnsHandle {
+  // Plain fields, no parameter properties: src/cli runs under Node's type stripping.
+  readonly path: string;
+  private readonly n: Addon;
+  private fd: number | undefined;
+
+  private constructor(path: string, n: Addon, fd: number) {
+    this.path = path;
+    this.n = n;
+    this.fd = fd;
+  }
+
+  /**
+   * Opens `path` as a network namespace. Throws code 4 when it is missing or not a network
+   * namespace, before anything ran; the error's cause is the open's, when that failed.
+   */
+  static open(path: string): NetnsHandle {
+    const n = addon();
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": ${(err as Error).message}`, '', { cause: err });
+    }
+    const ns = new NetnsHandle(path, n, fd);
+    try {
+      ns.run(() => undefined); // setns refuses anything but a network namespace: ask now
+    } catch (err) {
+      ns.close();
+      throw err;
+    }
+    return ns;
+  }
+
+  /** The open namespace file (for a request that names a namespace by descriptor). */
+  get descriptor(): number {
+    if (this.fd === undefined) throw new CniError(ErrCode.Internal, `netns "${this.path}" is closed`);
+    return this.fd;
+  }
+
+  /** Runs `fn` (synchronous: nothing else may run meanwhile) inside the namespace. */
+  run<T>(fn: () => T): T {
+    const fd = this.descriptor;
+    const back = homeFd();
+    const errno = this.n.setns(fd, this.n.CLONE_NEWNET);
+    if (errno !== 0) {
+      const why = errnoName(errno);
+      if (why === 'EINVAL') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${this.path}": not a network namespace`);
+      throw new CniError(ErrCode.InvalidEnvironment, `failed to enter netns "${this.path}": setns: ${why}`);
+    }
+    try {
+      return fn();
+    } finally {
+      const e = this.n.setns(back, this.n.CLONE_NEWNET);
+      // Staying in the pod would put every later step in the wrong place: stop here.
+      // biome-ignore lint/correctness/noUnsafeFinally: this failure must win over fn's outcome
+      if (e !== 0) throw new CniError(ErrCode.Internal, `failed to return from netns "${this.path}": setns: ${errnoName(e)}`);
+    }
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
