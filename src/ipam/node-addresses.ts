@@ -1,11 +1,11 @@
 // The addresses held on this node, as proof that a lease's pod is alive: the node
 // namespace's own, and those of every namespace the node's links lead into (the pods,
 // through the host ends of their veths). Read from the namespace we run in (the node's),
-// over netlink, without entering any pod. Only namespaces tied to this node count:
-// another node's (or another test's) pods on the same machine are not looked at.
+// over netlink, without entering any pod (kernel/netlink.ts: a link's peerNetnsId, and a
+// namespace's addresses by that id). Only namespaces tied to this node count: another
+// node's (or another test's) pods on the same machine are never looked at.
+import { Netlink } from '../kernel/netlink.ts';
 import { formatIP } from '../net/ip.ts';
-import { addresses, netnsids, peerLinks } from '../kernel/netlink/attached.ts';
-import { NetlinkSocket } from '../kernel/netlink/socket.ts';
 
 export interface NodeAddresses {
   /** Every address (canonical text) on the node or on a namespace its links lead into. */
@@ -17,43 +17,39 @@ export interface NodeAddresses {
 }
 
 /** How the node is looked at: the netlink scan below, or another in tests of the policy. */
-export type ReadNodeAddresses = () => NodeAddresses;
+export type ReadNodeAddresses = () => Promise<NodeAddresses>;
 
 const why = (err: unknown) => (err as Error)?.message ?? String(err);
 
-export const readNodeAddresses: ReadNodeAddresses = () => {
+export const readNodeAddresses: ReadNodeAddresses = async () => {
   const out: NodeAddresses = { addresses: new Set(), namespaces: 0, doubts: [] };
-  let sock: NetlinkSocket | null;
+  let nl: Netlink;
   try {
-    sock = NetlinkSocket.open();
+    nl = Netlink.open();
   } catch (err) {
     out.doubts.push(`netlink: ${why(err)}`);
     return out;
   }
-  if (!sock) {
-    out.doubts.push('no native addon (netlink)');
-    return out;
-  }
   try {
-    const add = (ips: { ip: Parameters<typeof formatIP>[0] }[]) => {
-      for (const a of ips) out.addresses.add(formatIP(a.ip));
+    const add = (addrs: { address: Parameters<typeof formatIP>[0] }[]) => {
+      for (const a of addrs) out.addresses.add(formatIP(a.address));
     };
-    add(addresses(sock));
-    // The links' peers first: dumping them gives each peer namespace an id if it had none.
-    const ids = new Set(peerLinks(sock).map((l) => l.peerNetnsid));
-    for (const id of netnsids(sock)) ids.add(id);
+    add(await nl.addrs());
+    const ids = new Set<number>();
+    for (const l of await nl.links()) if (l.peerNetnsId !== undefined && l.peerNetnsId >= 0) ids.add(l.peerNetnsId);
     for (const id of ids) {
       try {
-        add(addresses(sock, id));
+        add(await nl.addrs({ netnsId: id }));
         out.namespaces++;
       } catch (err) {
+        // Gone since the link dump (EINVAL), or not readable: either way, no proof.
         out.doubts.push(`namespace ${id}: ${why(err)}`);
       }
     }
   } catch (err) {
     out.doubts.push(`netlink: ${why(err)}`);
   } finally {
-    sock.close();
+    nl.close();
   }
   return out;
 };

@@ -35,18 +35,18 @@ export interface ReclaimOutcome {
 }
 
 /** The evidence, gathered once per operation. */
-export function gatherEvidence(opts: ReclaimOptions): Evidence {
+export async function gatherEvidence(opts: ReclaimOptions): Promise<Evidence> {
   const plugin = opts.mainPlugin;
   const node =
     plugin === undefined || VETH_PLUGINS.has(plugin)
-      ? (opts.readNode ?? readNodeAddresses)()
+      ? await (opts.readNode ?? readNodeAddresses)()
       : { unusable: `pods of main plugin "${plugin}" are not reached through veths from the node` };
   return { nowMs: Date.now(), bootMs: bootTimeMs(), node, graceMs: GRACE_MS };
 }
 
 /** Judges every lease of the store and releases the dead ones (each re-read first). */
-export function reclaimDead(store: DiskStore, tx: DiskTxn, opts: ReclaimOptions = {}): ReclaimOutcome {
-  const evidence = gatherEvidence(opts);
+export async function reclaimDead(store: DiskStore, tx: DiskTxn, opts: ReclaimOptions = {}): Promise<ReclaimOutcome> {
+  const evidence = await gatherEvidence(opts);
   const verdicts: Verdict[] = [];
   const released: string[] = [];
   for (const entry of tx.leases().entries()) {

@@ -54,7 +54,7 @@ async function allocateOrReclaim(store: DiskStore, tx: DiskTxn, cfg: IpamConfig,
   if (Array.isArray(first)) return first;
   if (!(first.err instanceof CniError) || first.err.code !== ErrCode.TryAgainLater) throw inRange(first.set, first.err);
   const { reclaimDead, summary } = await import('../../ipam/reclaim.ts');
-  const { verdicts, released } = reclaimDead(store, tx, { mainPlugin: inv.conf.type });
+  const { verdicts, released } = await reclaimDead(store, tx, { mainPlugin: inv.conf.type });
   const again = released.length > 0 ? allocateAll(tx, cfg, wanted, inv) : first;
   if (Array.isArray(again)) {
     process.stderr.write(`host-local: reclaimed ${released.length} dead lease(s): ${released.join(' ')}\n`);
