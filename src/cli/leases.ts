@@ -63,9 +63,20 @@ async function examine(dataDir: string, network: string, argv: LeasesArgs): Prom
   try {
     if (!store.exists()) throw new Error(`${store.dir} does not exist`);
     // Under the flock host-local takes (ours and the reference's), also when only looking:
-    // a lease half-way through an ADD is never judged.
-    const opts = { dryRun: !argv.reclaim || argv.dryRun, ...(argv.bootOnly ? { mainPlugin: 'macvlan' } : {}) };
-    const out: ReclaimOutcome = await store.update((tx) => reclaimDead(store, tx, opts));
+    // a lease half-way through an ADD is never judged. Looking writes nothing (no index).
+    const dryRun = !argv.reclaim || argv.dryRun;
+    const opts = { dryRun, ...(argv.bootOnly ? { mainPlugin: 'macvlan' } : {}) };
+    let out: ReclaimOutcome;
+    if (dryRun) {
+      const tx = await store.lock();
+      try {
+        out = await reclaimDead(store, tx, opts);
+      } finally {
+        tx.unlock();
+      }
+    } else {
+      out = await store.update((tx) => reclaimDead(store, tx, opts));
+    }
     report.leases = out.verdicts.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     report.released = out.released;
   } catch (err) {

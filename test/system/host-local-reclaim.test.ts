@@ -264,6 +264,8 @@ describe('flannelette leases on a store the reference wrote', () => {
     const dry = await leasesCli(f.node, [...args, '--reclaim', '--dry-run', '--json']);
     expect(dry.json?.networks[0]?.released).toEqual([]);
     expect(f.leases().has(ips[1]!)).toBe(true);
+    // Looking wrote nothing into the reference's store (not even our index).
+    expect(existsSync(path.join(f.dataDir, NET, '.flannelette'))).toBe(false);
 
     const done = await leasesCli(f.node, [...args, '--reclaim']);
     expect(done.code, done.stderr).toBe(0);

@@ -57,7 +57,8 @@ async function allocateOrReclaim(store: DiskStore, tx: DiskTxn, cfg: IpamConfig,
   const { verdicts, released } = await reclaimDead(store, tx, { mainPlugin: inv.conf.type });
   const again = released.length > 0 ? allocateAll(tx, cfg, wanted, inv) : first;
   if (Array.isArray(again)) {
-    process.stderr.write(`host-local: reclaimed ${released.length} dead lease(s): ${released.join(' ')}\n`);
+    const shown = released.length > 8 ? `${released.slice(0, 8).join(' ')} …` : released.join(' ');
+    process.stderr.write(`host-local: reclaimed ${released.length} dead lease(s): ${shown}\n`);
     return again;
   }
   const e = inRange(again.set, again.err);
