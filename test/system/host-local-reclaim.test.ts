@@ -247,6 +247,27 @@ describe('(4) a mixed node: pods of the reference bridge, the reference ptp and 
   });
 });
 
+describe('a dual-stack pod', () => {
+  const f = reclaimNode('ds', () => ourBinDir());
+
+  it('is seen alive by both its addresses, and both go once it is gone', async () => {
+    const dual = path.join(f.tmp, 'net.d-dual');
+    mkdirSync(dual);
+    const conf = conflist(f.dataDir);
+    const ipam = (conf.plugins[0] as { ipam: Record<string, unknown> }).ipam;
+    ipam.ranges = [[{ subnet: SUBNET }], [{ subnet: 'fd00:99:7::/125' }]];
+    writeFileSync(path.join(dual, `10-${NET}.conflist`), JSON.stringify(conf));
+    const pod = await createNs('dsp');
+    expectOk(await f.add(pod, { confDir: dual }));
+    expect([...f.leases().keys()].sort()).toEqual(['10.99.7.2', 'fd00:99:7::2']);
+    backdateLeases(f.dataDir, NET, TWO_MINUTES_AGO());
+    const args = ['--data-dir', f.dataDir, '--network', NET, '--json'];
+    expect(states(await leasesCli(f.node, args), NET)).toEqual({ '10.99.7.2': 'live', 'fd00:99:7::2': 'live' });
+    await vanish(f.node, [pod]);
+    expect(states(await leasesCli(f.node, args), NET)).toEqual({ '10.99.7.2': 'dead', 'fd00:99:7::2': 'dead' });
+  });
+});
+
 describe('flannelette leases on a store the reference wrote', () => {
   const f = reclaimNode('op', () => REFERENCE_DIR);
 
