@@ -1,5 +1,6 @@
-// The `flannelette` command: `agent` (the VXLAN overlay agent) and `explain` (a pod's
-// packet path). Each subcommand's module is loaded only when that subcommand runs.
+// The `flannelette` command: `agent` (the VXLAN overlay agent), `explain` (a pod's
+// packet path) and `leases` (host-local's leases, live or dead). Each subcommand's module
+// is loaded only when that subcommand runs.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
@@ -52,7 +53,20 @@ void yargs(hideBin(process.argv))
         .option('cache-dir', { type: 'string', describe: "libcni's cache dir (default /var/lib/cni)" }),
     async (argv) => finish(await (await import('../cli/explain.ts')).explainCommand(argv)),
   )
-  .demandCommand(1, 'name a command: agent or explain')
+  .command(
+    'leases',
+    "list host-local's leases and whether each pod is live, dead or unknown (run it in the node's namespace); --reclaim releases the dead ones",
+    (y) =>
+      y
+        .option('network', { type: 'string', describe: 'only this network (default: every network under the data dir)' })
+        .option('data-dir', { type: 'string', describe: "host-local's dataDir (default /var/lib/cni/networks)" })
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+        .option('reclaim', { type: 'boolean', default: false, describe: 'release the dead leases, under the store lock' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'with --reclaim: say what would be released, release nothing' })
+        .option('boot-only', { type: 'boolean', default: false, describe: 'pods not attached by veths (macvlan, ipvlan): only a reboot proves a lease dead' }),
+    async (argv) => finish(await (await import('../cli/leases.ts')).leasesCommand(argv)),
+  )
+  .demandCommand(1, 'name a command: agent, explain or leases')
   .strict()
   .help()
   .parseAsync()

@@ -5,7 +5,7 @@
 // address), the pod one (its sysctls, addresses, routes); node sysctls are plain file
 // writes. Both batches end by showing a link, which gives the result its MACs.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { ipamFor, type Ipam } from '../../cni/ipam.ts';
+import { ipamFor, type Ipam } from './ipam.ts';
 import type { Interface, Result } from '../../cni/result.ts';
 import { withRollback } from '../../cni/rollback.ts';
 import type { Invocation } from '../../cni/skel.ts';

@@ -4,7 +4,7 @@
 // bridge whose peer is the pod interface). The node and the pod are read through their
 // sessions (netlink sockets, or ip processes of one process tree), started before IPAM checks.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { ipamFor, type Ipam } from '../../cni/ipam.ts';
+import { ipamFor, type Ipam } from './ipam.ts';
 import { parseResult, type Interface, type Route } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr } from '../../net/ip.ts';

@@ -1,7 +1,7 @@
 // DEL: release the lease, remove the pod interface (its host end goes with it) and the
 // container's rules. Idempotent: a namespace or interface already gone, or a container
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
-import { ipamFor } from '../../cni/ipam.ts';
+import { ipamFor } from './ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { parseIP } from '../../net/ip.ts';
 import { netnsState } from '../../kernel/ns.ts';
@@ -9,7 +9,7 @@ import { command } from '../../kernel/legacy-ops.ts';
 import { sessionIn } from '../../kernel/pod-session.ts';
 import { IpBatchError, type Session } from '../../kernel/session.ts';
 import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
-import { loadConf } from './conf.ts';
+import { loadDelConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
 import { trace } from './trace.ts';
 
@@ -46,7 +46,7 @@ async function deletePodInterface(netns: string, ifname: string, families: boole
 
 export async function cmdDel(inv: Invocation): Promise<void> {
   trace('start');
-  const conf = loadConf(inv);
+  const conf = loadDelConf(inv);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   // A path that is gone (or no longer a namespace) holds no interface of ours.
   const podGone = !inv.netns || netnsState(inv.netns) !== 'netns';
