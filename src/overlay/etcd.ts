@@ -3,12 +3,13 @@
 // covers what the agent needs (range, compare-and-put, delete, leases, watch) and what real
 // deployments run: https with a CA and client certificates, users (the gateway's
 // /v3/auth/authenticate token), and several endpoints with failover.
-//
-// Errors say what to fix: a certificate the CA file does not vouch for, a client
-// certificate etcd refused, a wrong password, a user without rights on the prefix.
+// Failures are EtcdErrors that say what to fix (etcd-errors.ts).
 import http from 'node:http';
 import https from 'node:https';
-import { ListAgain, StoreError } from './subnet-store.ts';
+import { EtcdError, INVALID_TOKEN, plainTextError, serverError, transportError, type ErrorBody } from './etcd-errors.ts';
+import { ListAgain } from './subnet-store.ts';
+
+export { EtcdError, type EtcdErrorKind } from './etcd-errors.ts';
 
 export interface KeyValue {
   key: string;
@@ -21,23 +22,6 @@ export interface KeyValue {
 export interface WatchEvent {
   type: 'PUT' | 'DELETE';
   kv: KeyValue;
-}
-
-/**
- * What went wrong: `unreachable` (no answer, or an answer that another member may not give:
- * no leader, timeout) and `tls` are tried on the next endpoint; `auth` (credentials,
- * permissions) is the same everywhere; `server` is any other refusal.
- */
-export type EtcdErrorKind = 'unreachable' | 'tls' | 'auth' | 'server';
-
-export class EtcdError extends StoreError {
-  override name = 'EtcdError';
-  constructor(
-    msg: string,
-    readonly kind: EtcdErrorKind = 'server',
-  ) {
-    super(msg, kind === 'tls' || kind === 'auth');
-  }
 }
 
 export interface EtcdClientOptions {
@@ -102,10 +86,6 @@ interface WatchMessage {
   };
   error?: { message?: string };
 }
-interface ErrorBody {
-  error?: string;
-  message?: string;
-}
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const text = (s: unknown) => (typeof s === 'string' ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -126,70 +106,6 @@ function toKv(raw: RawKv | undefined): KeyValue {
   if (raw?.lease && raw.lease !== '0') kv.lease = String(raw.lease);
   return kv;
 }
-
-/** Node's codes for a server certificate it could not verify. */
-const UNTRUSTED = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-/** A transport error as an EtcdError that says what to check; `withCert`: whether we offered a client certificate. */
-export function transportError(ep: URL, err: Error & { code?: string }, withCert: boolean): EtcdError {
-  const code = err.code ?? '';
-  const at = `etcd ${ep.origin}`;
-  if (UNTRUSTED.has(code)) return new EtcdError(`${at}: its certificate is not trusted (${code}: ${err.message}): check --etcd-cafile`, 'tls');
-  if (/wrong version number|packet length too long/i.test(err.message)) {
-    return new EtcdError(`${at}: TLS handshake failed (${err.message}): does the endpoint speak https? (http:// vs https://)`, 'tls');
-  }
-  if (code.startsWith('ERR_SSL_') || /alert|handshake/i.test(err.message)) {
-    return new EtcdError(
-      `${at}: etcd refused the TLS connection (${code || err.message}): ` +
-        (withCert
-          ? 'it did not accept our client certificate: check --etcd-certfile/--etcd-keyfile (signed by a CA etcd trusts?)'
-          : 'it wants a client certificate: pass --etcd-certfile and --etcd-keyfile'),
-      'tls',
-    );
-  }
-  // A TLS server hangs up on plain http without a word (etcd's listener does).
-  const hint = ep.protocol === 'http:' && err.message === 'socket hang up' ? ' (if etcd serves https there, use https://)' : '';
-  return new EtcdError(`${at}: ${err.message}${hint}`, 'unreachable');
-}
-
-/** An error body from the gateway as an EtcdError of the right kind. */
-function serverError(origin: string, path: string, status: number, body: ErrorBody): EtcdError {
-  const msg = body.message ?? body.error ?? `HTTP ${status}`;
-  const at = `etcd ${origin} ${path}: ${msg}`;
-  if (/authentication failed|invalid user ID or password/.test(msg)) return new EtcdError(`${at} (check --etcd-username and --etcd-password)`, 'auth');
-  if (/user name is empty|authentication is not enabled|user name not found/.test(msg)) return new EtcdError(`${at} (check --etcd-username)`, 'auth');
-  if (/permission denied/.test(msg)) return new EtcdError(`${at} (the user's roles must grant readwrite on the prefix)`, 'auth');
-  // What another member may answer differently: fail over.
-  if (/no leader|timed out|leader changed|too many requests|not capable|unhealthy|stopped/.test(msg)) return new EtcdError(at, 'unreachable');
-  return new EtcdError(at, 'server');
-}
-
-/** A refusal the gateway wrote as plain text, not JSON. */
-function plainTextError(origin: string, path: string, status: number, raw: string): EtcdError {
-  const at = `etcd ${origin} ${path}: HTTP ${status}: ${raw.slice(0, 160)}`;
-  if (/HTTPS server/i.test(raw)) return new EtcdError(`${at}: the endpoint speaks https, use https://`, 'tls');
-  // etcd 3.4+ with auth and --client-cert-auth: the gateway cannot pass a certificate's CN on as the user.
-  if (/CommonName of client/i.test(raw)) {
-    return new EtcdError(
-      `${at}: with auth on, etcd's JSON gateway takes only client certificates without a CommonName: use one, with --etcd-username/--etcd-password`,
-      'auth',
-    );
-  }
-  return new EtcdError(at, 'server');
-}
-
-const INVALID_TOKEN = /invalid auth token|auth token is expired/;
 
 interface Watching {
   endpoint: number;

@@ -9,6 +9,7 @@ import { freeSubnets, pickSubnet } from '../../src/overlay/allocate.ts';
 import { backoffDelay } from '../../src/overlay/backoff.ts';
 import { parseNetworkConfig } from '../../src/overlay/config.ts';
 import { prefixEnd } from '../../src/overlay/etcd.ts';
+import { plainTextError, serverError, transportError } from '../../src/overlay/etcd-errors.ts';
 import { leaseValue, parseLease, parseSubnetKeyName, parseUnicastMac, subnetKeyName } from '../../src/overlay/lease.ts';
 import { formatSubnetFile, readPreviousSubnet, writeSubnetFile } from '../../src/overlay/subnet-file.ts';
 
@@ -168,5 +169,39 @@ describe('etcd ranges', () => {
   it('ends a prefix range just past the prefix', () => {
     expect(prefixEnd('/coreos.com/network/subnets/').toString()).toBe('/coreos.com/network/subnets0');
     expect([...prefixEnd('')]).toEqual([0]);
+  });
+});
+
+describe("etcd's failures", () => {
+  const ep = new URL('https://10.0.0.1:2379');
+  const err = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+
+  it('name the flag to fix, and are fatal (tls, auth) or tried elsewhere (unreachable)', () => {
+    const untrusted = transportError(ep, err('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'), true);
+    expect([untrusted.kind, untrusted.fatal, untrusted.message]).toEqual([
+      'tls',
+      true,
+      'etcd https://10.0.0.1:2379: its certificate is not trusted (SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain): check --etcd-cafile',
+    ]);
+    const alert = err('SSL alert number 42', 'ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE');
+    expect(transportError(ep, alert, false).message).toMatch(/it wants a client certificate: pass --etcd-certfile and --etcd-keyfile$/);
+    expect(transportError(ep, alert, true).message).toMatch(/it did not accept our client certificate/);
+    const refused = transportError(ep, err('connect ECONNREFUSED 10.0.0.1:2379', 'ECONNREFUSED'), false);
+    expect([refused.kind, refused.fatal]).toEqual(['unreachable', false]);
+    expect(transportError(new URL('http://10.0.0.1:2379'), err('socket hang up', 'ECONNRESET'), false).message).toMatch(
+      /if etcd serves https there, use https:\/\//,
+    );
+  });
+
+  it("read the gateway's answers: credentials and rights are fatal, a missing leader is tried elsewhere", () => {
+    const at = 'https://10.0.0.1:2379';
+    expect(serverError(at, 'auth/authenticate', 400, { message: 'etcdserver: authentication failed, invalid user ID or password' }).kind).toBe('auth');
+    expect(serverError(at, 'kv/range', 403, { message: 'etcdserver: permission denied' }).message).toMatch(/roles must grant readwrite on the prefix/);
+    expect(serverError(at, 'kv/range', 503, { message: 'etcdserver: no leader' }).kind).toBe('unreachable');
+    expect(serverError(at, 'kv/txn', 400, { message: 'etcdserver: too many operations in txn request' }).kind).toBe('server');
+    expect(plainTextError(at, 'kv/range', 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected').kind).toBe(
+      'auth',
+    );
+    expect(plainTextError(at, 'kv/range', 400, 'Client sent an HTTP request to an HTTPS server.').message).toMatch(/use https:\/\/$/);
   });
 });
