@@ -78,6 +78,7 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
     {
       ...(argv.iface ? { iface: argv.iface } : {}),
       ...(argv.publicIp ? { publicIp: argv.publicIp } : {}),
+      ...(argv.publicIpv6 ? { publicIpv6: argv.publicIpv6 } : {}),
       subnetFile: argv.subnetFile,
       ipMasq: argv.ipMasq,
       leaseTtl: argv.leaseTtl,
@@ -86,7 +87,7 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
     { store: new EtcdSubnetStore(etcd, argv.etcdPrefix), dataplane, log },
   );
   const onSignal = (sig: NodeJS.Signals) => {
-    log.info(`${sig}: stopping (the lease ${argv.releaseOnExit ? 'is released' : 'stays until its TTL'}, flannel.1 and its entries stay)`);
+    log.info(`${sig}: stopping (the lease ${argv.releaseOnExit ? 'is released' : 'stays until its TTL'}, the devices and routes stay)`);
     agent.stop();
   };
   process.once('SIGTERM', onSignal);

@@ -10,7 +10,7 @@ void yargs(hideBin(process.argv))
   .scriptName('flannelette')
   .command(
     'agent',
-    'run the VXLAN overlay agent of this node (subnet lease in etcd, flannel.1, routes to the other nodes)',
+    'run the overlay agent of this node (subnet lease in etcd; vxlan or host-gw routes to the other nodes, IPv4 and IPv6)',
     (y) =>
       y
         // flanneld's flags (and, as flanneld, FLANNELD_<FLAG> in the environment), so its manifests carry over.
@@ -28,10 +28,11 @@ void yargs(hideBin(process.argv))
         .option('etcd-password', { type: 'string', describe: "the etcd user's password (better: FLANNELD_ETCD_PASSWORD in the environment)" })
         .option('iface', { type: 'string', describe: "underlay interface (name or address); default: the default route's" })
         .option('public-ip', { type: 'string', describe: "this node's address for the other nodes; default: the interface's first IPv4" })
+        .option('public-ipv6', { type: 'string', describe: "dual-stack: this node's IPv6 address for the other nodes; default: the interface's first IPv6" })
         .option('subnet-file', {
           type: 'string',
           default: '/run/flannel/subnet.env',
-          describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ',
+          describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET (and FLANNEL_IPV6_*), FLANNEL_MTU, FLANNEL_IPMASQ',
         })
         .option('ip-masq', { type: 'boolean', default: false, describe: 'masquerade traffic from pods leaving the overlay' })
         .option('healthz-ip', { type: 'string', default: '0.0.0.0', describe: 'address of the health endpoint (GET /healthz, /readyz)' })

@@ -1,6 +1,7 @@
-// The overlay agent (`flannelette agent`): holds this node's subnet lease in the store,
-// sets up its backend's device and the subnet file, and keeps every other node's entries in
-// step with the store, as flanneld does.
+// The overlay agent (`flannelette agent`): holds this node's subnet lease in the store
+// (dual-stack: its IPv4 and IPv6 subnets under one key), sets up its backend (vxlan or
+// host-gw) and the subnet file, and keeps every other node's entries in step with the
+// store, as flanneld does.
 //
 // Two loops run until stop(): one renews the lease (and claims it back if it vanished);
 // the other lists all leases, hands them to the peer table (peer-table.ts: each peer on its
@@ -8,16 +9,17 @@
 // the store goes away the programmed entries stay (pods keep talking), and on reconnection
 // the full listing is applied again, so nothing missed is left behind.
 import { formatCidr, formatIP, type Cidr } from '../net/ip.ts';
-import { tryAcquire, type Attempt, type Claim, type Me } from './acquire.ts';
-import type { Backend } from './backend.ts';
+import { tryAcquire, type Attempt, type Claim, type Me, type Ranges } from './acquire.ts';
+import type { Backend, BackendContext } from './backend.ts';
 import { backoffDelay, sleep, type Backoff, type Timer } from './backoff.ts';
-import { parseNetworkConfig, type NetworkConfig } from './config.ts';
+import { parseNetworkConfig, type BackendConfig, type NetworkConfig } from './config.ts';
 import type { Dataplane } from './dataplane.ts';
+import { hostGwBackend } from './hostgw-backend.ts';
 import { leaseValue } from './lease.ts';
 import type { Logger } from './log.ts';
 import { PeerTable, type PeerCounts } from './peer-table.ts';
 import { ListAgain, StoreError, type LeaseChange, type SubnetStore } from './subnet-store.ts';
-import { readPreviousSubnet, writeSubnetFile } from './subnet-file.ts';
+import { readPreviousSubnets, writeSubnetFile, type PreviousSubnets } from './subnet-file.ts';
 import { vxlanBackend } from './vxlan-backend.ts';
 
 export interface AgentOptions {
@@ -25,6 +27,8 @@ export interface AgentOptions {
   iface?: string;
   /** The address other nodes reach this one at; default: the interface's first IPv4. */
   publicIp?: string;
+  /** Dual-stack: the IPv6 one; default: the interface's first IPv6 (global before link-local). */
+  publicIpv6?: string;
   subnetFile: string;
   /** Masquerade traffic leaving the overlay (and say so in the subnet file). */
   ipMasq: boolean;
@@ -68,12 +72,21 @@ export interface AgentStatus {
   /** Whether the subnet file is written (flannel's /readyz). */
   ready: boolean;
   subnet?: string;
+  ipv6Subnet?: string;
   peers?: PeerCounts;
   /** One line: why not healthy, or what is held. */
   detail: string;
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** The backend the config names. */
+export function createBackend(config: BackendConfig, ctx: BackendContext): Backend {
+  return config.type === 'host-gw' ? hostGwBackend(ctx) : vxlanBackend(config, ctx);
+}
+
+/** "10.244.1.0/24" or, dual-stack, "10.244.1.0/24 + fd00:10:244:1::/64". */
+const describeClaim = (c: Claim) => `${formatCidr(c.subnet)}${c.ipv6Subnet ? ` + ${formatCidr(c.ipv6Subnet)}` : ''}`;
 
 export class Agent {
   private readonly stopCtl = new AbortController();
@@ -117,26 +130,29 @@ export class Agent {
 
   /** Healthy while the lease is held and the peers follow a live watch of the store. */
   status(): AgentStatus {
-    const base = { ready: this.ready, ...(this.own ? { subnet: formatCidr(this.own.subnet) } : {}), ...(this.peers ? { peers: this.peers.counts() } : {}) };
-    if (!this.own) return { ...base, healthy: false, detail: 'no subnet lease yet' };
-    const ttlMs = this.opts.leaseTtl * 1000;
-    if (this.ownKeyGone) return { ...base, healthy: false, detail: `lease ${formatCidr(this.own.subnet)} is gone from the store` };
-    if (Date.now() - this.confirmedAt > ttlMs) return { ...base, healthy: false, detail: `lease ${formatCidr(this.own.subnet)} not renewed within its TTL` };
-    if (!this.synced) return { ...base, healthy: false, detail: `peers not in sync with the store: ${this.syncProblem}` };
-    const c = this.peers!.counts();
-    return {
-      ...base,
-      healthy: true,
-      detail: `lease ${formatCidr(this.own.subnet)}; ${c.programmed} peer(s) programmed, ${c.pending} being retried, ${c.refused} lease(s) refused`,
+    const own = this.own;
+    const base = {
+      ready: this.ready,
+      ...(own ? { subnet: formatCidr(own.subnet) } : {}),
+      ...(own?.ipv6Subnet ? { ipv6Subnet: formatCidr(own.ipv6Subnet) } : {}),
+      ...(this.peers ? { peers: this.peers.counts() } : {}),
     };
+    if (!own) return { ...base, healthy: false, detail: 'no subnet lease yet' };
+    const ttlMs = this.opts.leaseTtl * 1000;
+    const lease = describeClaim(own);
+    if (this.ownKeyGone) return { ...base, healthy: false, detail: `lease ${lease} is gone from the store` };
+    if (Date.now() - this.confirmedAt > ttlMs) return { ...base, healthy: false, detail: `lease ${lease} not renewed within its TTL` };
+    if (!this.synced) return { ...base, healthy: false, detail: `peers not in sync with the store: ${this.syncProblem}` };
+    return { ...base, healthy: true, detail: `lease ${lease}; ${this.describePeers()}` };
   }
 
   /** Runs until stop(); rejects on what retrying cannot mend (bad config, credentials, subnet lost). */
   async run(): Promise<void> {
     const { log, opts } = this;
     const dp = this.deps.dataplane;
-    const underlay = await dp.underlay(opts.iface, opts.publicIp);
-    log.info(`underlay ${underlay.name} (mtu ${underlay.mtu}), public address ${formatIP(underlay.publicIP)}`);
+    const where = { ...(opts.iface ? { iface: opts.iface } : {}), ...(opts.publicIp ? { publicIP: opts.publicIp } : {}) };
+    // The underlay first, so that a wrong --iface fails at once, before waiting for the store.
+    let underlay = await dp.underlay({ ...where, ipv6: false });
     if (dp.enableForwarding()) log.info('set net.ipv4.ip_forward=1');
 
     const config = await this.retrying('the network config', async () => {
@@ -145,35 +161,59 @@ export class Agent {
     });
     if (!config) return;
     this.config = config;
+    for (const w of config.warnings) log.warn(w);
+    if (config.v6) underlay = await dp.underlay({ ...where, ...(opts.publicIpv6 ? { publicIPv6: opts.publicIpv6 } : {}), ipv6: true });
+    const v6 = underlay.publicIPv6 ? `, public IPv6 address ${formatIP(underlay.publicIPv6)}` : '';
+    log.info(`underlay ${underlay.name} (mtu ${underlay.mtu}), public address ${formatIP(underlay.publicIP)}${v6}; backend ${config.backend.type}`);
     const network = config.v4.network;
+    const ipv6Network = config.v6?.network;
 
-    const backend: Backend = vxlanBackend(dp, config.backend, underlay);
-    this.me = { publicIP: underlay.publicIP, value: leaseValue(underlay.publicIP, backend.type, await backend.prepare()) };
-    const previous = await readPreviousSubnet(opts.subnetFile);
+    const ctx: BackendContext = { dp, underlay, network, ...(ipv6Network ? { ipv6Network } : {}) };
+    const backend = createBackend(config.backend, ctx);
+    const attrs = await backend.prepare();
+    this.me = {
+      publicIP: underlay.publicIP,
+      value: leaseValue({ publicIP: underlay.publicIP, ...(config.v6 ? { publicIPv6: underlay.publicIPv6! } : {}), backendType: backend.type, ...attrs }),
+    };
+    const previous = await readPreviousSubnets(opts.subnetFile);
     const own = await this.acquire(previous);
     if (!own) return;
     this.own = own;
     this.confirmedAt = Date.now();
-    const { mtu, summary } = await backend.activate(own.subnet);
-    await writeSubnetFile(opts.subnetFile, { network, subnet: own.subnet, mtu, ipMasq: opts.ipMasq });
+    const { mtu, summary } = await backend.activate(own);
+    await writeSubnetFile(opts.subnetFile, {
+      network,
+      subnet: own.subnet,
+      ...(ipv6Network && own.ipv6Subnet ? { ipv6Network, ipv6Subnet: own.ipv6Subnet } : {}),
+      mtu,
+      ipMasq: opts.ipMasq,
+    });
     this.ready = true;
-    log.info(`${own.how} lease ${formatCidr(own.subnet)} (ttl ${opts.leaseTtl}s); ${summary}; wrote ${opts.subnetFile}`);
+    log.info(`${own.how} lease ${describeClaim(own)} (ttl ${opts.leaseTtl}s); ${summary}; wrote ${opts.subnetFile}`);
 
     this.peers = new PeerTable({
       dataplane: dp,
       backend,
       log,
-      self: { key: own.lease.key, subnet: own.subnet, publicIP: underlay.publicIP, network },
+      self: {
+        key: own.lease.key,
+        subnet: own.subnet,
+        publicIP: underlay.publicIP,
+        network,
+        ...(ipv6Network && own.ipv6Subnet ? { ipv6Network, ipv6Subnet: own.ipv6Subnet, publicIPv6: underlay.publicIPv6! } : {}),
+      },
       retry: this.timing.peer,
       ...(this.deps.timer ? { timer: this.deps.timer } : {}),
       ...(this.deps.random ? { random: this.deps.random } : {}),
     });
-    await Promise.all([this.firewall(network, own.subnet), this.renewLoop(), this.syncLoop()]);
+    const firewalls = [this.firewall(network, own.subnet)];
+    if (ipv6Network && own.ipv6Subnet) firewalls.push(this.firewall(ipv6Network, own.ipv6Subnet));
+    await Promise.all([...firewalls, this.renewLoop(), this.syncLoop()]);
     await this.peers.close();
     if (this.fatal) throw this.fatal;
     if (opts.releaseOnExit) {
       await this.deps.store.release(this.own.lease).then(
-        () => log.info(`released lease ${formatCidr(own.subnet)}`),
+        () => log.info(`released lease ${describeClaim(own)}`),
         (err) => log.warn(`could not release the lease: ${message(err)}`),
       );
     }
@@ -186,15 +226,16 @@ export class Agent {
    */
   private async firewall(network: Cidr, subnet: Cidr): Promise<void> {
     const dp = this.deps.dataplane;
+    const v = network.ip.family === 4 ? '' : ' (IPv6)';
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
-        if (await dp.forwardAccept(network)) this.log.info(`FORWARD policy is not ACCEPT: accepting ${formatCidr(network)} (chain FLANNEL-FWD)`);
+        if (await dp.forwardAccept(network)) this.log.info(`FORWARD policy${v} is not ACCEPT: accepting ${formatCidr(network)} (chain FLANNEL-FWD)`);
         if (this.opts.ipMasq) await dp.masquerade(network, subnet);
-        if (attempt > 1) this.log.info('firewall rules in place');
+        if (attempt > 1) this.log.info(`firewall rules${v} in place`);
         return;
       } catch (err) {
         const delay = backoffDelay(attempt, this.timing.peer, this.deps.random);
-        this.log.warn(`firewall rules not set: ${message(err)}; retrying in ${(delay / 1000).toFixed(1)} s`);
+        this.log.warn(`firewall rules${v} not set: ${message(err)}; retrying in ${(delay / 1000).toFixed(1)} s`);
         await sleep(delay, this.stopCtl.signal);
       }
     }
@@ -221,7 +262,7 @@ export class Agent {
   }
 
   /** Takes a lease: lost races, a full range and an unreachable store are waited out for as long as it takes. */
-  private async acquire(previous: Cidr | undefined): Promise<Claim | undefined> {
+  private async acquire(previous: PreviousSubnets): Promise<Claim | undefined> {
     const { config, me, log } = this;
     let races = 0;
     let fulls = 0;
@@ -230,7 +271,7 @@ export class Agent {
     while (!this.stopped) {
       let r: Attempt;
       try {
-        r = await tryAcquire(this.deps.store, config!.v4, me!, this.opts.leaseTtl, log, previous, this.deps.random);
+        r = await tryAcquire(this.deps.store, this.ranges(), me!, this.opts.leaseTtl, log, previous, this.deps.random);
         down = 0;
       } catch (err) {
         if (!(err instanceof StoreError) || err.fatal) throw err;
@@ -247,7 +288,10 @@ export class Agent {
       } else {
         delay = backoffDelay(++fulls, this.timing.full, this.deps.random);
         if (fulls === 1 || fulls % 10 === 0) {
-          log.warn(`no free subnet in ${formatCidr(config!.v4.network)} (SubnetLen ${config!.v4.subnetLen}): trying again in ${(delay / 1000).toFixed(1)} s`);
+          const v6 = config!.v6 ? ` or ${formatCidr(config!.v6.network)} (IPv6SubnetLen ${config!.v6.subnetLen})` : '';
+          log.warn(
+            `no free subnet in ${formatCidr(config!.v4.network)} (SubnetLen ${config!.v4.subnetLen})${v6}: trying again in ${(delay / 1000).toFixed(1)} s`,
+          );
         }
       }
       await sleep(delay, this.stopCtl.signal);
@@ -271,19 +315,20 @@ export class Agent {
           failing = false;
           continue;
         }
-        this.log.warn(`lease ${formatCidr(own().subnet)} is gone (expired or deleted): claiming it again`);
-        const r = await tryAcquire(this.deps.store, this.config!.v4, this.me!, this.opts.leaseTtl, this.log, own().subnet, this.deps.random);
-        if (!('how' in r))
-          throw new StoreError(`could not claim ${formatCidr(own().subnet)} again (${'lost' in r ? `${r.lost} was taken first` : 'no free subnet'})`);
-        if (formatCidr(r.subnet) !== formatCidr(own().subnet)) {
+        const mine = describeClaim(own());
+        this.log.warn(`lease ${mine} is gone (expired or deleted): claiming it again`);
+        const was: PreviousSubnets = { subnet: own().subnet, ...(own().ipv6Subnet ? { ipv6Subnet: own().ipv6Subnet } : {}) };
+        const r = await tryAcquire(this.deps.store, this.ranges(), this.me!, this.opts.leaseTtl, this.log, was, this.deps.random);
+        if (!('how' in r)) throw new StoreError(`could not claim ${mine} again (${'lost' in r ? `${r.lost} was taken first` : 'no free subnet'})`);
+        if (r.lease.key !== own().lease.key) {
           await this.deps.store.release(r.lease).catch(() => {});
-          this.fail(new Error(`subnet ${formatCidr(own().subnet)} was taken by another node while our lease was gone; its pods must move`));
+          this.fail(new Error(`subnet ${mine} was taken by another node while our lease was gone; its pods must move`));
           return;
         }
         this.own = r;
         this.ownKeyGone = false;
         this.confirmedAt = Date.now();
-        this.log.info(`lease ${formatCidr(r.subnet)} claimed again`);
+        this.log.info(`lease ${describeClaim(r)} claimed again`);
         failing = false;
       } catch (err) {
         if (!failing) this.log.warn(`lease renewal failed: ${message(err)}; retrying every second`);
@@ -327,6 +372,11 @@ export class Agent {
         await sleep(backoffDelay(attempt++, this.timing.store, this.deps.random), this.stopCtl.signal);
       }
     }
+  }
+
+  private ranges(): Ranges {
+    const c = this.config!;
+    return c.v6 ? { v4: c.v4, v6: c.v6 } : { v4: c.v4 };
   }
 
   private unsynced(why: string): void {

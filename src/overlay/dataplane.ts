@@ -1,6 +1,6 @@
 // What the agent asks of the node's kernel, as one interface with typed records: the
-// underlay, the VXLAN device, forwarding and firewall, and the per-peer entries (fdb,
-// neighbour, route). kernel-dataplane.ts carries it out; the unit tests run the agent's
+// underlay, the VXLAN devices, forwarding and firewall, and the per-peer entries (fdb,
+// neighbour, route; either family). kernel-dataplane.ts carries it out; the unit tests run the agent's
 // logic against an in-memory one (test/helpers/fake-dataplane.ts).
 import { formatCidr, formatIP, type Cidr, type IP } from '../net/ip.ts';
 
@@ -10,7 +10,7 @@ export type Entry =
   | { kind: 'fdb'; dev: string; mac: string; dst: IP }
   /** A PERMANENT neighbour: `ip` on `dev` is at `mac`. */
   | { kind: 'neigh'; dev: string; ip: IP; mac: string }
-  /** A route in the main table. */
+  /** A route in the main table: through a VXLAN device (onlink), or via a peer's public address on the underlay (host-gw, direct routing). */
   | { kind: 'route'; dev: string; dst: Cidr; via: IP; onlink: boolean };
 
 /** What the kernel keys an entry by: a second entry with the same id replaces the first. */
@@ -45,7 +45,21 @@ export const ENTRY_ORDER: Record<Entry['kind'], number> = { fdb: 0, neigh: 1, ro
 export interface Underlay {
   name: string;
   mtu: number;
+  /** The address other nodes reach this one at (--public-ip, else ifaceIP). */
   publicIP: IP;
+  /** The interface's own first IPv4 address (host-gw wants it to be the public one). */
+  ifaceIP: IP;
+  /** Dual-stack: --public-ipv6, else the interface's first IPv6 address. */
+  publicIPv6?: IP;
+}
+
+export interface UnderlayQuery {
+  /** A name or one of its addresses; default: the default route's device. */
+  iface?: string;
+  publicIP?: string;
+  publicIPv6?: string;
+  /** Dual-stack: find the IPv6 public address too. */
+  ipv6: boolean;
 }
 
 export interface VxlanSpec {
@@ -53,11 +67,13 @@ export interface VxlanSpec {
   vni: number;
   /** UDP destination port. */
   port: number;
-  /** The node's public (underlay) address: the outer source of every packet. */
+  /** The node's public (underlay) address of the device's family: the outer source of every packet. */
   local: IP;
   /** The underlay device. */
   dev: string;
   mtu: number;
+  /** MAC learning (flannel's `Learning`; off by default: every remote MAC is programmed). */
+  learning: boolean;
   mac: string;
 }
 
@@ -77,20 +93,28 @@ export class KernelRefusal extends Error {
   constructor(
     readonly entry: string,
     readonly reason: string,
+    /** The errno's name ("ENETUNREACH"), when the kernel gave one. */
+    readonly code?: string,
   ) {
     super(`${entry}: ${reason}`);
   }
 }
 
 export interface Dataplane {
-  /** The interface VXLAN leaves by (a name or one of its addresses; default: the default route's) and the node's public address. */
-  underlay(iface?: string, publicIP?: string): Promise<Underlay>;
+  /** The interface traffic to other nodes leaves by, and the node's public addresses. */
+  underlay(q: UnderlayQuery): Promise<Underlay>;
   /** Sets net.ipv4.ip_forward=1; true if it was off. */
   enableForwarding(): boolean;
-  /** Accepts `network` in FORWARD when that chain's policy would drop it; true if it acted. */
+  /** Accepts `network` (either family: iptables or ip6tables) in FORWARD when that chain's policy would drop it; true if it acted. */
   forwardAccept(network: Cidr): Promise<boolean>;
-  /** flannel's --ip-masq rules. */
+  /** flannel's --ip-masq rules for one family. */
   masquerade(network: Cidr, subnet: Cidr): Promise<void>;
+  /**
+   * The device `to` is reached on without a gateway (flannel's DirectRouting test: the
+   * kernel's route lookup answers with no gateway), or undefined when a gateway is needed
+   * or there is no route.
+   */
+  directDevice(to: IP): Promise<string | undefined>;
   /** The VXLAN device `spec.name` as found (compared with `spec`), or undefined. */
   findVxlan(spec: Omit<VxlanSpec, 'mac'>): Promise<VxlanFound | undefined>;
   /** Makes the device match `spec` (replacing a mismatching one), up, with `addr` as its only address of that family. */

@@ -6,10 +6,11 @@
 import { Errno, isErrno, KernelError } from '../kernel/errors.ts';
 import { Netlink } from '../kernel/netlink.ts';
 import type { Op } from '../kernel/ops.ts';
-import { Table, type Link } from '../kernel/records.ts';
-import { formatCidr, networkOf, parseIP, sameIP, type Cidr } from '../net/ip.ts';
+import { AddrFlag, RouteType, Scope, Table, type Addr, type Link, type Route } from '../kernel/records.ts';
+import { trySysctl } from '../kernel/sysctl.ts';
+import { formatCidr, networkOf, parseIP, sameIP, type Cidr, type IP } from '../net/ip.ts';
 import { strerror } from '../sys/addon.ts';
-import { describeEntry, KernelRefusal, type Dataplane, type Entry, type Underlay, type VxlanFound, type VxlanSpec } from './dataplane.ts';
+import { describeEntry, KernelRefusal, type Dataplane, type Entry, type Underlay, type UnderlayQuery, type VxlanFound, type VxlanSpec } from './dataplane.ts';
 import { enableForwarding, ensureForwardAccept, ensureMasquerade } from './host.ts';
 
 /** The kernel's answers that mean "not there" to a removal: gone is gone. */
@@ -22,6 +23,23 @@ function reasonOf(err: KernelError): string {
 
 /** An IPv6 link-local address (fe80::/10): the kernel's, never ours to keep or remove. */
 const linkLocal = (c: Cidr) => c.ip.family === 6 && c.ip.n >> 118n === 0x3fan;
+
+const IFA_F_TEMPORARY = 0x1;
+const IFA_F_DEPRECATED = 0x20;
+
+/**
+ * An interface's IPv6 addresses a node may publish, best first, as flanneld orders them:
+ * global before link-local, permanent (configured) before autoconfigured, temporary last;
+ * deprecated ones left out.
+ */
+function publicV6(addrs: Addr[]): IP[] {
+  const global = (a: Addr) => !linkLocal({ ip: a.address, prefix: 128 });
+  const rank = (a: Addr) => (global(a) ? 0 : 4) + (a.flags & AddrFlag.permanent ? 0 : 2) + (a.flags & IFA_F_TEMPORARY ? 1 : 0);
+  return addrs
+    .filter((a) => !(a.flags & IFA_F_DEPRECATED) && a.scope !== Scope.host && a.address.n >> 120n !== 0xffn)
+    .sort((a, b) => rank(a) - rank(b))
+    .map((a) => a.address);
+}
 
 function opsOf(e: Entry, verb: 'replace' | 'del'): Op {
   switch (e.kind) {
@@ -48,23 +66,44 @@ export class KernelDataplane implements Dataplane {
     this.nlConn = undefined;
   }
 
-  async underlay(iface?: string, publicIP?: string): Promise<Underlay> {
-    const [links, addrs] = await Promise.all([this.nl.links(), this.nl.addrs({ family: 4 })]);
-    const v4 = (l: Link) => addrs.filter((a) => a.index === l.index).map((a) => a.address);
+  async underlay(q: UnderlayQuery): Promise<Underlay> {
+    const [links, addrs] = await Promise.all([this.nl.links(), this.nl.addrs()]);
+    const v4 = (l: Link) => addrs.filter((a) => a.index === l.index && a.address.family === 4).map((a) => a.address);
+    const v6 = (l: Link) => publicV6(addrs.filter((a) => a.index === l.index && a.address.family === 6));
     let link: Link | undefined;
-    if (iface) {
-      const asIp = parseIP(iface);
-      link = links.find((l) => l.name === iface) ?? (asIp && links.find((l) => v4(l).some((a) => sameIP(a, asIp))));
-      if (!link) throw new Error(`underlay interface ${iface} not found (or no interface has that IPv4 address)`);
+    if (q.iface) {
+      const asIp = parseIP(q.iface);
+      const has = (l: Link) => asIp && addrs.some((a) => a.index === l.index && sameIP(a.address, asIp));
+      link = links.find((l) => l.name === q.iface) ?? links.find(has);
+      if (!link) throw new Error(`underlay interface ${q.iface} not found (or no interface has that address)`);
     } else {
       const def = (await this.nl.routes({ family: 4, table: Table.main })).find((r) => r.dst.prefix === 0 && r.oif !== undefined);
       link = def && links.find((l) => l.index === def.oif);
       if (!link) throw new Error('no default route to find the underlay interface by: pass --iface');
     }
-    const ip = publicIP !== undefined ? parseIP(publicIP) : v4(link)[0];
-    if (publicIP !== undefined && ip?.family !== 4) throw new Error(`--public-ip ${publicIP} is not an IPv4 address`);
-    if (!ip) throw new Error(`underlay interface ${link.name} has no IPv4 address: pass --public-ip`);
-    return { name: link.name, mtu: link.mtu, publicIP: ip };
+    const ifaceIP = v4(link)[0];
+    const ip = q.publicIP !== undefined ? parseIP(q.publicIP) : ifaceIP;
+    if (q.publicIP !== undefined && ip?.family !== 4) throw new Error(`--public-ip ${q.publicIP} is not an IPv4 address`);
+    if (!ip || !ifaceIP) throw new Error(`underlay interface ${link.name} has no IPv4 address`);
+    const out: Underlay = { name: link.name, mtu: link.mtu, publicIP: ip, ifaceIP };
+    if (q.ipv6) {
+      const ip6 = q.publicIPv6 !== undefined ? parseIP(q.publicIPv6) : v6(link)[0];
+      if (q.publicIPv6 !== undefined && ip6?.family !== 6) throw new Error(`--public-ipv6 ${q.publicIPv6} is not an IPv6 address`);
+      if (!ip6) throw new Error(`underlay interface ${link.name} has no IPv6 address (EnableIPv6 needs one): add one or pass --public-ipv6`);
+      out.publicIPv6 = ip6;
+    }
+    return out;
+  }
+
+  async directDevice(to: IP): Promise<string | undefined> {
+    let r: Route;
+    try {
+      r = await this.nl.routeGet({ dst: to });
+    } catch {
+      return undefined; // no route at all: not directly reachable
+    }
+    if (r.gateway || r.type !== RouteType.unicast || r.oif === undefined) return undefined;
+    return (await this.nl.link(r.oif))?.name;
   }
 
   enableForwarding(): boolean {
@@ -92,7 +131,7 @@ export class KernelDataplane implements Dataplane {
       sameIP(v.local, spec.local) &&
       under !== undefined &&
       v.dev === under.index &&
-      !v.learning;
+      v.learning === spec.learning;
     const addrs = (await this.nl.addrs({ index: l.index })).map((a) => ({ ip: a.address, prefix: a.prefix })).filter((c) => !linkLocal(c));
     return { mac: l.mac ?? '', mtu: l.mtu, up: l.up, matches, addrs };
   }
@@ -102,7 +141,8 @@ export class KernelDataplane implements Dataplane {
     const ops: Op[] = [];
     if (found && !keep) ops.push({ kind: 'link-del', dev: spec.name });
     if (!keep) {
-      // As flannel makes it: no learning (every remote MAC is programmed), no UDP checksum on IPv4.
+      // As flannel makes it: no learning unless asked (every remote MAC is programmed), no UDP
+      // checksum on IPv4 (on IPv6 the kernel's default stands: checksummed).
       ops.push({
         kind: 'vxlan-add',
         name: spec.name,
@@ -110,7 +150,7 @@ export class KernelDataplane implements Dataplane {
         local: spec.local,
         dev: spec.dev,
         port: spec.port,
-        learning: false,
+        learning: spec.learning,
         udpCsum: false,
         mtu: spec.mtu,
         mac: spec.mac,
@@ -123,13 +163,15 @@ export class KernelDataplane implements Dataplane {
     if (!keep?.addrs.some((a) => formatCidr(a) === want)) ops.push({ kind: 'addr', verb: 'add', cidr: addr, dev: spec.name });
     if (!keep?.up) ops.push({ kind: 'link-set', dev: spec.name, up: true });
     for (const op of ops) await this.nl.apply(op);
+    // As flanneld does for each device it makes: no router advertisements taken on it.
+    trySysctl(`net/ipv6/conf/${spec.name}/accept_ra`, '0');
   }
 
   async apply(e: Entry): Promise<void> {
     try {
       await this.nl.apply(opsOf(e, 'replace'));
     } catch (err) {
-      if (err instanceof KernelError) throw new KernelRefusal(describeEntry(e), reasonOf(err));
+      if (err instanceof KernelError) throw new KernelRefusal(describeEntry(e), reasonOf(err), err.errnoName);
       throw err;
     }
   }

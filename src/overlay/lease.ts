@@ -1,7 +1,8 @@
 // A node's subnet lease as flannel stores it. The key names the subnet ("10.244.1.0-24",
 // or "10.244.1.0-24&fd00:10:244:1::-64" for a dual-stack node), the value says where the
 // node is and what its backend needs:
-// {"PublicIP":"172.16.1.101","BackendType":"vxlan","BackendData":{"VtepMAC":"06:f5:5b:c5:a4:c9"}}.
+// {"PublicIP":"172.16.1.101","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"06:f5:5b:c5:a4:c9"}}
+// (a dual-stack node also has "PublicIPv6":"fd00:172:16:1::101" and "BackendV6Data").
 // Parsing says why a key or value is not a lease, so that the agent can log it.
 import { formatCidr, formatIP, networkOf, parseCidr, parseIP, sameIP, type Cidr, type Family, type IP } from '../net/ip.ts';
 
@@ -47,9 +48,28 @@ export function parseSubnetKeyName(name: string): { subnet: Cidr; ipv6Subnet?: C
   return ipv6Subnet ? { subnet, ipv6Subnet } : undefined;
 }
 
-/** The value written for our own lease, fields in flannel's order. */
-export function leaseValue(publicIP: IP, backendType: string, backendData: unknown): string {
-  return JSON.stringify({ PublicIP: formatIP(publicIP), BackendType: backendType, BackendData: backendData });
+/** What this node publishes in its lease (flannel's LeaseAttrs). */
+export interface LeaseAttrs {
+  publicIP: IP;
+  publicIPv6?: IP;
+  backendType: string;
+  backendData?: unknown;
+  backendV6Data?: unknown;
+}
+
+/**
+ * The value written for our own lease, byte for byte as flanneld's json.Marshal of its
+ * LeaseAttrs: fields in its order, PublicIPv6 null when there is none, the backend data
+ * left out when there is none (host-gw).
+ */
+export function leaseValue(a: LeaseAttrs): string {
+  return JSON.stringify({
+    PublicIP: formatIP(a.publicIP),
+    PublicIPv6: a.publicIPv6 ? formatIP(a.publicIPv6) : null,
+    BackendType: a.backendType,
+    ...(a.backendData !== undefined ? { BackendData: a.backendData } : {}),
+    ...(a.backendV6Data !== undefined ? { BackendV6Data: a.backendV6Data } : {}),
+  });
 }
 
 type Obj = Record<string, unknown>;
@@ -80,6 +100,7 @@ export function parseLease(key: string, value: string): Parsed<Lease> {
   if (typeof v.PublicIPv6 === 'string') {
     const ip6 = parseIP(v.PublicIPv6);
     if (ip6?.family !== 6) return bad(`PublicIPv6 ${JSON.stringify(v.PublicIPv6)} is not an IPv6 address`);
+    if (!isUnicast(ip6)) return bad(`PublicIPv6 ${formatIP(ip6)} is not a unicast address`);
     lease.publicIPv6 = ip6;
   }
   if (v.BackendV6Data !== undefined) lease.backendV6Data = v.BackendV6Data;

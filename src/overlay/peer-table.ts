@@ -2,8 +2,8 @@
 // programmed on its own, so that a lease the kernel refuses never holds up another.
 //
 // - A lease that cannot be a peer (malformed, outside the network, overlapping this node's
-//   subnet, claiming this node's public IP, another backend) is logged once with the reason
-//   and not programmed.
+//   subnet, claiming this node's public IP, another backend; the same for its IPv6 half on a
+//   dual-stack node) is logged once with the reason and not programmed.
 // - A refused entry is logged with the lease's key and the kernel's words, and the peer is
 //   retried with backoff; the other peers go on.
 // - Every entry made is held in a ledger under the keys it was made for, so that when a
@@ -27,6 +27,10 @@ export interface Self {
   publicIP: IP;
   /** The cluster network (FLANNEL_NETWORK): peers must lie inside it. */
   network: Cidr;
+  /** Dual-stack: the same for IPv6 (a peer's IPv6 half is judged only then). */
+  ipv6Subnet?: Cidr;
+  publicIPv6?: IP;
+  ipv6Network?: Cidr;
 }
 
 export interface PeerTableOptions {
@@ -131,7 +135,7 @@ export class PeerTable {
   }
 
   /** Whether `value` at `key` can be a peer of this node, and with which entries. */
-  private judge(key: string, value: string): Parsed<{ lease: Lease; entries: Entry[] }> {
+  private async judge(key: string, value: string): Promise<Parsed<{ lease: Lease; entries: Entry[] }>> {
     const parsed = parseLease(key, value);
     if (!parsed.ok) return parsed;
     const lease = parsed.value;
@@ -141,7 +145,15 @@ export class PeerTable {
     if (!within(self.network, lease.subnet)) return no(`subnet ${formatCidr(lease.subnet)} is outside the network ${formatCidr(self.network)}`);
     if (overlaps(self.subnet, lease.subnet)) return no(`subnet ${formatCidr(lease.subnet)} overlaps this node's own ${formatCidr(self.subnet)}`);
     if (sameIP(lease.publicIP, self.publicIP)) return no(`it claims this node's public IP ${formatIP(self.publicIP)}`);
-    const entries = this.backend.peerEntries(lease);
+    // Its IPv6 half, when both sides have one (a node without IPv6 is an IPv4 peer).
+    const v6 = self.ipv6Network && lease.ipv6Subnet;
+    if (v6 && !within(self.ipv6Network!, v6)) return no(`IPv6 subnet ${formatCidr(v6)} is outside the network ${formatCidr(self.ipv6Network!)}`);
+    if (v6 && self.ipv6Subnet && overlaps(self.ipv6Subnet, v6))
+      return no(`IPv6 subnet ${formatCidr(v6)} overlaps this node's own ${formatCidr(self.ipv6Subnet)}`);
+    if (v6 && self.publicIPv6 && lease.publicIPv6 && sameIP(lease.publicIPv6, self.publicIPv6)) {
+      return no(`it claims this node's public IPv6 ${formatIP(self.publicIPv6)}`);
+    }
+    const entries = await this.backend.peerEntries(lease);
     if (!entries.ok) return entries;
     return { ok: true, value: { lease, entries: [...entries.value].sort(byOrder) } };
   }
@@ -152,7 +164,7 @@ export class PeerTable {
       await this.drop(key, 'its lease is gone');
       return;
     }
-    const verdict = this.judge(key, value);
+    const verdict = await this.judge(key, value);
     if (!verdict.ok) {
       await this.drop(key, 'its lease was rewritten into one that cannot be programmed');
       if (this.refused.get(key) !== value) this.log.warn(`lease ${key} not programmed: ${verdict.reason}`);
@@ -189,7 +201,9 @@ export class PeerTable {
         await this.dp.apply(e);
         h.applied = true;
       } catch (err) {
-        return this.failed(peer, reasonOf(err), false);
+        // The backend may know what the kernel's words mean (host-gw: a peer off the L2).
+        const meaning = err instanceof KernelRefusal ? this.backend.explainRefusal?.(e, err.code) : undefined;
+        return this.failed(peer, meaning ? `${reasonOf(err)}: ${meaning}` : reasonOf(err), false);
       }
     }
     // What an earlier value of this lease needed and this one does not (a MAC that changed).

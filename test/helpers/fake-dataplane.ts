@@ -1,7 +1,7 @@
 // An in-memory kernel for the agent's unit tests: it keeps entries by the kernel's own keys
 // (a replace overwrites, a delete must match), can be told to refuse some entries as the
 // kernel would, and records every call. The real kernel is the system tests' business.
-import { formatCidr, parseIP, type Cidr } from '../../src/net/ip.ts';
+import { formatCidr, formatIP, parseIP, type Cidr, type IP } from '../../src/net/ip.ts';
 import {
   entryId,
   KernelRefusal,
@@ -9,6 +9,7 @@ import {
   type Dataplane,
   type Entry,
   type Underlay,
+  type UnderlayQuery,
   type VxlanFound,
   type VxlanSpec,
 } from '../../src/overlay/dataplane.ts';
@@ -16,17 +17,40 @@ import {
 export class FakeDataplane implements Dataplane {
   readonly entries = new Map<string, Entry>();
   readonly calls: Array<{ op: 'apply' | 'remove'; entry: string; at: number }> = [];
-  vxlan?: { spec: VxlanSpec; addr: Cidr };
-  /** Returns the kernel's words for an entry it refuses, undefined to accept it. */
-  refuse: (e: Entry) => string | undefined = () => undefined;
+  /** VXLAN devices by name. */
+  readonly vxlans = new Map<string, { spec: VxlanSpec; addr: Cidr }>();
+  /** Addresses the kernel reaches without a gateway (DirectRouting), and on which device. */
+  readonly direct = new Map<string, string>();
+  /** The interface's own IPv4 address, when it is not the public one (NAT: host-gw refuses). */
+  ifaceIP?: string;
+  /** Returns the kernel's words (and errno name) for an entry it refuses, undefined to accept it. */
+  refuse: (e: Entry) => string | { reason: string; code: string } | undefined = () => undefined;
   masqueraded = false;
   /** How many more times the firewall calls fail (as iptables does when its lock is held too long). */
   firewallFailures = 0;
 
-  constructor(readonly publicIP: string) {}
+  constructor(
+    readonly publicIP: string,
+    /** The node's IPv6 address (dual-stack). */
+    readonly publicIPv6?: string,
+  ) {}
 
-  async underlay(): Promise<Underlay> {
-    return { name: 'eth0', mtu: 1500, publicIP: parseIP(this.publicIP)! };
+  /** The IPv4 device, as before dual-stack. */
+  get vxlan(): { spec: VxlanSpec; addr: Cidr } | undefined {
+    return this.vxlans.get('flannel.1');
+  }
+
+  async underlay(q: UnderlayQuery): Promise<Underlay> {
+    const u: Underlay = { name: 'eth0', mtu: 1500, publicIP: parseIP(this.publicIP)!, ifaceIP: parseIP(this.ifaceIP ?? this.publicIP)! };
+    if (q.ipv6) {
+      if (!this.publicIPv6) throw new Error('underlay interface eth0 has no IPv6 address');
+      u.publicIPv6 = parseIP(this.publicIPv6)!;
+    }
+    return u;
+  }
+
+  async directDevice(to: IP): Promise<string | undefined> {
+    return this.direct.get(formatIP(to));
   }
 
   enableForwarding(): boolean {
@@ -45,20 +69,22 @@ export class FakeDataplane implements Dataplane {
     this.masqueraded = true;
   }
 
-  async findVxlan(): Promise<VxlanFound | undefined> {
-    if (!this.vxlan) return undefined;
-    return { mac: this.vxlan.spec.mac, mtu: this.vxlan.spec.mtu, up: true, matches: true, addrs: [this.vxlan.addr] };
+  async findVxlan(spec: Omit<VxlanSpec, 'mac'>): Promise<VxlanFound | undefined> {
+    const d = this.vxlans.get(spec.name);
+    if (!d) return undefined;
+    return { mac: d.spec.mac, mtu: d.spec.mtu, up: true, matches: d.spec.vni === spec.vni && d.spec.learning === spec.learning, addrs: [d.addr] };
   }
 
   async setUpVxlan(spec: VxlanSpec, _found: VxlanFound | undefined, addr: Cidr): Promise<void> {
-    this.vxlan = { spec, addr };
+    this.vxlans.set(spec.name, { spec, addr });
   }
 
   async apply(e: Entry): Promise<void> {
     await new Promise<void>((r) => setImmediate(r));
     this.calls.push({ op: 'apply', entry: describeEntry(e), at: Date.now() });
     const no = this.refuse(e);
-    if (no) throw new KernelRefusal(describeEntry(e), no);
+    if (typeof no === 'string') throw new KernelRefusal(describeEntry(e), no);
+    if (no) throw new KernelRefusal(describeEntry(e), no.reason, no.code);
     this.entries.set(entryId(e), e);
   }
 

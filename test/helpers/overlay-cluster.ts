@@ -50,6 +50,8 @@ export interface Node {
   name: string;
   ns: Netns;
   ip: string;
+  /** Its IPv6 address on enp0s8, if it has one. */
+  ip6?: string;
   dir: string;
   subnetFile: string;
   agent?: Daemon;
@@ -145,18 +147,32 @@ export class Cluster {
     return c;
   }
 
-  /** A node namespace on the wire: enp0s8 with `ip`/24, as on the walk-through's VMs. */
-  async addNode(name: string, ip: string): Promise<Node> {
+  /**
+   * A node namespace on the wire: enp0s8 with `ip`/24, as on the walk-through's VMs; with
+   * `o.ip6`, also that IPv6 address (/64); with `o.via`, default routes through that router
+   * (routeWire() makes the wire one).
+   */
+  async addNode(name: string, ip: string, o: { ip6?: string; via?: { v4: string; v6?: string } } = {}): Promise<Node> {
     const ns = await createNs(name);
     await this.wire.ip('link', 'add', `u-${name}`, 'type', 'veth', 'peer', 'name', 'enp0s8', 'netns', ns.name);
     await this.wire.ip('link', 'set', `u-${name}`, 'master', 'br0', 'up');
     await ns.ip('addr', 'add', `${ip}/24`, 'dev', 'enp0s8');
+    if (o.ip6) await ns.ip('addr', 'add', `${o.ip6}/64`, 'dev', 'enp0s8', 'nodad');
     await ns.ip('link', 'set', 'enp0s8', 'up');
+    if (o.via) await ns.ip('route', 'add', 'default', 'via', o.via.v4);
+    if (o.via?.v6) await ns.ip('-6', 'route', 'add', 'default', 'via', o.via.v6);
     const dir = path.join(this.tmp, name);
     mkdirSync(dir, { recursive: true });
-    const node: Node = { name, ns, ip, dir, subnetFile: path.join(dir, 'subnet.env') };
+    const node: Node = { name, ns, ip, ...(o.ip6 ? { ip6: o.ip6 } : {}), dir, subnetFile: path.join(dir, 'subnet.env') };
     this.nodes.set(name, node);
     return node;
+  }
+
+  /** Makes the wire a router too: br0 gets these addresses (the first the master's network's), and forwards. */
+  async routeWire(addrs: string[]): Promise<void> {
+    for (const a of addrs) await this.wire.ip('addr', 'add', a, 'dev', 'br0', ...(a.includes(':') ? ['nodad'] : []));
+    await this.wire.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    await this.master.ns.ip('route', 'add', 'default', 'via', addrs[0]!.split('/')[0]!);
   }
 
   /** Starts every member not running (all of a new cluster at once), with fresh data if `fresh`; waits until they answer. */
@@ -317,11 +333,18 @@ export class Cluster {
     }, ms);
   }
 
-  /** The node's subnet ("10.244.7.0/24") and its lease key ("10.244.7.0-24"), once it has one. */
-  async leaseOf(node: Node): Promise<{ subnet: string; key: string; gw: string }> {
+  /**
+   * The node's subnet ("10.244.7.0/24") and its lease key ("10.244.7.0-24"), once it has one;
+   * dual-stack, also its IPv6 subnet and gateway ("fd00:10:244:7::/64", "fd00:10:244:7::"),
+   * and the key names both ("10.244.7.0-24&fd00:10:244:7::-64").
+   */
+  async leaseOf(node: Node): Promise<{ subnet: string; key: string; gw: string; subnet6?: string; gw6?: string }> {
     const [gw1, len] = (await this.subnetOf(node)).split('/') as [string, string];
     const gw = gw1.replace(/\.1$/, '.0');
-    return { subnet: `${gw}/${len}`, key: `${gw}-${len}`, gw };
+    const v6 = /^FLANNEL_IPV6_SUBNET=(.+)::1\/(\d+)$/m.exec(readFileSync(node.subnetFile, 'utf8'));
+    if (!v6) return { subnet: `${gw}/${len}`, key: `${gw}-${len}`, gw };
+    const gw6 = `${v6[1]}::`;
+    return { subnet: `${gw}/${len}`, key: `${gw}-${len}&${gw6}-${v6[2]}`, gw, subnet6: `${gw6}/${v6[2]}`, gw6 };
   }
 
   async destroy(): Promise<void> {
@@ -338,6 +361,35 @@ export async function httpGet(ns: Netns, url: string): Promise<{ status: number;
   const script = `fetch(${JSON.stringify(url)}).then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })), (e) => { console.log(JSON.stringify({ status: 0, body: String(e.cause ?? e) })); })`;
   const r = await execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script]);
   return JSON.parse(r.stdout) as { status: number; body: string };
+}
+
+/**
+ * What a node's kernel holds on `dev` for its peers, one line per entry as iproute2 prints
+ * it, sorted: routes through a gateway ("10.244.2.0/24 via 10.244.2.0 onlink"), and for a
+ * VXLAN device its neighbours ("10.244.2.0 lladdr <mac> PERMANENT") and fdb entries ("<mac>
+ * dst 172.16.1.102 self permanent"). On the underlay, only routes inside `within` (a prefix
+ * of the cluster network: "10.244.", "fd00:10:244:") count: the node's own are not the agent's.
+ */
+export async function entriesOn(ns: Netns, family: 4 | 6, dev: string, within?: string): Promise<string[]> {
+  const f = `-${family}`;
+  const routes = (await ns.ipJson(f, 'route', 'show', 'dev', dev)) as Array<{ dst: string; gateway?: string; flags?: string[] }>;
+  const out = routes
+    .filter((r) => r.gateway && (!within || r.dst.startsWith(within)))
+    .map((r) => `route ${r.dst} via ${r.gateway}${r.flags?.includes('onlink') ? ' onlink' : ''}`);
+  if (!dev.startsWith('flannel')) return out.sort();
+  const neighs = (await ns.ipJson(f, 'neigh', 'show', 'dev', dev)) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
+  out.push(...neighs.filter((n) => !n.dst.startsWith('fe80:')).map((n) => `neigh ${n.dst} lladdr ${n.lladdr} ${(n.state ?? []).join(',')}`));
+  const fdb = (await execa('bridge', ['-n', ns.name, '-j', 'fdb', 'show', 'dev', dev])).stdout;
+  for (const e of (fdb.trim() ? JSON.parse(fdb) : []) as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>) {
+    if (e.dst?.includes(':') === (family === 6)) out.push(`fdb ${e.mac} dst ${e.dst} ${(e.flags ?? []).join(',')} ${e.state}`);
+  }
+  return out.sort();
+}
+
+/** What flanneld's vxlan backend programs on `dev` for a peer (its source, vxlan_network.go). */
+export function vxlanPeer(subnet: string, publicIP: string, mac: string): string[] {
+  const gw = subnet.split('/')[0]!;
+  return [`route ${subnet} via ${gw} onlink`, `neigh ${gw} lladdr ${mac} PERMANENT`, `fdb ${mac} dst ${publicIP} self permanent`];
 }
 
 /** The VXLAN forwarding state of `node`: routes, neighbours and fdb entries on flannel.1. */
@@ -385,7 +437,7 @@ export async function capture(ns: Netns, iface: string, filter: string): Promise
  * kube-flannel's CNI config, i.e. our flannel plugin delegating to our bridge and
  * host-local, with every state path in the node's temp dir. Its eth0 address.
  */
-export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip: string }> {
+export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip: string; ip6?: string }> {
   const ns = await createNs(name);
   const confDir = path.join(node.dir, 'net.d');
   mkdirSync(confDir, { recursive: true });
@@ -399,6 +451,9 @@ export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip:
   writeFileSync(path.join(confDir, '10-flannel.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'cni0', plugins: [flannel] }));
   const r = await cnitool({ verb: 'add', network: 'cni0', pod: ns, node: node.ns, confDir, cniPath: ourBinDir(), cacheDir: path.join(node.dir, 'cache') });
   if (r.code !== 0) throw new Error(`ADD ${name} on ${node.name}: ${r.stderr}`);
-  const addrs = await ns.ipJson('-4', 'addr', 'show', 'dev', 'eth0');
-  return { ns, ip: addrs[0].addr_info[0].local };
+  const addrs = await ns.ipJson('addr', 'show', 'dev', 'eth0');
+  const of = (family: string) =>
+    (addrs[0].addr_info as Array<{ family: string; local: string; scope: string }>).find((a) => a.family === family && a.scope === 'global')?.local;
+  const ip6 = of('inet6');
+  return { ns, ip: of('inet')!, ...(ip6 ? { ip6 } : {}) };
 }

@@ -47,7 +47,7 @@ describe('the three-node demo', () => {
     const mac = /^10\.244\.2\.0 dev flannel\.1 lladdr ([0-9a-f:]{17}) PERMANENT/m.exec(out)?.[1];
     expect(mac).toBeDefined();
     expect(out).toContain(`${mac} dst 172.16.1.102 self permanent`);
-    expect(out).toContain(`{"PublicIP":"172.16.1.102","BackendType":"vxlan","BackendData":{"VtepMAC":"${mac}"}}`);
+    expect(out).toContain(`{"PublicIP":"172.16.1.102","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`);
     expect(out).toMatch(/172\.16\.1\.101\.\d+ > 172\.16\.1\.102\.8472: \[no cksum\] OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
     expect(out).toMatch(/10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
     const explained = out.slice(out.indexOf('flannelette explain 10.244.1.2 --to 10.244.2.2'));

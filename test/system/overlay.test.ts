@@ -43,14 +43,24 @@ beforeAll(async () => {
 });
 
 describe('two workers', () => {
-  it('hold flannel-shaped leases in etcd, with TTL, on two different subnets of the network', async () => {
+  it("hold flannel's leases in etcd (its JSON, byte for byte), with TTL, on two different subnets of the network", async () => {
     const [l1, l2] = [await c.leaseOf(w1), await c.leaseOf(w2)];
     expect(l1.subnet).not.toBe(l2.subnet);
     for (const l of [l1, l2]) expect(l.subnet).toMatch(/^10\.244\.([1-9]\d?|1\d\d|2[0-4]\d|25[0-5])\.0\/24$/);
     const leases = await c.leases();
     expect([...leases.keys()].sort()).toEqual([l1.key, l2.key].sort());
-    expect(leases.get(l1.key)!.value).toEqual({ PublicIP: '172.16.1.101', BackendType: 'vxlan', BackendData: { VtepMAC: await macOf(w1) } });
-    expect(leases.get(l2.key)!.value).toEqual({ PublicIP: '172.16.1.102', BackendType: 'vxlan', BackendData: { VtepMAC: await macOf(w2) } });
+    expect(leases.get(l1.key)!.value).toEqual({
+      PublicIP: '172.16.1.101',
+      PublicIPv6: null,
+      BackendType: 'vxlan',
+      BackendData: { VNI: 1, VtepMAC: await macOf(w1) },
+    });
+    expect(leases.get(l2.key)!.value).toEqual({
+      PublicIP: '172.16.1.102',
+      PublicIPv6: null,
+      BackendType: 'vxlan',
+      BackendData: { VNI: 1, VtepMAC: await macOf(w2) },
+    });
     for (const l of leases.values()) expect(l.lease).not.toBe('0');
     const ttl = await c.etcdctl('lease', 'timetolive', BigInt(leases.get(l1.key)!.lease).toString(16));
     expect(ttl).toMatch(/granted with TTL\(3s\)/);
@@ -201,7 +211,12 @@ describe('nodes joining and leaving', () => {
     const { key } = await c.leaseOf(w2);
     await del(key);
     await eventually(async () =>
-      expect((await c.leases()).get(key)?.value).toEqual({ PublicIP: '172.16.1.102', BackendType: 'vxlan', BackendData: { VtepMAC: await macOf(w2) } }),
+      expect((await c.leases()).get(key)?.value).toEqual({
+        PublicIP: '172.16.1.102',
+        PublicIPv6: null,
+        BackendType: 'vxlan',
+        BackendData: { VNI: 1, VtepMAC: await macOf(w2) },
+      }),
     );
     await expectPeers(w1, [w2]);
   });

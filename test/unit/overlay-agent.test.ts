@@ -3,10 +3,11 @@
 // (test/helpers/fake-dataplane.ts). Races for subnets, bad leases, kernel refusals and
 // their retries, leases going (by event and by relisting), health. The same agent code runs
 // against real etcd and real namespaces in test/system/overlay*.test.ts.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { formatCidr, parseIP } from '../../src/net/ip.ts';
 import { Agent, type AgentDeps, type Timing } from '../../src/overlay/agent.ts';
 import type { Timer } from '../../src/overlay/backoff.ts';
 import type { Logger } from '../../src/overlay/log.ts';
@@ -36,15 +37,18 @@ class TestNode {
     readonly etcd: MemoryEtcd,
     readonly n: number,
     deps: Partial<AgentDeps> = {},
+    /** An IPv6 address on the underlay (fd00:172:16:1::<n>), for dual-stack configs. */
+    v6 = false,
+    readonly subnetFile = path.join(tmp, `${process.hrtime.bigint()}-${n}.env`),
   ) {
-    this.dp = new FakeDataplane(`172.16.1.${n}`);
+    this.dp = new FakeDataplane(`172.16.1.${n}`, v6 ? `fd00:172:16:1::${n}` : undefined);
     const log: Logger = {
       info: (m) => this.lines.push(`info ${m}`),
       warn: (m) => this.lines.push(`warn ${m}`),
       error: (m) => this.lines.push(`error ${m}`),
     };
     this.agent = new Agent(
-      { subnetFile: path.join(tmp, `${process.hrtime.bigint()}-${n}.env`), ipMasq: false, leaseTtl: 60, releaseOnExit: false },
+      { subnetFile, ipMasq: false, leaseTtl: 60, releaseOnExit: false },
       { store: etcd.client(), dataplane: this.dp, log, timing: FAST, ...deps },
     );
     this.running = this.agent.run().then(
@@ -60,8 +64,14 @@ class TestNode {
     return s;
   }
 
+  /** Waits until the node holds its lease and has written its subnet file. */
+  async ready(): Promise<void> {
+    await eventually(() => expect(this.agent.status().ready, this.log).toBe(true), 5000, 10);
+  }
+
   get key(): string {
-    return this.subnet.replace('/', '-');
+    const v6 = this.agent.status().ipv6Subnet;
+    return `${this.subnet.replace('/', '-')}${v6 ? `&${v6.replace('/', '-')}` : ''}`;
   }
 
   get mac(): string {
@@ -145,7 +155,7 @@ describe('nodes joining together', () => {
     await a.stop();
     // Same node again (same public IP, same VTEP): the lease is adopted as it is.
     const again = new TestNode(etcd, 1);
-    again.dp.vxlan = a.dp.vxlan;
+    for (const [name, d] of a.dp.vxlans) again.dp.vxlans.set(name, d);
     await eventually(() => expect(again.said(/kept lease/)).toHaveLength(1), 5000, 10);
     expect([again.subnet, etcd.value(again.key)]).toEqual(before);
   });
@@ -373,5 +383,192 @@ describe('health', () => {
     await eventually(() => expect(etcd.keys()).toContain(a.key), 5000, 10);
     await eventually(() => expect(a.agent.status().healthy).toBe(true), 5000, 10);
     expect(a.said(/is gone \(expired or deleted\): claiming it again/)).toHaveLength(1);
+  });
+});
+
+const ip6 = (s: string) => parseIP(s)!;
+const DUAL = '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan"}}';
+const HOSTGW = '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"host-gw"}}';
+const gwOf = (subnet: string) => subnet.split('/')[0]!;
+
+describe('host-gw', () => {
+  it("publishes flannel's host-gw lease and routes each peer's subnets via its public addresses on the underlay, nothing else", async () => {
+    const etcd = new MemoryEtcd(HOSTGW);
+    const [a, b] = [new TestNode(etcd, 1, {}, true), new TestNode(etcd, 2, {}, true)];
+    await Promise.all([a.ready(), b.ready()]);
+    await eventually(() => expect(a.dp.dump()).toHaveLength(2), 5000, 10);
+    const [b4, b6] = [b.subnet, b.agent.status().ipv6Subnet!];
+    expect(b6).toMatch(/^fd00:10:244:[0-9a-f]+::\/64$/);
+    expect(a.dp.dump()).toEqual([`route ${b4} via 172.16.1.2 dev eth0`, `route ${b6} via fd00:172:16:1::2 dev eth0`]);
+    expect(etcd.value(b.key)).toBe('{"PublicIP":"172.16.1.2","PublicIPv6":"fd00:172:16:1::2","BackendType":"host-gw"}');
+    expect(a.dp.vxlans.size).toBe(0);
+    // The pods' MTU is the underlay's: no encapsulation.
+    expect(readFileSync(b.subnetFile, 'utf8')).toMatch(/^FLANNEL_MTU=1500$/m);
+    // A peer that left: its routes go.
+    await b.stop();
+    etcd.delete(b.key);
+    await eventually(() => expect(a.dp.dump()).toEqual([]), 5000, 10);
+  });
+
+  it('a peer off the L2 (the kernel: unreachable gateway) is named with what that means, retried, and holds up nothing', async () => {
+    const etcd = new MemoryEtcd(HOSTGW.replace(',"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56"', ''));
+    const a = new TestNode(etcd, 1);
+    a.dp.refuse = (e) =>
+      e.kind === 'route' && gwOf(formatCidr(e.dst)) === '10.244.220.0'
+        ? { reason: 'Nexthop has invalid gateway (ENETUNREACH)', code: 'ENETUNREACH' }
+        : undefined;
+    await eventually(() => a.subnet, 5000, 10);
+    etcd.put('10.244.220.0-24', '{"PublicIP":"172.16.9.9","PublicIPv6":null,"BackendType":"host-gw"}');
+    etcd.put('10.244.221.0-24', '{"PublicIP":"172.16.1.21","PublicIPv6":null,"BackendType":"host-gw"}');
+    await a.routesTo(['10.244.221.0/24']);
+    await eventually(
+      () =>
+        expect(
+          a.said(
+            /peer 10\.244\.220\.0\/24 at 172\.16\.9\.9 \(lease 10\.244\.220\.0-24\) not programmed: route 10\.244\.220\.0\/24 via 172\.16\.9\.9 dev eth0: Nexthop has invalid gateway \(ENETUNREACH\): host-gw needs the nodes on one L2 network, and 172\.16\.9\.9 is not directly reachable on eth0; retrying in/,
+          ).length,
+        ).toBeGreaterThan(0),
+      5000,
+      10,
+    );
+    expect(a.agent.status().detail).toMatch(/1 peer\(s\) programmed, 1 being retried/);
+  });
+
+  it("refuses to start behind NAT (the public IP is not the interface's), as flanneld does", async () => {
+    const etcd = new MemoryEtcd(HOSTGW);
+    const a = new TestNode(etcd, 1, {}, true);
+    a.dp.ifaceIP = '10.0.0.1';
+    await eventually(() => expect(a.ended).toBeInstanceOf(Error), 5000, 10);
+    expect((a.ended as Error).message).toMatch(
+      /host-gw: the public IP 172\.16\.1\.1 differs from eth0's address 10\.0\.0\.1, meaning that probably this node is behind NAT/,
+    );
+    expect(etcd.keys()).toEqual([]);
+  });
+});
+
+describe('dual-stack vxlan', () => {
+  it("leases both subnets under one key, publishes both VTEPs as flannel does, and programs each peer's IPv6 half on flannel-v6.1", async () => {
+    const etcd = new MemoryEtcd(DUAL);
+    const [a, b] = [new TestNode(etcd, 1, {}, true), new TestNode(etcd, 2, {}, true)];
+    await Promise.all([a.ready(), b.ready()]);
+    const b6 = b.agent.status().ipv6Subnet!;
+    expect(b.key).toMatch(/^10\.244\.\d+\.0-24&fd00:10:244:[0-9a-f]+::-64$/);
+    const mac6 = b.dp.vxlans.get('flannel-v6.1')!.spec.mac;
+    expect(mac6).not.toBe(b.mac);
+    expect(JSON.parse(etcd.value(b.key)!)).toEqual({
+      PublicIP: '172.16.1.2',
+      PublicIPv6: 'fd00:172:16:1::2',
+      BackendType: 'vxlan',
+      BackendData: { VNI: 1, VtepMAC: b.mac },
+      BackendV6Data: { VNI: 1, VtepMAC: mac6 },
+    });
+    // Both devices as flanneld makes them: the subnets' network addresses as /32 and /128, the same MTU.
+    expect(formatCidr(b.dp.vxlans.get('flannel-v6.1')!.addr)).toBe(`${gwOf(b6)}/128`);
+    // Asked for at most what the kernel gives an IPv6 VXLAN device: 1500 - 70 (the pods keep 1450, as with flanneld).
+    expect(b.dp.vxlans.get('flannel-v6.1')!.spec).toMatchObject({ local: ip6('fd00:172:16:1::2'), mtu: 1430, vni: 1, port: 8472, learning: false });
+    const file = readFileSync(b.subnetFile, 'utf8');
+    expect(file).toContain(`FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=${gwOf(b6)}1/64\nFLANNEL_MTU=1450\n`);
+    await eventually(() => expect(a.dp.dump()).toHaveLength(6), 5000, 10);
+    expect(a.dp.dump()).toEqual(
+      [
+        `fdb ${b.mac} dev flannel.1 dst 172.16.1.2`,
+        `neigh ${gwOf(b.subnet)} dev flannel.1 lladdr ${b.mac}`,
+        `route ${b.subnet} via ${gwOf(b.subnet)} dev flannel.1 onlink`,
+        `fdb ${mac6} dev flannel-v6.1 dst fd00:172:16:1::2`,
+        `neigh ${gwOf(b6)} dev flannel-v6.1 lladdr ${mac6}`,
+        `route ${b6} via ${gwOf(b6)} dev flannel-v6.1 onlink`,
+      ].sort(),
+    );
+    // A restart: both subnets and both MACs kept, the lease adopted as it is.
+    const before = etcd.value(b.key);
+    await b.stop();
+    const again = new TestNode(etcd, 2, {}, true, b.subnetFile);
+    for (const [name, d] of b.dp.vxlans) again.dp.vxlans.set(name, d);
+    await eventually(() => expect(again.said(/kept lease 10\.244\.\d+\.0\/24 \+ fd00:10:244:[0-9a-f]+::\/64/)).toHaveLength(1), 5000, 10);
+    expect(etcd.value(again.key)).toBe(before);
+  });
+
+  it('programs an IPv4-only peer over IPv4 only, and refuses a peer whose IPv6 half cannot be programmed', async () => {
+    const etcd = new MemoryEtcd(DUAL);
+    const a = new TestNode(etcd, 1, {}, true);
+    await eventually(() => a.subnet, 5000, 10);
+    etcd.put('10.244.230.0-24', leaseOf('172.16.1.230', '02:00:00:00:02:30'));
+    const v6lease = (extra: object) =>
+      JSON.stringify({
+        PublicIP: '172.16.1.231',
+        PublicIPv6: 'fd00:172:16:1::231',
+        BackendType: 'vxlan',
+        BackendData: { VNI: 1, VtepMAC: '02:00:00:00:02:31' },
+        ...extra,
+      });
+    const bad: Record<string, [string, RegExp]> = {
+      '10.244.231.0-24&fd00:10:244:e7::-64': [v6lease({ BackendV6Data: { VtepMAC: 'nope' } }), /BackendV6Data VtepMAC "nope" is not a MAC address/],
+      '10.244.232.0-24&fd00:10:244:e8::-64': [
+        v6lease({ PublicIPv6: null, BackendV6Data: { VtepMAC: '02:00:00:00:03:32' } }),
+        /has the IPv6 subnet fd00:10:244:e8::\/64 but no PublicIPv6/,
+      ],
+      '10.244.233.0-24&fd00:99::-64': [
+        v6lease({ BackendV6Data: { VtepMAC: '02:00:00:00:03:33' } }),
+        /IPv6 subnet fd00:99::\/64 is outside the network fd00:10:244::\/56/,
+      ],
+      '10.244.234.0-24&fd00:10:244:e9::-64': [
+        v6lease({ PublicIPv6: 'fd00:172:16:1::1', BackendV6Data: { VtepMAC: '02:00:00:00:03:34' } }),
+        /claims this node's public IPv6 fd00:172:16:1::1/,
+      ],
+    };
+    for (const [k, [v]] of Object.entries(bad)) etcd.put(k, v);
+    await a.routesTo(['10.244.230.0/24']);
+    for (const [k, [, reason]] of Object.entries(bad))
+      await eventually(
+        () => expect(a.said(new RegExp(`lease ${k.replace(/\./g, '\\.')} not programmed: .*${reason.source}`)), a.log).toHaveLength(1),
+        5000,
+        10,
+      );
+    expect(a.dp.dump().filter((l) => l.includes('flannel-v6.1'))).toEqual([]);
+  });
+
+  it('enabling IPv6 on a running cluster keeps each node its IPv4 subnet and adds an IPv6 one', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    const a = new TestNode(etcd, 1, {}, true);
+    await eventually(() => a.subnet, 5000, 10);
+    const [subnet, file] = [a.subnet, a.subnetFile];
+    await a.stop();
+    etcd.config = DUAL;
+    const again = new TestNode(etcd, 1, {}, true, file);
+    await eventually(() => expect(again.agent.status().ipv6Subnet).toBeDefined(), 5000, 10);
+    expect(again.subnet).toBe(subnet);
+    expect(etcd.keys()).toEqual([again.key]);
+    expect(again.said(/does not fit the network config: deleting it/)).toHaveLength(1);
+  });
+});
+
+describe('vxlan DirectRouting and keys', () => {
+  it('routes a peer the kernel reaches without a gateway directly, the others through flannel.1', async () => {
+    const etcd = new MemoryEtcd('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true,"VNI":4096,"Port":4789,"MTU":1400}}');
+    const a = new TestNode(etcd, 1);
+    a.dp.direct.set('172.16.1.240', 'eth0');
+    await a.ready();
+    etcd.put('10.244.240.0-24', leaseOf('172.16.1.240', '02:00:00:00:02:40'));
+    etcd.put('10.244.241.0-24', leaseOf('172.16.2.241', '02:00:00:00:02:41'));
+    await a.routesTo(['10.244.240.0/24', '10.244.241.0/24']);
+    expect(a.dp.dump()).toEqual([
+      'fdb 02:00:00:00:02:41 dev flannel.4096 dst 172.16.2.241',
+      'neigh 10.244.241.0 dev flannel.4096 lladdr 02:00:00:00:02:41',
+      'route 10.244.240.0/24 via 172.16.1.240 dev eth0',
+      'route 10.244.241.0/24 via 10.244.241.0 dev flannel.4096 onlink',
+    ]);
+    expect(a.dp.vxlans.get('flannel.4096')!.spec).toMatchObject({ vni: 4096, port: 4789, mtu: 1350 });
+    expect(readFileSync(a.subnetFile, 'utf8')).toMatch(/^FLANNEL_MTU=1350$/m);
+    expect(JSON.parse(etcd.value(a.key)!).BackendData).toEqual({ VNI: 4096, VtepMAC: a.dp.vxlans.get('flannel.4096')!.spec.mac });
+    // The direct peer leaves: its route on the underlay goes too.
+    etcd.delete('10.244.240.0-24');
+    await a.routesTo(['10.244.241.0/24']);
+  });
+
+  it('logs the keys flanneld would ignore, once, at start', async () => {
+    const etcd = new MemoryEtcd('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRoutng":true}}');
+    const a = new TestNode(etcd, 1);
+    await eventually(() => a.subnet, 5000, 10);
+    expect(a.said(/^warn Backend key "DirectRoutng" is not one the vxlan backend reads/)).toHaveLength(1);
   });
 });

@@ -11,7 +11,7 @@ import { parseNetworkConfig } from '../../src/overlay/config.ts';
 import { prefixEnd } from '../../src/overlay/etcd.ts';
 import { plainTextError, serverError, transportError } from '../../src/overlay/etcd-errors.ts';
 import { leaseValue, parseLease, parseSubnetKeyName, parseUnicastMac, subnetKeyName } from '../../src/overlay/lease.ts';
-import { formatSubnetFile, readPreviousSubnet, writeSubnetFile } from '../../src/overlay/subnet-file.ts';
+import { formatSubnetFile, readPreviousSubnets, writeSubnetFile } from '../../src/overlay/subnet-file.ts';
 
 const cidr = (s: string): Cidr => {
   const c = parseCidr(s)!;
@@ -20,31 +20,83 @@ const cidr = (s: string): Cidr => {
 const ip = (s: string) => parseIP(s)!;
 
 describe('network config', () => {
-  it("fills in flannel's defaults: /24 subnets, the first and last subnet, vxlan VNI 1 on 8472", () => {
+  it("fills in flannel's defaults: /24 subnets (two bits more for a small network), the first and last subnet, vxlan VNI 1 on 8472", () => {
     const c = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
     expect(c.v4.subnetLen).toBe(24);
     expect([formatIP(c.v4.min), formatIP(c.v4.max)]).toEqual(['10.244.1.0', '10.244.255.0']);
-    expect(c.backend).toEqual({ type: 'vxlan', vni: 1, port: 8472 });
-    expect(parseNetworkConfig('{"Network":"10.9.0.0/26"}').v4.subnetLen).toBe(27);
+    expect(c.backend).toEqual({ type: 'vxlan', vni: 1, port: 8472, directRouting: false, learning: false });
+    expect(c.v6).toBeUndefined();
+    expect(c.warnings).toEqual([]);
+    expect(parseNetworkConfig('{"Network":"10.9.0.0/22"}').v4.subnetLen).toBe(24);
+    expect(parseNetworkConfig('{"Network":"10.9.0.0/23"}').v4.subnetLen).toBe(25);
+    expect(parseNetworkConfig('{"Network":"10.9.0.0/26"}').v4.subnetLen).toBe(28);
   });
 
-  it('takes SubnetLen, SubnetMin, SubnetMax, VNI and Port as given (SubnetMin/Max rounded to their subnet)', () => {
+  it('takes SubnetLen, SubnetMin, SubnetMax and the vxlan keys as given', () => {
     const c = parseNetworkConfig(
-      '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.10.241.7","Backend":{"Type":"vxlan","VNI":42,"Port":4789}}',
+      '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.10.240.0","Backend":{"Type":"vxlan","VNI":42,"Port":4789,"MTU":9000,"DirectRouting":true,"Learning":true}}',
     );
-    expect([c.v4.subnetLen, formatIP(c.v4.min), formatIP(c.v4.max), c.backend.vni, c.backend.port]).toEqual([20, '10.10.0.0', '10.10.240.0', 42, 4789]);
+    expect([c.v4.subnetLen, formatIP(c.v4.min), formatIP(c.v4.max)]).toEqual([20, '10.10.0.0', '10.10.240.0']);
+    expect(c.backend).toEqual({ type: 'vxlan', vni: 42, port: 4789, mtu: 9000, directRouting: true, learning: true });
   });
 
-  it('rejects what flannel rejects, saying which key is wrong', () => {
-    expect(() => parseNetworkConfig('{"Network":"10.244.1.0/16"}')).toThrow(/"Network"/);
-    expect(() => parseNetworkConfig('{"Network":"fd00::/48"}')).toThrow(/"Network" fd00::\/48 is not an IPv4 network/);
-    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":16}')).toThrow(/"SubnetLen"/);
-    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetMin":"10.9.0.0"}')).toThrow(/"SubnetMin"/);
-    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetMin":"10.244.9.0","SubnetMax":"10.244.3.0"}')).toThrow(/above "SubnetMax"/);
-    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}')).toThrow(/only "vxlan"/);
-    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"VNI":0}}')).toThrow(/"VNI"/);
-    expect(() => parseNetworkConfig('{"SubnetLen":24}')).toThrow(/no "Network"/);
-    expect(() => parseNetworkConfig('nope')).toThrow(/not JSON/);
+  it("matches key names as Go's encoding/json does: exact first, else in any case", () => {
+    const c = parseNetworkConfig('{"network":"10.244.0.0/16","subnetlen":25,"backend":{"type":"vxlan","vni":7,"directRouting":true,"port":0}}');
+    expect([formatCidr(c.v4.network), c.v4.subnetLen]).toEqual(['10.244.0.0/16', 25]);
+    expect(c.backend).toEqual({ type: 'vxlan', vni: 7, port: 8472, directRouting: true, learning: false });
+  });
+
+  it('reads host-gw: Type only; other keys are warned about, not silently ignored', () => {
+    const c = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","VNI":4}}');
+    expect(c.backend).toEqual({ type: 'host-gw' });
+    expect(c.warnings).toEqual(['Backend key "VNI" is not one the host-gw backend reads (Type): ignored']);
+    const v = parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLenght":26,"Backend":{"Type":"vxlan","DirectRouteing":true,"MacPrefix":"0E-2A"}}');
+    expect(v.warnings).toEqual([
+      'network config key "SubnetLenght" is not one flannel reads: ignored',
+      'Backend key "DirectRouteing" is not one the vxlan backend reads (Type, VNI, Port, MTU, GBP, Learning, DirectRouting): ignored',
+      'Backend key "MacPrefix" is read by flannel on Windows only: ignored',
+    ]);
+  });
+
+  it("reads dual-stack with flannel's IPv6 keys and defaults: /64 subnets, the first left out", () => {
+    const c = parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/56"}');
+    expect(c.v6 && [formatCidr(c.v6.network), c.v6.subnetLen, formatIP(c.v6.min), formatIP(c.v6.max)]).toEqual([
+      'fd00:10:244::/56',
+      64,
+      'fd00:10:244:1::',
+      'fd00:10:244:ff::',
+    ]);
+    const d = parseNetworkConfig(
+      '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetLen":80,"IPv6SubnetMin":"fd00:0:0:5::","IPv6SubnetMax":"fd00:0:0:9::"}',
+    ).v6!;
+    expect([d.subnetLen, formatIP(d.min), formatIP(d.max)]).toEqual([80, 'fd00:0:0:5::', 'fd00:0:0:9::']);
+    expect(parseNetworkConfig('{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/120"}').v6!.subnetLen).toBe(122);
+  });
+
+  it('rejects what flannel rejects (and what flannelette cannot do), saying which key is wrong', () => {
+    const bad: Array<[string, RegExp]> = [
+      ['{"Network":"10.244.1.0/16"}', /"Network"/],
+      ['{"Network":"fd00::/48"}', /"Network" fd00::\/48 is not an IPv4 network/],
+      ['{"Network":"10.244.0.0/16","SubnetLen":16}', /"SubnetLen" 16 must be longer than the network's \/16 by at least 2/],
+      ['{"Network":"10.244.0.0/16","SubnetLen":17}', /"SubnetLen" 17/],
+      ['{"Network":"10.244.0.0/16","SubnetLen":31}', /at most 30/],
+      ['{"Network":"10.9.0.0/29"}', /too small: the smallest flannel takes is a \/28/],
+      ['{"Network":"10.244.0.0/16","SubnetMin":"10.9.0.0"}', /"SubnetMin"/],
+      ['{"Network":"10.244.0.0/16","SubnetMax":"10.244.241.7"}', /"SubnetMax" 10\.244\.241\.7 is not on a "SubnetLen" \/24 boundary/],
+      ['{"Network":"10.244.0.0/16","SubnetMin":"10.244.9.0","SubnetMax":"10.244.3.0"}', /above "SubnetMax"/],
+      ['{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}', /backend type "udp" is not supported \(flannelette runs "vxlan" and "host-gw"\)/],
+      ['{"Network":"10.244.0.0/16","Backend":{"VNI":0}}', /"VNI"/],
+      ['{"Network":"10.244.0.0/16","Backend":{"MTU":50}}', /"MTU"/],
+      ['{"Network":"10.244.0.0/16","Backend":{"GBP":true}}', /"GBP" \(VXLAN Group Based Policy\) is not supported/],
+      ['{"Network":"10.244.0.0/16","Backend":{"DirectRouting":"yes"}}', /Backend "DirectRouting" must be true or false/],
+      ['{"Network":"10.244.0.0/16","EnableIPv6":true}', /no "IPv6Network"/],
+      ['{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"10.0.0.0/8"}', /"IPv6Network" 10\.0\.0\.0\/8 is not an IPv6 network/],
+      ['{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/64","IPv6SubnetLen":65}', /"IPv6SubnetLen" 65/],
+      ['{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48"}', /IPv6-only\) needs flannel's Kubernetes subnet manager/],
+      ['{"SubnetLen":24}', /no "Network"/],
+      ['nope', /not JSON/],
+    ];
+    for (const [text, re] of bad) expect(() => parseNetworkConfig(text), text).toThrow(re);
   });
 });
 
@@ -89,8 +141,21 @@ describe('leases', () => {
   it("are keyed and written as flannel's", () => {
     expect(subnetKeyName(cidr('10.244.1.0/24'))).toBe('10.244.1.0-24');
     expect(subnetKeyName(cidr('10.244.1.0/24'), cidr('fd00:10:244:1::/64'))).toBe('10.244.1.0-24&fd00:10:244:1::-64');
-    expect(leaseValue(ip('172.16.1.101'), 'vxlan', { VtepMAC: 'da:10:15:d7:71:fb' })).toBe(
-      '{"PublicIP":"172.16.1.101","BackendType":"vxlan","BackendData":{"VtepMAC":"da:10:15:d7:71:fb"}}',
+    // What flanneld's json.Marshal of its LeaseAttrs writes, byte for byte, for each mode.
+    expect(leaseValue({ publicIP: ip('172.16.1.101'), backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'da:10:15:d7:71:fb' } })).toBe(
+      '{"PublicIP":"172.16.1.101","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"da:10:15:d7:71:fb"}}',
+    );
+    expect(leaseValue({ publicIP: ip('172.16.1.101'), backendType: 'host-gw' })).toBe('{"PublicIP":"172.16.1.101","PublicIPv6":null,"BackendType":"host-gw"}');
+    expect(
+      leaseValue({
+        publicIP: ip('172.16.1.101'),
+        publicIPv6: ip('fd00:172:16:1:0:0:0:101'),
+        backendType: 'vxlan',
+        backendData: { VNI: 1, VtepMAC: 'da:10:15:d7:71:fb' },
+        backendV6Data: { VNI: 1, VtepMAC: '4e:1c:2a:00:00:01' },
+      }),
+    ).toBe(
+      '{"PublicIP":"172.16.1.101","PublicIPv6":"fd00:172:16:1::101","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"da:10:15:d7:71:fb"},"BackendV6Data":{"VNI":1,"VtepMAC":"4e:1c:2a:00:00:01"}}',
     );
   });
 
@@ -128,6 +193,7 @@ describe('leases', () => {
     expect(why('10.244.2.0-24', '{"PublicIP":"224.0.0.5"}')).toMatch(/not a unicast address/);
     expect(why('10.244.2.0-24', '{"PublicIP":"0.0.0.0"}')).toMatch(/not a unicast address/);
     expect(why('10.244.2.0-24', '{"PublicIP":"172.16.1.102","PublicIPv6":"x"}')).toMatch(/PublicIPv6 "x"/);
+    expect(why('10.244.2.0-24', '{"PublicIP":"172.16.1.102","PublicIPv6":"ff02::1"}')).toMatch(/PublicIPv6 ff02::1 is not a unicast address/);
   });
 
   it('take only unicast MACs as a VTEP', () => {
@@ -140,15 +206,27 @@ describe('leases', () => {
 });
 
 describe('subnet file', () => {
-  it('is written whole, with the gateway address as FLANNEL_SUBNET, and read back', async () => {
+  it('is written whole, with the gateway address as FLANNEL_SUBNET (and FLANNEL_IPV6_SUBNET), and read back', async () => {
     const text = formatSubnetFile({ network: cidr('10.244.0.0/16'), subnet: cidr('10.244.1.0/24'), mtu: 1450, ipMasq: true });
     expect(text).toBe('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+    // flanneld's order: the IPv6 pair after the IPv4 one.
+    const dual = {
+      network: cidr('10.244.0.0/16'),
+      subnet: cidr('10.244.7.0/24'),
+      ipv6Network: cidr('fd00:10:244::/56'),
+      ipv6Subnet: cidr('fd00:10:244:7::/64'),
+    };
+    expect(formatSubnetFile({ ...dual, mtu: 1450, ipMasq: false })).toBe(
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:7::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n',
+    );
     const dir = mkdtempSync(path.join(os.tmpdir(), 'flannelette-subnet-'));
     try {
       const file = path.join(dir, 'run/flannel/subnet.env');
-      expect(await readPreviousSubnet(file)).toBeUndefined();
+      expect(await readPreviousSubnets(file)).toEqual({});
       await writeSubnetFile(file, { network: cidr('10.244.0.0/16'), subnet: cidr('10.244.7.0/24'), mtu: 1450, ipMasq: false });
-      expect(formatCidr((await readPreviousSubnet(file))!)).toBe('10.244.7.0/24');
+      expect(await readPreviousSubnets(file)).toEqual({ subnet: cidr('10.244.7.0/24') });
+      await writeSubnetFile(file, { ...dual, mtu: 1450, ipMasq: false });
+      expect(await readPreviousSubnets(file)).toEqual({ subnet: cidr('10.244.7.0/24'), ipv6Subnet: cidr('fd00:10:244:7::/64') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
