@@ -81,13 +81,15 @@ export class KernelDataplane implements Dataplane {
       link = def && links.find((l) => l.index === def.oif);
       if (!link) throw new Error('no default route to find the underlay interface by: pass --iface');
     }
-    const ifaceIP = v4(link)[0];
+    // An interface named by one of its addresses is at that address, as flanneld takes it.
+    const named = q.iface ? parseIP(q.iface) : undefined;
+    const ifaceIP = named?.family === 4 ? named : v4(link)[0];
     const ip = q.publicIP !== undefined ? parseIP(q.publicIP) : ifaceIP;
     if (q.publicIP !== undefined && ip?.family !== 4) throw new Error(`--public-ip ${q.publicIP} is not an IPv4 address`);
     if (!ip || !ifaceIP) throw new Error(`underlay interface ${link.name} has no IPv4 address`);
     const out: Underlay = { name: link.name, mtu: link.mtu, publicIP: ip, ifaceIP };
     if (q.ipv6) {
-      const ip6 = q.publicIPv6 !== undefined ? parseIP(q.publicIPv6) : v6(link)[0];
+      const ip6 = q.publicIPv6 !== undefined ? parseIP(q.publicIPv6) : named?.family === 6 ? named : v6(link)[0];
       if (q.publicIPv6 !== undefined && ip6?.family !== 6) throw new Error(`--public-ipv6 ${q.publicIPv6} is not an IPv6 address`);
       if (!ip6) throw new Error(`underlay interface ${link.name} has no IPv6 address (EnableIPv6 needs one): add one or pass --public-ipv6`);
       out.publicIPv6 = ip6;

@@ -18,7 +18,7 @@ import type { Cidr, Family, IP } from '../net/ip.ts';
 import { isPeerRouteOnUnderlay, noV6, type Backend, type BackendContext, type OwnSubnets } from './backend.ts';
 import type { VxlanConfig } from './config.ts';
 import type { Entry, VxlanFound, VxlanSpec } from './dataplane.ts';
-import { parseUnicastMac, type Lease, type Parsed } from './lease.ts';
+import { isUnicast, parseUnicastMac, type Lease, type Parsed } from './lease.ts';
 
 /**
  * What flanneld takes off the MTU for VXLAN (the pods' MTU in the subnet file, and the MTU it
@@ -134,9 +134,10 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
       const t = vteps.find((x) => x.base.name === e.dev);
       if (!t) return isPeerRouteOnUnderlay(ctx, e);
       if (e.kind === 'fdb') return true;
-      // Of the device's own family, and not the kernel's link-local ones.
+      // Of the device's own family, and not the kernel's own: link-local, and the multicast
+      // neighbours IPv6 makes for its MLD reports (ff02::16 lladdr 33:33:00:00:00:16).
       const ip = e.kind === 'neigh' ? e.ip : e.via;
-      return ip.family === t.family && !linkLocal(ip);
+      return ip.family === t.family && isUnicast(ip) && !linkLocal(ip);
     },
   };
 }

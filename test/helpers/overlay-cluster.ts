@@ -378,7 +378,8 @@ export async function entriesOn(ns: Netns, family: 4 | 6, dev: string, within?: 
     .map((r) => `route ${r.dst} via ${r.gateway}${r.flags?.includes('onlink') ? ' onlink' : ''}`);
   if (!dev.startsWith('flannel')) return out.sort();
   const neighs = (await ns.ipJson(f, 'neigh', 'show', 'dev', dev)) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
-  out.push(...neighs.filter((n) => !n.dst.startsWith('fe80:')).map((n) => `neigh ${n.dst} lladdr ${n.lladdr} ${(n.state ?? []).join(',')}`));
+  // The kernel's own neighbours (link-local, the multicast ones of IPv6's MLD) are not the agent's.
+  out.push(...neighs.filter((n) => !/^(fe80|ff[0-9a-f]{2}):/.test(n.dst)).map((n) => `neigh ${n.dst} lladdr ${n.lladdr} ${(n.state ?? []).join(',')}`));
   const fdb = (await execa('bridge', ['-n', ns.name, '-j', 'fdb', 'show', 'dev', dev])).stdout;
   for (const e of (fdb.trim() ? JSON.parse(fdb) : []) as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>) {
     if (e.dst?.includes(':') === (family === 6)) out.push(`fdb ${e.mac} dst ${e.dst} ${(e.flags ?? []).join(',')} ${e.state}`);

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { formatCidr, parseIP } from '../../src/net/ip.ts';
+import { formatCidr, formatIP, parseIP } from '../../src/net/ip.ts';
 import { Agent, type AgentDeps, type Timing } from '../../src/overlay/agent.ts';
 import type { Timer } from '../../src/overlay/backoff.ts';
 import type { Logger } from '../../src/overlay/log.ts';
@@ -486,6 +486,23 @@ describe('dual-stack vxlan', () => {
     for (const [name, d] of b.dp.vxlans) again.dp.vxlans.set(name, d);
     await eventually(() => expect(again.said(/kept lease 10\.244\.\d+\.0\/24 \+ fd00:10:244:[0-9a-f]+::\/64/)).toHaveLength(1), 5000, 10);
     expect(etcd.value(again.key)).toBe(before);
+  });
+
+  it("sweeps a stray entry on flannel-v6.1 at start, and leaves the kernel's own (IPv6 multicast, link-local) alone", async () => {
+    const etcd = new MemoryEtcd(DUAL);
+    const a = new TestNode(etcd, 1, {}, true);
+    const mld = { kind: 'neigh', dev: 'flannel-v6.1', ip: ip6('ff02::16'), mac: '33:33:00:00:00:16' } as const;
+    const ll = { kind: 'neigh', dev: 'flannel-v6.1', ip: ip6('fe80::1'), mac: '02:00:00:00:00:01' } as const;
+    const stray = { kind: 'neigh', dev: 'flannel-v6.1', ip: ip6('fd00:10:244:99::'), mac: '02:00:00:00:00:99' } as const;
+    for (const e of [mld, ll, stray]) a.dp.entries.set(`neigh flannel-v6.1 ${formatIP(e.ip)}`, e);
+    await a.ready();
+    await eventually(
+      () =>
+        expect(a.dp.dump()).toEqual(['neigh fe80::1 dev flannel-v6.1 lladdr 02:00:00:00:00:01', 'neigh ff02::16 dev flannel-v6.1 lladdr 33:33:00:00:00:16']),
+      5000,
+      10,
+    );
+    expect(a.said(/removed neigh fd00:10:244:99:: dev flannel-v6\.1 lladdr 02:00:00:00:00:99: no lease accounts for it/)).toHaveLength(1);
   });
 
   it('programs an IPv4-only peer over IPv4 only, and refuses a peer whose IPv6 half cannot be programmed', async () => {
