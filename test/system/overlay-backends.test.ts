@@ -246,7 +246,13 @@ describe('vxlan DirectRouting, dual-stack', () => {
     await expectTtl62(p1, p3.ip6!);
   });
 
-  it('a peer leaving takes its direct routes', async () => {
+  it('a restart keeps the subnets and the direct routes; a peer leaving takes its direct routes', async () => {
+    const before = await c.leaseOf(a!);
+    expect(await a!.agent!.stop('SIGTERM')).toBe(0);
+    start(a!, P);
+    await eventually(() => expect(a!.agent!.log).toContain(`kept lease ${before.subnet} + ${before.subnet6}`));
+    expect(await c.leaseOf(a!)).toEqual(before);
+    await expectTtl62(pods[0]!, pods[1]!.ip6!);
     await b!.agent!.stop('SIGKILL');
     await c.etcdctl('del', `${P}/subnets/${(await c.leaseOf(b!)).key}`);
     await eventually(async () => expect([...(await entriesOn(a!.ns, 4, 'enp0s8', V4)), ...(await entriesOn(a!.ns, 6, 'enp0s8', V6))]).toEqual([]));
