@@ -28,7 +28,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { FileLock } from './flock.ts';
+import { FileLock } from '../sys/flock.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
 import { dirStamp, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
 import { LeaseTable, type LeaseEntry } from './lease-table.ts';

@@ -1,3 +1,4 @@
+// The overlay's legacy (see run.ts): kernel/netlink.ts has the typed equivalent.
 // Forwarding-database entries of a VXLAN device: "frames for this MAC go to that VTEP".
 // Set with `bridge fdb ... self permanent` (the device's own table, not a bridge's), in
 // batches through one `bridge -batch -` process.

@@ -1,3 +1,4 @@
+// The overlay's legacy (see run.ts): kernel/netlink.ts has the typed equivalent.
 // Neighbour (ARP) entries: `ip -batch` lines to set and remove them, and a listing.
 // The overlay pins each peer's gateway address to its VTEP MAC with a PERMANENT entry, so
 // the kernel never has to resolve it (flannel.1 has no one to ask: it runs nolearning).

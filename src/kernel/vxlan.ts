@@ -1,3 +1,4 @@
+// The overlay's legacy (see run.ts): kernel/netlink.ts has the typed equivalent.
 // VXLAN devices (flannel.<VNI>): reading one back with its settings and addresses, and the
 // `ip -batch` line that creates one. The overlay keeps an existing device whose settings
 // match, so its MAC, which the other nodes have programmed, survives an agent restart.

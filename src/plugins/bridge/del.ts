@@ -1,17 +1,34 @@
 // DEL: release the lease, remove the pod interface (its host end goes with it) and the
 // container's rules. Idempotent: a namespace or interface already gone, or a container
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
+import { CniError } from '../../cni/errors.ts';
 import { ipamFor } from '../../cni/ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { parseIP } from '../../net/ip.ts';
-import { netnsState } from '../../kernel/ns.ts';
-import { command } from '../../kernel/legacy-ops.ts';
-import { sessionIn } from '../../kernel/pod-session.ts';
-import { IpBatchError, type Session } from '../../kernel/session.ts';
-import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
+import { Errno, isErrno } from '../../kernel/errors.ts';
+import { Netlink } from '../../kernel/netlink.ts';
+import { Scope } from '../../kernel/records.ts';
+import { NetnsHandle, netnsState } from '../../sys/netns.ts';
 import { loadConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
-import { trace } from './trace.ts';
+import { spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
+import { phase } from './timings.ts';
+
+/** A connection inside the namespace at `netns`; null when it is gone (since we looked). */
+function openPod(netns: string): Netlink | null {
+  let ns: NetnsHandle;
+  try {
+    ns = NetnsHandle.open(netns);
+  } catch (err) {
+    const cause = err instanceof CniError ? (err.cause as NodeJS.ErrnoException | undefined) : undefined;
+    if (cause?.code === 'ENOENT' || cause?.code === 'ENOTDIR') return null;
+    throw err;
+  }
+  try {
+    return Netlink.openIn(ns);
+  } finally {
+    ns.close();
+  }
+}
 
 /**
  * Deletes `ifname` in the pod; resolves to the families of its global addresses when
@@ -19,33 +36,29 @@ import { trace } from './trace.ts';
  * interface). Not asking lets the kernel start on the deletion, DEL's longest wait, sooner.
  */
 async function deletePodInterface(netns: string, ifname: string, families: boolean): Promise<Array<4 | 6> | null> {
-  let session: Session;
+  const pod = openPod(netns);
+  if (!pod) return null;
   try {
-    session = sessionIn(netns);
-  } catch (err) {
-    // Gone since we looked.
-    if (['ENOENT', 'ENOTDIR'].includes(((err as Error).cause as NodeJS.ErrnoException)?.code ?? '')) return null;
-    throw err;
+    const found = new Set<4 | 6>();
+    if (families) {
+      const link = await pod.link(ifname);
+      if (!link) return null;
+      for (const a of await pod.addrs({ index: link.index })) if (a.scope === Scope.global) found.add(a.address.family);
+    }
+    try {
+      await pod.apply({ kind: 'link-del', dev: ifname });
+    } catch (err) {
+      if (isErrno(err, Errno.ENODEV)) return null; // gone already
+      throw err;
+    }
+    return [...found];
+  } finally {
+    pod.close();
   }
-  let shown: any[][];
-  try {
-    const del = command({ kind: 'link-del', dev: ifname }, `delete "${ifname}"`);
-    shown = await session.finish(families ? [command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`), del] : [del]);
-  } catch (err) {
-    // Gone already: the interface, or the namespace since we looked (nsenter cannot open it).
-    if (err instanceof IpBatchError && /does not exist|Cannot find device|cannot open .*No such file/.test(err.stderr)) return null;
-    throw err;
-  }
-  const found = new Set<4 | 6>();
-  for (const a of shown[0]?.[0]?.addr_info ?? []) {
-    const ip = typeof a.local === 'string' ? parseIP(a.local) : null;
-    if (ip && a.scope === 'global') found.add(ip.family);
-  }
-  return [...found];
 }
 
 export async function cmdDel(inv: Invocation): Promise<void> {
-  trace('start');
+  phase('start');
   const conf = loadConf(inv);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   // A path that is gone (or no longer a namespace) holds no interface of ours.
@@ -53,15 +66,15 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   const pod = podGone ? Promise.resolve(null) : deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
   pod.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
 
-  trace('pod delete started');
+  phase('pod delete started');
   const errors: unknown[] = [];
   if (ipam) await ipam.del().catch((e: unknown) => errors.push(e));
-  trace('ipam released');
+  phase('ipam released');
   const families = await pod.catch((e: unknown) => {
     errors.push(e);
     return null;
   });
-  trace('pod interface deleted');
+  phase('pod interface deleted');
 
   if (conf.macspoofchk) {
     // Best effort, as the reference: a leftover chain does not block the pod's removal.
@@ -73,6 +86,6 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     const who = { network: conf.name, ifname: inv.ifname, containerId: inv.containerId };
     await teardownMasq(conf, who, families && families.length > 0 ? families : undefined).catch((e: unknown) => errors.push(e));
   }
-  trace('done');
+  phase('done');
   if (errors.length > 0) throw errors[0];
 }
