@@ -42,7 +42,7 @@ export function locatePlugin(type: string, dirs: readonly string[], own?: () => 
  * through the same skel code its executable runs, else exec'd as libcni would. Resolves to
  * the parsed JSON it printed, or (in-process) the Result itself.
  */
-export async function callPlugin(p: LocatedPlugin, verb: Verb, inv: Invocation, stdin: Buffer = inv.stdin): Promise<unknown> {
+export async function runPlugin(p: LocatedPlugin, verb: Verb, inv: Invocation, stdin: Buffer = inv.stdin): Promise<unknown> {
   if (!p.own) return execPlugin(p.path, verb, inv, stdin);
   if (process.env.FLANNELETTE_DEBUG) process.stderr.write(`${inv.conf.type}: ${verb} of ${p.path} runs in-process\n`);
   // What the plugin's own skel would have made of the same bytes.

@@ -3,7 +3,7 @@
 // our Node on its #! line) it runs in this process: same code, same config, one process
 // start less. Anything else is exec'd.
 import { CniError, ErrCode } from './errors.ts';
-import { callPlugin, locatePlugin } from './invoke.ts';
+import { locatePlugin, runPlugin } from './invoke.ts';
 import { parseResult, type Result } from './result.ts';
 import type { Invocation, Verb } from './skel.ts';
 
@@ -31,7 +31,7 @@ export function ipamFor(inv: Invocation, type: string): Ipam {
   // Our host-local, loaded only when used.
   const own = type === 'host-local' ? async () => (await import('../plugins/host-local/plugin.ts')).hostLocalPlugin : undefined;
   const p = locatePlugin(type, inv.path, own);
-  const call = (verb: Verb) => callPlugin(p, verb, inv);
+  const call = (verb: Verb) => runPlugin(p, verb, inv);
   return {
     async add() {
       const raw = await call('ADD');
