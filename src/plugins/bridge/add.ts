@@ -53,7 +53,8 @@ const noVlanFiltering = () =>
 const notABridge = (name: string) => new CniError(ErrCode.InvalidNetworkConfig, `"${name}" already exists but is not a bridge`);
 
 /** Where an ADD works: the node's namespace (two connections: one for changes, one for
- *  questions that must not wait behind a slow change) and the pod's. */
+ *  questions that must neither wait behind a slow change nor block Node's thread while
+ *  that change holds the kernel's rtnl lock) and the pod's. */
 interface Kernel {
   node: Netlink;
   nodeAsk: Netlink;
@@ -69,7 +70,7 @@ function openKernel(netns: string): Kernel {
     opened.push(pod);
     const node = Netlink.open();
     opened.push(node);
-    return { node, nodeAsk: Netlink.open(), podNs, pod };
+    return { node, nodeAsk: Netlink.open({ offThread: true }), podNs, pod };
   } catch (err) {
     for (const o of opened) o.close();
     throw err;
