@@ -32,11 +32,20 @@ export interface VxlanDevice {
   kind: string;
 }
 
+/** The fields of `ip -d -j addr show` read here. */
+interface IpAddrShow {
+  address: string;
+  mtu: number;
+  flags: string[];
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string; link?: string; learning?: boolean } };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
 /** The device `name` in the current namespace, or undefined when there is none. */
 export async function showVxlan(name: string): Promise<VxlanDevice | undefined> {
   const r = await run(IP, ['-d', '-j', 'addr', 'show', 'dev', name]);
   if (r.code !== 0) return undefined;
-  const [l] = JSON.parse(r.stdout) as any[];
+  const [l] = JSON.parse(r.stdout) as IpAddrShow[];
   if (!l) return undefined;
   const data = l.linkinfo?.info_data ?? {};
   return {
@@ -44,13 +53,13 @@ export async function showVxlan(name: string): Promise<VxlanDevice | undefined> 
     kind: l.linkinfo?.info_kind ?? '',
     mac: l.address,
     mtu: l.mtu,
-    up: (l.flags as string[]).includes('UP'),
+    up: l.flags.includes('UP'),
     vni: data.id,
     port: data.port,
     local: data.local,
     dev: data.link,
     learning: data.learning,
-    addrs: ((l.addr_info ?? []) as any[]).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+    addrs: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
   };
 }
 
