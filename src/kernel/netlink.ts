@@ -182,7 +182,9 @@ export class Netlink {
       const all = decodeAll(await this.dump(() => dumpRoutes(q), 'list routes'), RTM_NEWROUTE, decodeRoute);
       return all.filter(
         (r) =>
-          (q.family === undefined || r.dst.ip.family === q.family) && (q.table === undefined || r.table === q.table) && (q.oif === undefined || r.oif === q.oif),
+          (q.family === undefined || r.dst.ip.family === q.family) &&
+          (q.table === undefined || r.table === q.table) &&
+          (q.oif === undefined || r.oif === q.oif),
       );
     });
   }
