@@ -17,7 +17,6 @@ import type { Link } from '../../kernel/records.ts';
 import { ensureSysctl, trySysctl } from '../../kernel/sysctl.ts';
 import type { Cidr } from '../../net/ip.ts';
 import { NetnsHandle, requireNetns } from '../../sys/netns.ts';
-import { addon } from '../../sys/addon.ts';
 import { planAddresses, type AddressPlan } from './address-plan.ts';
 import { bridgeAddrChanges } from './bridge-addrs.ts';
 import { pairOps, podAddrOps, podRouteOps, portOps, type HostPlan, type PodPlan } from './changes.ts';
@@ -110,11 +109,9 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
   const conf = loadConf(inv);
   checkAddConf(conf, inv.ifname);
   requireNetns(inv.netns);
-  phase('conf');
+  phase('config read');
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  phase('ipamFor');
-  addon();
-  phase('addon');
+  phase('IPAM plugin found');
   const k = openKernel(inv.netns);
   phase('sockets opened');
   try {
