@@ -52,7 +52,24 @@ function ifinfomsg(index = 0, flags = 0, change = 0): Buffer {
   return b;
 }
 
-export const macBytes = (mac: string) => Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
+const hexDigit = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+
+/** A MAC's six bytes from its colon (or dash) separated text; RangeError when it is not one. */
+export function macBytes(mac: string): Uint8Array {
+  const parts = mac.split(mac.includes('-') ? '-' : ':');
+  if (parts.length !== 6) throw new RangeError(`not a MAC address: "${mac}"`);
+  const out = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) {
+    const p = parts[i]!;
+    let v = 0;
+    for (let j = 0; j < p.length; j++) v = v * 16 + hexDigit(p.charCodeAt(j));
+    if (p.length < 1 || p.length > 2 || v < 0 || (p.length === 2 && (hexDigit(p.charCodeAt(0)) < 0 || hexDigit(p.charCodeAt(1)) < 0))) {
+      throw new RangeError(`not a MAC address: "${mac}"`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
 
 function linkAttrs(name: string, mtu: number | undefined, mac: string | undefined): Attr[] {
   const a: Attr[] = [[IFLA_IFNAME, name]];
