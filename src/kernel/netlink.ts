@@ -25,6 +25,21 @@ import { decodeRoute, dumpRoutes, getRoute, routeChange, RTM_NEWROUTE, type Rout
 export type { RouteQuery };
 
 const NETLINK_ROUTE = 0;
+
+export interface OpenOptions {
+  /**
+   * Every request on a worker thread, never blocking Node's: for questions asked while a
+   * slow change of another connection holds the kernel's rtnl lock (most requests wait for it).
+   */
+  offThread?: boolean;
+  /**
+   * Remember the index of each link name this connection learns (a lookup per address or
+   * route op otherwise), for a connection that lives as long as one plugin call: a name
+   * another process gives to another link meanwhile would go unnoticed (a vanished one is
+   * looked up again).
+   */
+  rememberIndexes?: boolean;
+}
 /** A dump the kernel's tables changed under is asked again, this often at most. */
 const DUMP_TRIES = 5;
 
@@ -45,30 +60,29 @@ export class Netlink {
   private fd: number | undefined;
   /** Every request on a worker thread (see open). */
   private readonly offThread: boolean;
+  /** Link indexes by name, as learned from answers (see open); undefined: asked each time. */
+  private readonly indexes: Map<string, number> | undefined;
   /** The last request queued, settled or not. */
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
 
-  private constructor(n: Addon, fd: number, offThread: boolean) {
+  private constructor(n: Addon, fd: number, opts: OpenOptions) {
     this.n = n;
     this.fd = fd;
-    this.offThread = offThread;
+    this.offThread = opts.offThread ?? false;
+    this.indexes = opts.rememberIndexes ? new Map() : undefined;
   }
 
-  /**
-   * A connection in the calling thread's network namespace. `offThread`: every request runs
-   * on a worker thread, never blocking Node's: for questions asked while a slow change of
-   * another connection holds the kernel's rtnl lock (most other requests wait for it).
-   */
-  static open(opts: { offThread?: boolean } = {}): Netlink {
+  /** A connection in the calling thread's network namespace. */
+  static open(opts: OpenOptions = {}): Netlink {
     const n = addon();
     const fd = n.nlOpen(NETLINK_ROUTE);
     if (fd < 0) throw new KernelError(-fd, 'open a netlink socket');
-    return new Netlink(n, fd, opts.offThread ?? false);
+    return new Netlink(n, fd, opts);
   }
 
   /** A connection inside `ns`, opened while the thread is there. */
-  static openIn(ns: NetnsHandle, opts: { offThread?: boolean } = {}): Netlink {
+  static openIn(ns: NetnsHandle, opts: OpenOptions = {}): Netlink {
     return ns.run(() => Netlink.open(opts));
   }
 
@@ -81,15 +95,39 @@ export class Netlink {
 
   /** Makes the change `op` describes; rejects with a KernelError naming it. */
   apply(op: Op): Promise<void> {
-    return this.serial(() => this.applyNow(op));
+    return this.serial(async () => {
+      const remembered: string[] = [];
+      try {
+        await this.applyNow(op, remembered);
+      } catch (err) {
+        // A remembered link gone since: forget it, and ask once more.
+        if (remembered.length === 0 || !(err instanceof KernelError) || err.errno !== Errno.ENODEV) throw err;
+        for (const name of remembered) this.indexes?.delete(name);
+        await this.applyNow(op, []);
+      }
+      this.forgetChanged(op);
+    });
   }
 
-  private async applyNow(op: Op): Promise<void> {
+  /** Names whose link an op makes or removes: their remembered index no longer holds. */
+  private forgetChanged(op: Op): void {
+    if (!this.indexes) return;
+    if (op.kind === 'link-del') this.indexes.delete(op.dev);
+    if (op.kind === 'veth-add') this.indexes.delete(op.peer.name);
+    if (op.kind === 'veth-add' || op.kind === 'bridge-add' || op.kind === 'vxlan-add') this.indexes.delete(op.name);
+  }
+
+  private async applyNow(op: Op, remembered: string[]): Promise<void> {
     const send = (msg: Buffer) => this.request(msg, op);
     // ~0.5 ms of kernel work alone, milliseconds when other calls hold the kernel's rtnl
     // lock: on a worker thread, so the caller (IPAM) goes on meanwhile.
     const sendSlow = (msg: Buffer) => this.requestOffThread(msg, op);
-    const index = (dev: string) => this.indexOf(dev, op);
+    const index = (dev: string) => {
+      const known = this.indexes?.get(dev);
+      if (known === undefined) return this.indexOf(dev, op);
+      remembered.push(dev);
+      return known;
+    };
     switch (op.kind) {
       case 'veth-add': {
         const nsFd = op.peer.netns ? openSync(op.peer.netns, 'r') : undefined;
@@ -134,7 +172,11 @@ export class Netlink {
   private async indexOf(dev: string, op: Op): Promise<number> {
     try {
       const m = (await this.request(getLink(dev), op)).find((x) => x.type === RTM_NEWLINK);
-      if (m) return indexIn(m);
+      if (m) {
+        const index = indexIn(m);
+        this.indexes?.set(dev, index);
+        return index;
+      }
     } catch (err) {
       if (!(err instanceof KernelError) || err.errno !== Errno.ENODEV) throw err;
     }
@@ -148,9 +190,17 @@ export class Netlink {
     return this.serial(async () => {
       try {
         const m = (await this.request(getLink(dev), `read link ${typeof dev === 'number' ? dev : `"${dev}"`}`)).find((x) => x.type === RTM_NEWLINK);
-        return m && decodeLink(m);
+        const link = m && decodeLink(m);
+        if (typeof dev === 'string') {
+          if (link) this.indexes?.set(dev, link.index);
+          else this.indexes?.delete(dev);
+        }
+        return link;
       } catch (err) {
-        if (err instanceof KernelError && err.errno === Errno.ENODEV) return undefined;
+        if (err instanceof KernelError && err.errno === Errno.ENODEV) {
+          if (typeof dev === 'string') this.indexes?.delete(dev);
+          return undefined;
+        }
         throw err;
       }
     });

@@ -56,6 +56,7 @@ function bridgeOps(peerNs: string): Op[] {
     { kind: 'veth-add', name: 'v1', peer: { name: 'p1' } },
     { kind: 'veth-add', name: 'v2', mtu: 9000, peer: { name: 'p2', mtu: 1280 } },
     { kind: 'veth-add', name: 'v3', mac: m4, peer: { name: 'p3', mac: m5 } },
+    { kind: 'veth-add', name: 'v4', mtu: 1450, up: true, peer: { name: 'p4', netns: peerNs } },
     { kind: 'link-set', dev: 'v0', master: 'br0', up: true },
     { kind: 'link-set', dev: 'v1', mac: m3, promisc: true, master: 'br0', up: true },
     { kind: 'link-set', dev: 'v3', master: 'br1' },
@@ -401,6 +402,37 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
       expect((await nl.link('e0'))?.up).toBe(true);
     } finally {
       nl.close();
+    }
+  });
+});
+
+describe('a connection that remembers link indexes', () => {
+  it('looks a name up again when its link was replaced meanwhile', async () => {
+    const ns = await createNs('nl-idx');
+    const nl = netlinkIn(ns);
+    const other = netlinkIn(ns);
+    try {
+      await other.apply({ kind: 'veth-add', name: 'r0', peer: { name: 'r1' } });
+      const mem = netlinkIn(ns, { rememberIndexes: true });
+      try {
+        await mem.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.30.0.1/24'), dev: 'r0' });
+        const first = (await mem.link('r0'))!.index;
+        // Another connection replaces r0: same name, new index.
+        await other.apply({ kind: 'link-del', dev: 'r0' });
+        await other.apply({ kind: 'veth-add', name: 'r0', peer: { name: 'r1' } });
+        const second = (await other.link('r0'))!.index;
+        expect(second).not.toBe(first);
+        await mem.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.30.0.2/24'), dev: 'r0' });
+        expect((await nl.addrs({ index: second, family: 4 })).map((a) => formatIP(a.address))).toEqual(['10.30.0.2']);
+        // And forgets what it deletes itself.
+        await mem.apply({ kind: 'link-del', dev: 'r0' });
+        await expect(mem.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.30.0.3/24'), dev: 'r0' })).rejects.toMatchObject({ errno: Errno.ENODEV });
+      } finally {
+        mem.close();
+      }
+    } finally {
+      nl.close();
+      other.close();
     }
   });
 });

@@ -9,7 +9,7 @@ import { formatCidr, formatIP, parseCidr, parseIP } from '../../src/net/ip.ts';
 import { commandLine, commandOf, type Op } from '../../src/kernel/ops.ts';
 import { planAddresses } from '../../src/plugins/bridge/address-plan.ts';
 import { bridgeAddrChanges } from '../../src/plugins/bridge/bridge-addrs.ts';
-import { pairOps, podAddrOps, podRouteOps, portOps, type HostPlan } from '../../src/plugins/bridge/changes.ts';
+import { pairOp, podAddrOps, podRouteOps, portOps, type HostPlan } from '../../src/plugins/bridge/changes.ts';
 import { checkAddConf, loadConf, parseMac } from '../../src/plugins/bridge/conf.ts';
 import { chainName, ruleComment } from '../../src/plugins/bridge/masq-iptables.ts';
 import { instanceComment, instanceHash } from '../../src/plugins/bridge/masq-nftables.ts';
@@ -195,10 +195,9 @@ describe('kernel changes', () => {
       removeAddrs: [],
       addAddrs: [parseCidr('10.1.0.1/24')!],
     };
-    const pair = pairOps({ veth: 'veth01234567', vethMac: '02:00:00:00:00:bb', mtu: 1450, ifname: 'eth0', netns: '/var/run/netns/p' });
-    expect(lines([pair.create, pair.up])).toEqual([
-      'ip link add name veth01234567 mtu 1450 address 02:00:00:00:00:bb type veth peer name eth0 mtu 1450 netns /var/run/netns/p',
-      'ip link set dev veth01234567 up',
+    const pair = pairOp({ veth: 'veth01234567', vethMac: '02:00:00:00:00:bb', mtu: 1450, ifname: 'eth0', netns: '/var/run/netns/p' });
+    expect(lines([pair])).toEqual([
+      'ip link add name veth01234567 mtu 1450 address 02:00:00:00:00:bb up type veth peer name eth0 mtu 1450 netns /var/run/netns/p',
     ]);
     expect(lines(portOps(hostPlan))).toEqual([
       'ip link add name cni0 mtu 1450 address 02:00:00:00:00:aa type bridge',
@@ -228,8 +227,8 @@ describe('kernel changes', () => {
   });
 
   it('shows any name the kernel takes as a shell would need it', () => {
-    const pair = pairOps({ veth: 'veth01234567', vethMac: '02:00:00:00:00:bb', mtu: 0, ifname: `a"b#c'd`, netns: '/var/run/netns/p' });
-    expect(lines([pair.create])).toEqual([`ip link add name veth01234567 address 02:00:00:00:00:bb type veth peer name 'a"b#c'\\''d' netns /var/run/netns/p`]);
+    const pair = pairOp({ veth: 'veth01234567', vethMac: '02:00:00:00:00:bb', mtu: 0, ifname: `a"b#c'd`, netns: '/var/run/netns/p' });
+    expect(lines([pair])).toEqual([`ip link add name veth01234567 address 02:00:00:00:00:bb up type veth peer name 'a"b#c'\\''d' netns /var/run/netns/p`]);
   });
 });
 

@@ -78,18 +78,19 @@ function linkAttrs(name: string, mtu: number | undefined, mac: string | undefine
   return a;
 }
 
-const create = (attrs: Attr[], kind: string, data: Attr[]): Buffer => {
+const create = (attrs: Attr[], kind: string, data: Attr[], up = false): Buffer => {
   const info: Attr[] = [[IFLA_INFO_KIND, kind]];
   if (data.length > 0) info.push([IFLA_INFO_DATA, data]);
-  return encodeMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(), [...attrs, [IFLA_LINKINFO, info]]);
+  const hdr = up ? ifinfomsg(0, IFF.UP, IFF.UP) : ifinfomsg();
+  return encodeMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, hdr, [...attrs, [IFLA_LINKINFO, info]]);
 };
 
-/** A veth pair; `peerNsFd`, an open namespace file, puts the peer there. */
+/** A veth pair (this end up at once when asked); `peerNsFd`, an open namespace file, puts the peer there. */
 export function vethAdd(op: Extract<Op, { kind: 'veth-add' }>, peerNsFd: number | undefined): Buffer {
   const p = op.peer;
   const peerAttrs = linkAttrs(p.name, p.mtu, p.mac);
   if (peerNsFd !== undefined) peerAttrs.push([IFLA_NET_NS_FD, { u32: peerNsFd }]);
-  return create(linkAttrs(op.name, op.mtu, op.mac), 'veth', [[VETH_INFO_PEER, { header: ifinfomsg(), attrs: peerAttrs }]]);
+  return create(linkAttrs(op.name, op.mtu, op.mac), 'veth', [[VETH_INFO_PEER, { header: ifinfomsg(), attrs: peerAttrs }]], op.up);
 }
 
 export function bridgeAdd(op: Extract<Op, { kind: 'bridge-add' }>): Buffer {

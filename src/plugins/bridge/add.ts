@@ -19,7 +19,7 @@ import type { Cidr } from '../../net/ip.ts';
 import { NetnsHandle, requireNetns } from '../../sys/netns.ts';
 import { planAddresses, type AddressPlan } from './address-plan.ts';
 import { bridgeAddrChanges } from './bridge-addrs.ts';
-import { pairOps, podAddrOps, podRouteOps, portOps, type HostPlan, type PodPlan } from './changes.ts';
+import { pairOp, podAddrOps, podRouteOps, portOps, type HostPlan, type PodPlan } from './changes.ts';
 import { checkAddConf, loadConf, type BridgeConf } from './conf.ts';
 import { setupMasq, teardownMasq } from './masq.ts';
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
@@ -66,9 +66,10 @@ function openKernel(netns: string): Kernel {
   const podNs = NetnsHandle.open(netns); // code 4 when it is no network namespace
   const opened: Array<{ close(): void }> = [podNs];
   try {
-    const pod = Netlink.openIn(podNs);
+    // Both live for this call only: they may remember link indexes (a lookup per op less).
+    const pod = Netlink.openIn(podNs, { rememberIndexes: true });
     opened.push(pod);
-    const node = Netlink.open();
+    const node = Netlink.open({ rememberIndexes: true });
     opened.push(node);
     return { node, nodeAsk: Netlink.open({ offThread: true }), podNs, pod };
   } catch (err) {
@@ -185,17 +186,16 @@ async function deleteLink(node: Netlink, name: string): Promise<void> {
 }
 
 /**
- * The veth pair, its pod end moved into the pod, the host end up; then the sysctls that do
- * not wait for IPAM's answer. The kernel makes the pair on a worker thread (the request is
- * sent before this returns). A clash of our random name is retried with another; whatever
+ * The veth pair, its pod end moved into the pod, the host end up (one request); then the
+ * sysctls that do not wait for IPAM's answer. The kernel makes the pair on a worker thread
+ * (the request is sent before this returns). A clash of our random name is retried with another; whatever
  * fails after the pair exists removes it again.
  */
 async function makePair(k: Kernel, conf: BridgeConf, inv: Invocation): Promise<Veth> {
   for (let attempt = 0; ; attempt++) {
     const veth: Veth = { name: randomVethName(), mac: randomMac() };
-    const ops = pairOps({ veth: veth.name, vethMac: veth.mac, mtu: conf.mtu, ifname: inv.ifname, netns: inv.netns, podMac: conf.mac });
     try {
-      await k.node.apply(ops.create);
+      await k.node.apply(pairOp({ veth: veth.name, vethMac: veth.mac, mtu: conf.mtu, ifname: inv.ifname, netns: inv.netns, podMac: conf.mac }));
     } catch (err) {
       if (!isErrno(err, Errno.EEXIST) || attempt >= 3) throw err;
       // Either our random name was taken (try another), or the pod has that interface already.
@@ -203,7 +203,6 @@ async function makePair(k: Kernel, conf: BridgeConf, inv: Invocation): Promise<V
       continue;
     }
     try {
-      await k.node.apply(ops.up);
       trySysctl(`net/ipv6/conf/${veth.name}/accept_ra`, '0'); // we own the routes of our links
       earlyPodSysctls(k.podNs, conf, inv.ifname);
     } catch (err) {

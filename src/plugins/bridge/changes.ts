@@ -37,12 +37,16 @@ export interface PairPlan {
   podMac?: string;
 }
 
-/** The veth pair, its pod end going straight into the pod, and the host end up. It needs
- *  nothing from IPAM, so it is made while IPAM works. */
-export function pairOps(p: PairPlan): { create: Op; up: Op } {
+/** The veth pair, its pod end going straight into the pod, the host end up from the start
+ *  (one request). It needs nothing from IPAM, so it is made while IPAM works. */
+export function pairOp(p: PairPlan): Op {
   return {
-    create: { kind: 'veth-add', name: p.veth, mtu: mtu(p.mtu), mac: p.vethMac, peer: { name: p.ifname, mtu: mtu(p.mtu), mac: p.podMac, netns: p.netns } },
-    up: { kind: 'link-set', dev: p.veth, up: true },
+    kind: 'veth-add',
+    name: p.veth,
+    mtu: mtu(p.mtu),
+    mac: p.vethMac,
+    up: true,
+    peer: { name: p.ifname, mtu: mtu(p.mtu), mac: p.podMac, netns: p.netns },
   };
 }
 
