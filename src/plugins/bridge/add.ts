@@ -63,12 +63,11 @@ interface Kernel {
 }
 
 function openKernel(netns: string): Kernel {
-  const podNs = NetnsHandle.open(netns); // code 4 when it is no network namespace
-  const opened: Array<{ close(): void }> = [podNs];
+  // Code 4 when it is no network namespace. Both connections live for this call only: they
+  // may remember link indexes (a lookup per op less).
+  const { ns: podNs, value: pod } = NetnsHandle.openRunning(netns, () => Netlink.open({ rememberIndexes: true }));
+  const opened: Array<{ close(): void }> = [podNs, pod];
   try {
-    // Both live for this call only: they may remember link indexes (a lookup per op less).
-    const pod = Netlink.openIn(podNs, { rememberIndexes: true });
-    opened.push(pod);
     const node = Netlink.open({ rememberIndexes: true });
     opened.push(node);
     return { node, nodeAsk: Netlink.open({ offThread: true }), podNs, pod };

@@ -63,13 +63,8 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const conf = loadConf(inv);
   requireNetns(inv.netns);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  const podNs = NetnsHandle.open(inv.netns);
-  let pod: Netlink;
-  try {
-    pod = Netlink.openIn(podNs);
-  } finally {
-    podNs.close();
-  }
+  const { ns: podNs, value: pod } = NetnsHandle.openRunning(inv.netns, () => Netlink.open());
+  podNs.close();
   const node = Netlink.open();
   const nodeRead = readNode(node, conf.bridge, conf.prevResult);
   const podRead = readPod(pod, inv.ifname);

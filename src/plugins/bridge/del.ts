@@ -1,32 +1,28 @@
 // DEL: release the lease, remove the pod interface (its host end goes with it) and the
 // container's rules. Idempotent: a namespace or interface already gone, or a container
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
-import { CniError } from '../../cni/errors.ts';
 import { ipamFor } from '../../cni/ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { Errno, isErrno } from '../../kernel/errors.ts';
 import { Netlink } from '../../kernel/netlink.ts';
 import { Scope } from '../../kernel/records.ts';
-import { NetnsHandle, netnsState } from '../../sys/netns.ts';
+import { NetnsError, NetnsHandle } from '../../sys/netns.ts';
 import { loadConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
 import { spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
 import { phase } from './timings.ts';
 
-/** A connection inside the namespace at `netns`; null when it is gone (since we looked). */
+/** A connection inside the namespace at `netns`; null when it is gone or no network namespace. */
 function openPod(netns: string): Netlink | null {
-  let ns: NetnsHandle;
+  if (!netns) return null;
   try {
-    ns = NetnsHandle.open(netns);
-  } catch (err) {
-    const cause = err instanceof CniError ? (err.cause as NodeJS.ErrnoException | undefined) : undefined;
-    if (cause?.code === 'ENOENT' || cause?.code === 'ENOTDIR') return null;
-    throw err;
-  }
-  try {
-    return Netlink.openIn(ns);
-  } finally {
+    const { ns, value } = NetnsHandle.openRunning(netns, () => Netlink.open());
     ns.close();
+    return value;
+  } catch (err) {
+    // Gone (the path, or what it named), or another kind of namespace: no interface of ours.
+    if (err instanceof NetnsError && err.reason !== 'other') return null;
+    throw err;
   }
 }
 
@@ -60,13 +56,13 @@ async function deletePodInterface(netns: string, ifname: string, families: boole
 export async function cmdDel(inv: Invocation): Promise<void> {
   phase('start');
   const conf = loadConf(inv);
-  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  // A path that is gone (or no longer a namespace) holds no interface of ours.
-  const podGone = !inv.netns || netnsState(inv.netns) !== 'netns';
-  const pod = podGone ? Promise.resolve(null) : deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
+  // The kernel's deletion of the pod's interface is DEL's longest wait: started first. A path
+  // that is gone (or no longer a network namespace) holds no interface of ours.
+  const pod = deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
   pod.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
-
   phase('pod delete started');
+  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
+
   const errors: unknown[] = [];
   if (ipam) await ipam.del().catch((e: unknown) => errors.push(e));
   phase('ipam released');
