@@ -86,7 +86,7 @@ echo "etcd in master on $etcd_url"
 etcdctl_ put /coreos.com/network/config "$network_config" >/dev/null
 on master env ETCDCTL_API=3 etcdctl --endpoints "$etcd_url" get /coreos.com/network/config
 
-bold "a flannelette agent on each worker (worker01 first: subnets go in join order)"
+bold "a flannelette agent on each worker (each subnet file names the walk-through's subnet, which the agent claims)"
 for node in worker01 worker02; do
   start_agent "$node"
   wait_subnet_file "$node"

@@ -51,12 +51,14 @@ const { readFileSync, renameSync, statSync, writeFileSync } = require('node:fs')
 const { Script } = require('node:vm');
 const file = $(jsstr "$1");
 const st = statSync(file);
-const verb = /^[A-Z]{1,8}\$/.test(process.env.CNI_COMMAND ?? '') ? process.env.CNI_COMMAND : '-';
-const cache = \`\${$(jsstr "$2")}-\${st.size}-\${st.mtimeMs}-\${verb}.v8\`;
+// Only the spec's verbs get a cache: a file per any other CNI_COMMAND would let input
+// grow the directory without bound.
+const verb = process.env.CNI_COMMAND ?? '';
+const cache = /^(ADD|DEL|CHECK|STATUS|GC|VERSION)\$/.test(verb) ? \`\${$(jsstr "$2")}-\${st.size}-\${st.mtimeMs}-\${verb}.v8\` : undefined;
 let data;
-try { data = readFileSync(cache); } catch {}
+if (cache) try { data = readFileSync(cache); } catch {}
 const script = new Script(\`(function (exports, require, module, __filename, __dirname) {\${readFileSync(file, 'utf8')}\n})\`, { filename: file, cachedData: data });
-if (data === undefined || script.cachedDataRejected) {
+if (cache && (data === undefined || script.cachedDataRejected)) {
   process.once('exit', () => {
     const tmp = \`\${cache}.\${process.pid}\`;
     try { writeFileSync(tmp, script.createCachedData()); renameSync(tmp, cache); } catch {}

@@ -1,6 +1,6 @@
 // `npm run bench`: flannelette's plugins beside the reference (/usr/lib/cni, v1.1.1) and
 // beside Node's own start, in private namespaces, alternating so that drift cancels.
-//   node scripts/bench.mjs [--quick] [--out DIR] [--only verbs,libcni,rss,parallel,leases]
+//   node scripts/bench.mjs [--quick] [--out DIR] [--only verbs,libcni,rss,parallel,leases,reclaim]
 // Writes DIR/latest.json and DIR/latest.md (default DIR: bench-results/).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,12 +12,13 @@ import { makeCtx } from './context.ts';
 import { benchLeases, type LeasesResult } from './figures/leases.ts';
 import { benchLibcni, type LibcniResult } from './figures/libcni.ts';
 import { benchParallel, type ParallelResult } from './figures/parallel.ts';
+import { benchReclaim, type ReclaimResult } from './figures/reclaim.ts';
 import { benchRss, type RssResult } from './figures/rss.ts';
 import { benchVerbs, type VerbsResult } from './figures/verbs.ts';
 import { finish, markdown, r1, side, stat, textTable, type Row, type Side } from './report.ts';
 import type { Series } from './series.ts';
 
-const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases'] as const;
+const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases', 'reclaim'] as const;
 
 const { values } = parseArgs({
   options: {
@@ -28,8 +29,8 @@ const { values } = parseArgs({
 });
 const quick = values.quick === true;
 const P = quick
-  ? { rounds: 5, libcniRounds: 5, rssRounds: 2, parRounds: 1, width: 8, leases: 500, leaseRounds: 5, leaseRss: 1 }
-  : { rounds: 60, libcniRounds: 40, rssRounds: 5, parRounds: 5, width: 64, leases: 10_000, leaseRounds: 40, leaseRss: 3 };
+  ? { rounds: 5, libcniRounds: 5, rssRounds: 2, parRounds: 1, width: 8, leases: 500, leaseRounds: 5, leaseRss: 1, reclaimRounds: 3 }
+  : { rounds: 60, libcniRounds: 40, rssRounds: 5, parRounds: 5, width: 64, leases: 10_000, leaseRounds: 40, leaseRss: 3, reclaimRounds: 30 };
 const only = new Set(values.only ? values.only.split(',') : FIGURES);
 for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`--only: unknown figure ${f}`);
 
@@ -67,6 +68,9 @@ async function main(): Promise<void> {
   const leases: LeasesResult = only.has('leases')
     ? await benchLeases(ctx, P.leaseRounds, P.leases, P.leaseRss, log)
     : { floor: [], del: pair(), gc: notSelected(), rssDel: pair() };
+  const reclaim: ReclaimResult = only.has('reclaim')
+    ? await benchReclaim(ctx, P.reclaimRounds, log)
+    : { normal: notSelected(), reclaiming: notSelected(), reference: notSelected() };
 
   const floor = stat(verbs.floor.length > 0 ? verbs.floor : leases.floor);
   const na = { status: 'n/a' as const, note: '—' };
@@ -95,10 +99,10 @@ async function main(): Promise<void> {
         ours: side(verbs.series.ADD.ours),
         reference: side(verbs.series.ADD.reference),
         floor: stat(verbs.floor)!,
-        target: '≤ floor + 10 ms',
+        target: "ours − floor ≤ 0.5 × the reference's ADD",
         verdict: '—',
       },
-      (o, r) => (r.floor ? o.median <= r.floor.median + 10 : undefined),
+      (o, r) => (r.floor && r.reference.stat ? o.median - r.floor.median <= 0.5 * r.reference.stat.median : undefined),
     ),
     finish(
       {
@@ -113,19 +117,16 @@ async function main(): Promise<void> {
       },
       (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
     ),
-    finish(
-      {
-        id: 'del',
-        figure: 'DEL, one pod',
-        unit: 'ms',
-        ours: side(verbs.series.DEL.ours),
-        reference: side(verbs.series.DEL.reference),
-        floor: stat(verbs.floor)!,
-        target: '≤ floor + 5 ms',
-        verdict: '—',
-      },
-      (o, r) => (r.floor ? o.median <= r.floor.median + 5 : undefined),
-    ),
+    finish({
+      id: 'del',
+      figure: 'DEL, one pod',
+      unit: 'ms',
+      ours: side(verbs.series.DEL.ours),
+      reference: side(verbs.series.DEL.reference),
+      floor: stat(verbs.floor)!,
+      target: 'report only (next rows)',
+      verdict: '—',
+    }),
     finish({
       id: 'kernel-del',
       figure: "kernel: deleting one pod's veth pair (ip link del − ip link show)",
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
       ours: lessKernel(verbs.series.DEL.ours),
       reference: lessKernel(verbs.series.DEL.reference),
       floor: stat(verbs.floor)!,
-      target: 'report only',
+      target: "ours − floor ≤ 0.75 × the reference's",
       verdict: '—',
     }),
     finish({
@@ -165,10 +166,10 @@ async function main(): Promise<void> {
         reference: side(par.add.reference),
         floor: stat(par.floor)!,
         floorLabel: `${P.width} × node -e 0 at once`,
-        target: '≤ 1.5 × floor, 0 duplicates',
+        target: '≤ 1.3 × floor, 0 duplicates',
         verdict: '—',
       },
-      (o, r) => (r.floor ? o.median <= 1.5 * r.floor.median && r.ours.facts?.duplicates === 0 : undefined),
+      (o, r) => (r.floor ? o.median <= 1.3 * r.floor.median && r.ours.facts?.duplicates === 0 : undefined),
     ),
     finish(
       {
@@ -178,10 +179,10 @@ async function main(): Promise<void> {
         ours: side(leases.del.ours),
         reference: side(leases.del.reference),
         floor: stat(leases.floor)!,
-        target: '≥ 4 × faster than reference',
+        target: '≥ 5 × faster than reference',
         verdict: '—',
       },
-      (o, r) => (r.reference.stat ? r.reference.stat.median / o.median >= 4 : undefined),
+      (o, r) => (r.reference.stat ? r.reference.stat.median / o.median >= 5 : undefined),
     ),
     finish(
       {
@@ -191,10 +192,24 @@ async function main(): Promise<void> {
         ours: side(leases.gc),
         reference: { status: 'n/a', note: refDel ? `no GC in v1.1.1; its DEL: ${refDel.median.toFixed(1)} ms` : 'no GC in v1.1.1' },
         floor: stat(leases.floor)!,
-        target: "≤ ¼ of the reference's DEL",
+        target: "≥ 4 × faster than the reference's DEL",
         verdict: '—',
       },
       (o) => (refDel ? o.median <= refDel.median / 4 : undefined),
+    ),
+    finish(
+      {
+        id: 'reclaim',
+        figure: `host-local ADD on a full range of 250 dead leases (reclaiming) vs a normal ADD`,
+        unit: 'ms',
+        ours: side(reclaim.reclaiming),
+        reference: side(reclaim.reference),
+        floor: stat(reclaim.normal.samples)!,
+        floorLabel: 'normal ADD, free addresses, same run',
+        target: '< 2 × a normal ADD',
+        verdict: '—',
+      },
+      (o, r) => (r.floor ? o.median < 2 * r.floor.median : undefined),
     ),
     finish(
       {
@@ -229,8 +244,18 @@ async function main(): Promise<void> {
   const gcRow = rows.find((r) => r.id === 'hl-gc')!;
   if (gcRow.ours.stat && refDel) gcRow.oursOverReference = Math.round((gcRow.ours.stat.median / refDel.median) * 100) / 100;
   for (const r of rows) if (!r.floor) delete r.floor;
-  // What is left of the reference's DEL can be near zero: a ratio to it says nothing.
-  delete rows.find((r) => r.id === 'del-net')!.oursOverReference;
+  // DEL beyond Node's start and the kernel's deletion, against the reference's DEL beyond
+  // that deletion (issue 13): computed from the row's values, which carry no samples.
+  const delNet = rows.find((r) => r.id === 'del-net')!;
+  if (delNet.oursMinusFloor !== undefined && delNet.reference.value !== undefined && delNet.reference.value > 0) {
+    delNet.verdict = delNet.oursMinusFloor <= 0.75 * delNet.reference.value ? 'PASS' : 'MISS';
+    delNet.oursOverReference = Math.round((delNet.oursMinusFloor / delNet.reference.value) * 100) / 100;
+  } else {
+    delete delNet.oursOverReference;
+  }
+  // The reclaiming row's "ours ÷ reference" is against the normal ADD (the reference cannot reclaim).
+  const reclaimRow = rows.find((r) => r.id === 'reclaim')!;
+  if (reclaimRow.ours.stat && reclaimRow.floor) reclaimRow.oursOverReference = Math.round((reclaimRow.ours.stat.median / reclaimRow.floor.median) * 100) / 100;
 
   const machine = {
     cpus: os.cpus().length,
@@ -269,6 +294,7 @@ async function main(): Promise<void> {
     'Everything runs in private network namespaces, through the same `nsenter --net=<node namespace>` wrapper, ours and the reference alternating (A B, B A) so that drift cancels. The floor is bare `node -e 0` on the very runtime our executables start with (`<dir>/.flannelette/node`), measured in the same run.',
     "The kernel row: in each round of ADD/CHECK/DEL, a veth pair set up like a pod's in two namespaces of the round's own (the pod end `eth0` up with an IPv4 address, the other end an up port of an up bridge) is deleted with `ip -n <pod> link del eth0`, alternating with `ip -n <pod> link show lo`, the cost of running one ip; the difference of their medians is the kernel's deletion. The link leaves listings within a few ms (measured apart from this benchmark), but the request returns only after the kernel has waited for RCU (netdev_run_todo): both implementations' DEL wait for it. The row below takes it off DEL: its cells are DEL − kernel, so its \"ours − floor\" is what is ours beyond Node's start and the kernel's deletion.",
     "Config: flannel-style bridge `cni0`, isGateway, hairpinMode, ipMasq false, mtu 1450, host-local on a /24, cniVersion 1.0.0 (v1.1.1 does not take 1.1.0). CHECK gets the ADD's result as prevResult. The lease store is written in the reference's own format (a /16 range); DEL names a container that holds no lease. GC is a CNI 1.1.0 verb the reference v1.1.1 does not have, so it is compared with the reference's DEL.",
+    'The reclaim row: a host-local store whose range (250 addresses) is entirely leased to containers that no longer exist (no namespace attached to the node holds the addresses; the files dated an hour back, past the in-flight grace period), then an ADD, which must prove them dead and reclaim one to succeed; its floor column is a normal ADD (free addresses, same range and node) timed in the same rounds, alternating. The reference v1.1.1 does not reclaim: its ADD on the same store fails.',
   ];
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(doc, null, 2)}\n`);

@@ -58,21 +58,29 @@ start_etcd() {
   die "etcd did not become healthy"
 }
 
+# node name -> the pod subnet the walk-through's node had (Kubernetes gave them in join order).
+declare -A node_subnet=([worker01]=10.244.1 [worker02]=10.244.2)
+
+# The agent on a worker. Its subnet file is seeded with the walk-through's subnet, as a node
+# whose lease expired while it was down: the agent claims that subnet again. (A fresh node
+# gets a free subnet at random, as flannel picks them.)
 start_agent() {
   local node="$1"
   mkdir -p "$state/$node"
+  printf 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=%s.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n' "${node_subnet[$node]}" >"$state/$node/subnet.env"
   start_daemon "agent-$node" "$node" "$bin/.flannelette/flannelette" agent \
     --etcd-endpoints "$etcd_url" --iface enp0s8 --ip-masq --subnet-file "$state/$node/subnet.env"
 }
 
+# Waits until the agent holds its lease (and has rewritten the subnet file).
 wait_subnet_file() {
   local node="$1" i
   for i in $(seq 100); do
-    [ -s "$state/$node/subnet.env" ] && return 0
+    grep -qE 'info +(claimed|kept|renewed) lease' "$state/agent-$node.log" 2>/dev/null && return 0
     sleep 0.1
   done
   cat "$state/agent-$node.log" >&2
-  die "the agent on $node wrote no subnet file"
+  die "the agent on $node took no lease"
 }
 
 # The node's CNI config, as kube-flannel's cni-conf.json (flannel delegating to bridge with

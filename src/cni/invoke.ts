@@ -49,7 +49,7 @@ export async function runPlugin(p: LocatedPlugin, verb: Verb, inv: Invocation, s
   if (!p.own) return execPlugin(p.path, verb, inv, stdin);
   if (process.env.FLANNELETTE_DEBUG) process.stderr.write(`${inv.conf.type}: ${verb} of ${p.path} runs in-process\n`);
   // What the plugin's own skel would have made of the same bytes.
-  const sub: Invocation = stdin === inv.stdin ? { ...inv, command: verb } : { ...inv, command: verb, conf: parseConf(stdin), stdin };
+  const sub: Invocation = stdin === inv.stdin ? { ...inv, command: verb } : { ...inv, command: verb, conf: parseConf(stdin, verb), stdin };
   return runVerb(await p.own(), sub);
 }
 

@@ -1,11 +1,12 @@
 // Calling the IPAM plugin named by `ipam.type`, as libcni's delegation does: found in
-// CNI_PATH, given the same config. When that file is our own host-local (installed with
-// our Node on its #! line) it runs in this process: same code, same config, one process
-// start less. Anything else is exec'd.
+// CNI_PATH, given the same config. When that file is one of ours (installed with our Node
+// on its #! line) and the caller handed in its code, it runs in this process: same code,
+// same config, one process start less. Anything else is exec'd. The plugin layer hands
+// the code in (plugins/bridge/ipam.ts): the protocol never imports a plugin.
 import { CniError, ErrCode } from './errors.ts';
 import { locatePlugin, runPlugin } from './invoke.ts';
 import { parseResult, type Result } from './result.ts';
-import type { Invocation, Verb } from './skel.ts';
+import type { Invocation, Plugin, Verb } from './skel.ts';
 
 export interface Ipam {
   add(): Promise<Result>;
@@ -26,10 +27,9 @@ export function ipamType(conf: Record<string, unknown>): string {
   return t;
 }
 
-/** Locates the IPAM plugin now (a missing one is a code 7 error before anything is done). */
-export function ipamFor(inv: Invocation, type: string): Ipam {
-  // Our host-local, loaded only when used.
-  const own = type === 'host-local' ? async () => (await import('../plugins/host-local/plugin.ts')).hostLocalPlugin : undefined;
+/** Locates the IPAM plugin now (a missing one is a code 7 error before anything is done);
+ *  `own` loads our code for `type`, used when the file found is ours. */
+export function ipamFor(inv: Invocation, type: string, own?: () => Promise<Plugin>): Ipam {
   const p = locatePlugin(type, inv.path, own);
   const call = (verb: Verb) => runPlugin(p, verb, inv);
   return {

@@ -4,7 +4,7 @@ import { fstatSync, readFileSync, writeSync } from 'node:fs';
 import { parseCniArgs, type CniArgs } from './args.ts';
 import { CniError, ErrCode, asCniError } from './errors.ts';
 import { formatResult, type Result } from './result.ts';
-import { compareVersions, requireSupported, versionInfo, CURRENT_VERSION } from './versions.ts';
+import { compareVersions, requireDelVersion, requireSupported, versionInfo, CURRENT_VERSION } from './versions.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 
 export type Verb = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
@@ -76,7 +76,7 @@ export function readInvocation(env: NodeJS.ProcessEnv, stdin: Buffer): Invocatio
     validateIfName(inv.ifname);
   }
   inv.args = parseCniArgs(inv.rawArgs);
-  inv.conf = parseConf(stdin);
+  inv.conf = parseConf(stdin, command);
   const v = inv.conf.cniVersion;
   if (command === 'CHECK' && compareVersions(v, '0.4.0') < 0) {
     throw new CniError(ErrCode.IncompatibleVersion, `config version "${v}" does not allow CHECK`);
@@ -87,8 +87,9 @@ export function readInvocation(env: NodeJS.ProcessEnv, stdin: Buffer): Invocatio
   return inv;
 }
 
-/** Parses and checks the common keys of a network configuration. */
-export function parseConf(stdin: Buffer): NetConf {
+/** Parses and checks the common keys of a network configuration. DEL asks less of the
+ *  version: a DEL never strands a lease over a config ADD would refuse now. */
+export function parseConf(stdin: Buffer, verb?: string): NetConf {
   let raw: unknown;
   try {
     raw = JSON.parse(stdin.toString('utf8'));
@@ -99,7 +100,8 @@ export function parseConf(stdin: Buffer): NetConf {
     throw new CniError(ErrCode.DecodingFailure, 'network config is not a JSON object');
   }
   const conf = raw as NetConf;
-  requireSupported(conf.cniVersion);
+  if (verb === 'DEL') requireDelVersion(conf.cniVersion);
+  else requireSupported(conf.cniVersion);
   validateNetworkName(conf.name);
   return conf;
 }

@@ -30,6 +30,17 @@ export function requireSupported(version: unknown): string {
   return version;
 }
 
+/** The versions the reference plugins also take, and DEL from us: no cniVersion at all
+ *  reads as 0.1.0 there (libcni's decoder). DEL has no result to shape, so an older config,
+ *  or one whose version was dropped, still releases what its ADD made. */
+const DEL_ALSO = ['', '0.1.0', '0.2.0'];
+
+/** Throws code 1 unless a DEL may run on a config of `version`. */
+export function requireDelVersion(version: unknown): void {
+  if (version === undefined || version === null || (typeof version === 'string' && DEL_ALSO.includes(version))) return;
+  requireSupported(version);
+}
+
 /** The VERSION verb's answer. */
 export function versionInfo(): { cniVersion: string; supportedVersions: string[] } {
   return { cniVersion: CURRENT_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };

@@ -1,6 +1,6 @@
 // host-local's lease files, where the blog found which container holds an address:
 // <dataDir>/<network>/<ip> containing "<containerID>\r\n<ifname>" (older: the ID alone).
-import { parseLease } from '../ipam/store.ts';
+import { parseLease } from '../ipam/lease-file.ts';
 import { parseIP } from '../net/ip.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -5,7 +5,7 @@ import { CniError, ErrCode } from '../cni/errors.ts';
 import { formatIP, nextIP, sameIP, type IP } from '../net/ip.ts';
 import { isReservedAddress, rangeContains, type Range } from './range.ts';
 import { rangeFor, rangeSetContains, rangeSetToString, type RangeSet } from './range-set.ts';
-import type { Store } from './store.ts';
+import type { LeaseTxn } from './lease-store.ts';
 
 export interface Allocation {
   ip: IP;
@@ -54,7 +54,7 @@ export class RangeIterator {
 }
 
 /** Fails when (id, ifname) already holds an address in `set`: the spec forbids a second. */
-export function checkNotAllocated(store: Store, set: RangeSet, id: string, ifname: string): void {
+export function checkNotAllocated(store: LeaseTxn, set: RangeSet, id: string, ifname: string): void {
   for (const ip of store.getByID(id, ifname)) {
     if (rangeSetContains(set, ip)) {
       throw new CniError(ErrCode.Internal, `${formatIP(ip)} has been allocated to ${id}, duplicate allocation is not allowed`);
@@ -74,7 +74,7 @@ export function checkRequested(set: RangeSet, ip: IP): Range {
 }
 
 /** Reserves one address of `set` (the `setIndex`th) for (id, ifname). */
-export function allocate(store: Store, set: RangeSet, setIndex: number, id: string, ifname: string, requested?: IP): Allocation {
+export function allocate(store: LeaseTxn, set: RangeSet, setIndex: number, id: string, ifname: string, requested?: IP): Allocation {
   const rangeId = String(setIndex);
   if (requested) {
     const range = checkRequested(set, requested);

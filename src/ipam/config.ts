@@ -146,3 +146,19 @@ export function loadIpamConfig(conf: NetConf, args: CniArgs): IpamConfig {
   if (resolvConf !== undefined) out.resolvConf = resolvConf;
   return out;
 }
+
+/** What DEL needs to release a container's leases: where the store is, and how many range
+ *  sets (passes) there are. Read without judging the ranges, requested addresses or
+ *  CNI_ARGS: a config ADD would refuse now (an edited or inherited value, a gateway the
+ *  reference took) still releases. Only what hides the store is an error. */
+export function loadReleaseConfig(conf: NetConf): { name: string; dataDir: string; sets: number } {
+  const name = validateNetworkName(conf.name);
+  const ipam = conf.ipam;
+  if (ipam === undefined || ipam === null) throw bad("IPAM config missing 'ipam' key");
+  if (!isObject(ipam)) throw bad("'ipam' must be an object");
+  const runtime = isObject(conf.runtimeConfig) ? conf.runtimeConfig : {};
+  const count = (v: unknown) => (Array.isArray(v) ? v.length : 0);
+  const single = ipam.subnet !== undefined && ipam.subnet !== null && ipam.subnet !== '' ? 1 : 0;
+  const sets = Math.max(1, count(runtime.ipRanges) + single + count(ipam.ranges));
+  return { name, dataDir: optionalString(ipam.dataDir, 'ipam.dataDir') ?? DEFAULT_DATA_DIR, sets };
+}

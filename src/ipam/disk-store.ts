@@ -8,31 +8,18 @@
 // A lease is written whole to lease.tmp and then hard-linked to its address: it appears
 // with its full content or not at all (also when we are killed), and link(2) fails on an
 // existing name exactly as the reference's O_EXCL create does.
-import {
-  closeSync,
-  constants,
-  existsSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  utimesSync,
-  writeSync,
-  writeFileSync,
-  type Dirent,
-  type Stats,
-} from 'node:fs';
+// DiskStore names the directory; lock() hands out a DiskTxn, which holds everything one
+// locked operation learns and changes, and ends with it (commit, unlock).
+import { lstatSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from '../sys/flock.ts';
+import { writeFresh } from './fresh-file.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
 import { dirStamp, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
+import { formatLease, parseLease } from './lease-file.ts';
+import type { LeaseTxn } from './lease-store.ts';
 import { LeaseTable, type LeaseEntry } from './lease-table.ts';
-import { formatLease, parseLease, type Store } from './store.ts';
 
 const LAST_IP_PREFIX = 'last_reserved_ip.';
 const META = '.flannelette';
@@ -42,39 +29,22 @@ const TRUST_MS = 1000;
 const ioError = (what: string, err: unknown) => new CniError(ErrCode.IOFailure, `${what}: ${(err as Error).message}`, '', { cause: err });
 const errno = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
 
-export class DiskStore implements Store {
-  readonly dir: string;
-  private readonly meta: string;
-  private readonly indexFile: string;
-  private readonly fileLock: FileLock;
+/** The lease table and the directory stamp it was exact at. */
+export interface Snapshot {
+  table: LeaseTable;
+  stamp: DirStamp;
+}
 
-  // State of one locked operation.
-  private table: LeaseTable | undefined;
-  /** The directory stamp at which `table` was last known to be exact (after our own
-   *  changes too); undefined when it is not known to be exact. */
-  private known: DirStamp | undefined;
-  /** The table came from a scan, not from the index. */
-  private scanned = false;
-  /** The table disagreed with a file: rescan before persisting it. */
-  private suspect = false;
-  /** We created or removed entries of `dir`. */
-  private dirChanged = false;
-  /** This operation's new leases and the last_reserved_ip contents they replaced. */
-  private made: string[] = [];
-  /** `.flannelette/` is known to exist in this operation (asked once, not per write). */
-  private metaReady = false;
-  /** What peek() read, reused by leases() once locked if the directory did not change. */
-  private peeked: { table: LeaseTable; stamp: DirStamp } | undefined;
-  private lastBefore = new Map<string, string | undefined>();
-  /** last_reserved_ip contents read in this operation (not read again before writing). */
-  private lastSeen = new Map<string, string | undefined>();
+export class DiskStore {
+  readonly dir: string;
+  readonly meta: string;
+  readonly indexFile: string;
 
   constructor(dataDir: string, network: string) {
     // Normalised once; names below are joined by hand (path.join, cold, costs ~40 µs a call).
     this.dir = path.join(dataDir, network);
     this.meta = `${this.dir}/${META}`;
     this.indexFile = `${this.meta}/leases`;
-    this.fileLock = new FileLock(`${this.dir}/lock`);
   }
 
   /** Whether the network's directory exists (DEL, GC, CHECK never create it). */
@@ -98,28 +68,32 @@ export class DiskStore implements Store {
     }
   }
 
-  async lock(): Promise<void> {
-    await this.fileLock.acquire();
-    this.table = this.known = undefined;
-    this.scanned = this.suspect = this.dirChanged = this.metaReady = false;
-    this.made = [];
-    this.lastBefore.clear();
-    this.lastSeen.clear();
+  /** Exclusive access for one operation, shared with every other plugin process (the
+   *  reference's flock). `peeked`, a snapshot read before, is reused if still current. */
+  async lock(peeked?: Snapshot): Promise<DiskTxn> {
+    const lock = new FileLock(`${this.dir}/lock`);
+    await lock.acquire();
+    return new DiskTxn(this, lock, peeked);
   }
 
-  unlock(): void {
-    this.fileLock.release();
-  }
-
-  private stampIs(stamp: DirStamp): boolean {
+  /** Runs `fn` in one locked operation: on success its changes are committed; when it
+   *  throws, its reservations are undone first. Unlocked either way. */
+  async update<T>(fn: (tx: DiskTxn) => T | Promise<T>, peeked?: Snapshot): Promise<T> {
+    const tx = await this.lock(peeked);
+    let ok = false;
     try {
-      return sameStamp(stamp, dirStamp(this.dir));
-    } catch {
-      return false;
+      const out = await fn(tx);
+      ok = true;
+      return out;
+    } finally {
+      if (!ok) tx.rollback();
+      tx.commit(ok);
+      tx.unlock();
     }
   }
 
-  private current(): { table: LeaseTable; stamp: DirStamp } | undefined {
+  /** The persisted index, when it still describes the directory. */
+  current(): Snapshot | undefined {
     const idx = readIndex(this.indexFile);
     if (!idx) return undefined;
     try {
@@ -132,34 +106,8 @@ export class DiskStore implements Store {
   }
 
   /** Without the lock: the persisted index, when it still describes the directory. */
-  peek(): LeaseTable | undefined {
-    this.peeked = this.current();
-    return this.peeked?.table;
-  }
-
-  /** Every lease: from the index when it is current, else from reading every file. */
-  leases(): LeaseTable {
-    if (this.table) return this.table;
-    // A peek made before the lock still holds if the directory has not changed since: the
-    // index need not be read again (0.5 ms at 10,000 leases).
-    const peeked = this.peeked;
-    this.peeked = undefined;
-    const idx = peeked && this.stampIs(peeked.stamp) ? peeked : this.current();
-    if (idx) {
-      this.table = idx.table;
-      this.known = idx.stamp;
-    } else {
-      this.rescan();
-    }
-    return this.table!;
-  }
-
-  private rescan(): void {
-    const scan = this.scan();
-    this.table = scan.table;
-    this.known = scan.stamp;
-    this.scanned = true;
-    this.suspect = false;
+  peek(): Snapshot | undefined {
+    return this.current();
   }
 
   /** Reads every lease file; `stamp` is set when the directory did not change meanwhile. */
@@ -204,60 +152,122 @@ export class DiskStore implements Store {
     }
   }
 
+  /** When lease `name` was last written (ms since the epoch); undefined when it is gone. */
+  leaseMtimeMs(name: string): number | undefined {
+    return lstatSync(`${this.dir}/${name}`, { throwIfNoEntry: false })?.mtimeMs;
+  }
+
+  stampNow(): DirStamp | undefined {
+    try {
+      return dirStamp(this.dir);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** One locked operation on a DiskStore: what it read and what it changed. */
+export class DiskTxn implements LeaseTxn {
+  private readonly store: DiskStore;
+  private readonly dir: string;
+  private fileLock: FileLock | undefined;
+  private table: LeaseTable | undefined;
+  /** The directory stamp at which `table` was last known to be exact (after our own
+   *  changes too); undefined when it is not known to be exact. */
+  private known: DirStamp | undefined;
+  /** A snapshot read before the lock, reused if the directory did not change since. */
+  private peeked: Snapshot | undefined;
+  /** The table came from a scan, not from the index. */
+  private scanned = false;
+  /** The table disagreed with a file: rescan before persisting it. */
+  private suspect = false;
+  /** We created or removed entries of `dir`. */
+  private dirChanged = false;
+  /** `.flannelette/` is known to be our directory in this operation (asked once, not per write). */
+  private metaReady = false;
+  /** This operation's new leases and the last_reserved_ip contents they replaced. */
+  private readonly made: string[] = [];
+  private readonly lastBefore = new Map<string, string | undefined>();
+  /** last_reserved_ip contents read in this operation (not read again before writing). */
+  private readonly lastSeen = new Map<string, string | undefined>();
+
+  constructor(store: DiskStore, lock: FileLock, peeked: Snapshot | undefined) {
+    this.store = store;
+    this.dir = store.dir;
+    this.fileLock = lock;
+    this.peeked = peeked;
+  }
+
+  unlock(): void {
+    this.fileLock?.release();
+    this.fileLock = undefined;
+  }
+
+  /** Every lease: from the index when it is current, else from reading every file. */
+  leases(): LeaseTable {
+    if (this.table) return this.table;
+    // A peek made before the lock still holds if the directory has not changed since: the
+    // index need not be read again (0.5 ms at 10,000 leases).
+    const peeked = this.peeked;
+    this.peeked = undefined;
+    const now = peeked && this.store.stampNow();
+    const idx = peeked && now && sameStamp(peeked.stamp, now) ? peeked : this.store.current();
+    if (idx) {
+      this.table = idx.table;
+      this.known = idx.stamp;
+    } else {
+      this.rescan();
+    }
+    return this.table!;
+  }
+
+  private rescan(): void {
+    const scan = this.store.scan();
+    this.table = scan.table;
+    this.known = scan.stamp;
+    this.scanned = true;
+    this.suspect = false;
+  }
+
   /** Runs `change`, which adds or removes entries of `dir`, keeping `known` exact: a
    *  stamp that moved before our change means someone else changed the directory. */
   private changing<T>(change: () => T): T {
-    const stampNow = () => {
-      try {
-        return dirStamp(this.dir);
-      } catch {
-        return undefined;
-      }
-    };
     if (this.known) {
-      const now = stampNow();
+      const now = this.store.stampNow();
       if (!now || !sameStamp(this.known, now)) this.known = undefined;
     }
     const result = change(); // a failed change changed nothing
     this.dirChanged = true;
-    if (this.known) this.known = stampNow();
+    if (this.known) this.known = this.store.stampNow();
     return result;
   }
 
+  /** `.flannelette/` as a directory of ours: anything else at that name (a symlink, a
+   *  file) is removed, so no write of ours is ever led outside the store. */
   private ensureMeta(): void {
     if (this.metaReady) return;
+    const meta = this.store.meta;
+    const st = lstatSync(meta, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) {
+      try {
+        if (st) this.changing(() => unlinkSync(meta));
+        this.changing(() => mkdirSync(meta, { mode: 0o755 }));
+      } catch (err) {
+        if (errno(err) !== 'EEXIST' || !lstatSync(meta, { throwIfNoEntry: false })?.isDirectory()) throw ioError(`failed to create ${meta}`, err);
+      }
+    }
     this.metaReady = true;
-    try {
-      statSync(this.meta);
-      return;
-    } catch {
-      // create it below
-    }
-    try {
-      this.changing(() => mkdirSync(this.meta, { mode: 0o755 }));
-    } catch (err) {
-      if (errno(err) !== 'EEXIST') throw ioError(`failed to create ${this.meta}`, err);
-    }
   }
 
   reserve(id: string, ifname: string, ip: IP, rangeId: string): boolean {
     const name = formatIP(ip);
     const table = this.leases();
     if (table.has(name)) return false;
-    this.ensureMeta();
-    const tmp = `${this.meta}/lease.tmp`;
+    const tmp = `${this.store.meta}/lease.tmp`;
     const file = `${this.dir}/${name}`;
     try {
-      // A leftover of a killed writer may still be linked to a lease: never write
-      // through it, replace it. (Asked first: a thrown ENOENT costs more than the check.)
-      if (existsSync(tmp)) unlinkSync(tmp);
-      const content = Buffer.from(formatLease(id, ifname));
-      const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-      try {
-        if (writeSync(fd, content) !== content.length) throw new Error('short write');
-      } finally {
-        closeSync(fd);
-      }
+      this.ensureMeta();
+      writeFresh(tmp, formatLease(id, ifname));
       try {
         this.changing(() => linkSync(tmp, file));
       } catch (err) {
@@ -303,9 +313,9 @@ export class DiskStore implements Store {
       } else {
         // Whole or not at all: the reference rewrites it in place, and a kill mid-write
         // leaves it empty (seen in the crash tests). Temp file + rename never does.
-        const tmp = `${this.meta}/${LAST_IP_PREFIX}${rangeId}.tmp`;
+        const tmp = `${this.store.meta}/${LAST_IP_PREFIX}${rangeId}.tmp`;
         this.ensureMeta();
-        writeFileSync(tmp, text, { mode: 0o644 });
+        writeFresh(tmp, text);
         this.changing(() => renameSync(tmp, file));
       }
     } catch (err) {
@@ -392,6 +402,7 @@ export class DiskStore implements Store {
         process.stderr.write(`host-local: rollback: ${(err as Error).message}\n`);
       }
     }
+    this.lastBefore.clear();
   }
 
   /** Before unlocking: brings the persisted index up to date with what we did. After a
@@ -413,7 +424,7 @@ export class DiskStore implements Store {
       if (st.mtimeMs > now - TRUST_MS) utimesSync(this.dir, st.atimeMs / 1000, (now - 2 * TRUST_MS) / 1000);
       const stamp = dirStamp(this.dir);
       if (Number(stamp.mtimeNs / 1_000_000n) > now - TRUST_MS) return;
-      writeIndex(this.indexFile, `${this.meta}/leases.tmp`, stamp, this.table!);
+      writeIndex(this.store.indexFile, `${this.store.meta}/leases.tmp`, stamp, this.table!);
     } catch (err) {
       // The index is an optimisation: without it the next call reads every file.
       process.stderr.write(`host-local: lease index not updated: ${(err as Error).message}\n`);

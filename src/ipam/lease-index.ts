@@ -4,7 +4,8 @@
 // that still matches means no lease file appeared or vanished since, whoever made the
 // change (the reference plugin, an operator). What it cannot see: a lease file's
 // content edited in place, and a change whose timestamps were forged.
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync } from 'node:fs';
+import { writeFresh } from './fresh-file.ts';
 import { LeaseTable } from './lease-table.ts';
 
 export interface DirStamp {
@@ -44,6 +45,6 @@ export function readIndex(file: string): { stamp: DirStamp; table: LeaseTable } 
 /** Replaces `file` whole (write to `tmp`, rename): a reader sees the old or the new index. */
 export function writeIndex(file: string, tmp: string, stamp: DirStamp, table: LeaseTable): void {
   const text = `${MAGIC} ${stamp.ino} ${stamp.mtimeNs} ${stamp.ctimeNs}\n${table.text()}${TRAILER}`;
-  writeFileSync(tmp, text, { mode: 0o644 });
+  writeFresh(tmp, text);
   renameSync(tmp, file);
 }

@@ -2,7 +2,7 @@
 // per lease file ("/" as ifname for the old one-line form, empty id and ifname for a file
 // that holds no lease). Kept as one string because the hot question, "what does this
 // container hold?", is then a substring search, with no parsing of 10,000 lines.
-import type { LeaseOwner } from './store.ts';
+import type { LeaseOwner } from './lease-file.ts';
 
 export interface LeaseEntry {
   /** The file name: the address in canonical text. */

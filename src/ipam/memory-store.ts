@@ -1,27 +1,13 @@
-// A store held in memory: the allocator's behaviour without a disk (tests, dry runs).
+// A store held in memory, as one endless operation: the allocator's behaviour without a
+// disk (unit tests).
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
-import { formatLease, ownership, parseLease, type Store } from './store.ts';
+import { formatLease, ownership, parseLease } from './lease-file.ts';
+import type { LeaseTxn } from './lease-store.ts';
 
-export class MemoryStore implements Store {
+export class MemoryStore implements LeaseTxn {
   /** Address text → lease content, as a disk store would hold it. */
   readonly leases = new Map<string, string>();
   readonly lastReserved = new Map<string, string>();
-  private held = false;
-  private waiters: (() => void)[] = [];
-
-  async lock(): Promise<void> {
-    if (!this.held) {
-      this.held = true;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  unlock(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.held = false;
-  }
 
   reserve(id: string, ifname: string, ip: IP, rangeId: string): boolean {
     const key = formatIP(ip);

@@ -1,7 +1,3 @@
-// The overlay's legacy (src/overlay still drives `ip` and `bridge` processes, with
-// kernel/fdb.ts, neigh.ts and vxlan.ts, until it moves to kernel/netlink.ts): running a
-// program through src/sys/spawn.ts. Nothing else executes iproute2.
+// Running a program: src/sys/spawn.ts is its home; this re-export keeps src/overlay/host.ts's
+// import (its iptables calls) working until that file moves to it.
 export { CHILD_ENV, run, runOk, type RunResult } from '../sys/spawn.ts';
-
-export const IP = '/usr/sbin/ip';
-export const BRIDGE = '/usr/sbin/bridge';

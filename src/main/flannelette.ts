@@ -1,5 +1,6 @@
-// The `flannelette` command: `agent` (the VXLAN overlay agent) and `explain` (a pod's
-// packet path). Each subcommand's module is loaded only when that subcommand runs.
+// The `flannelette` command: `agent` (the VXLAN overlay agent), `explain` (a pod's
+// packet path) and `leases` (host-local's leases, live or dead). Each subcommand's module
+// is loaded only when that subcommand runs.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
@@ -12,8 +13,19 @@ void yargs(hideBin(process.argv))
     'run the VXLAN overlay agent of this node (subnet lease in etcd, flannel.1, routes to the other nodes)',
     (y) =>
       y
-        .option('etcd-endpoints', { type: 'string', default: 'http://127.0.0.1:2379', describe: 'etcd client URLs, comma-separated (http only)' })
+        // flanneld's flags (and, as flanneld, FLANNELD_<FLAG> in the environment), so its manifests carry over.
+        .env('FLANNELD')
+        .option('etcd-endpoints', {
+          type: 'string',
+          default: 'http://127.0.0.1:4001,http://127.0.0.1:2379',
+          describe: 'etcd client URLs (http:// or https://), comma-separated; the next is tried when one stops answering',
+        })
         .option('etcd-prefix', { type: 'string', default: '/coreos.com/network', describe: 'where the network config and the subnet leases live' })
+        .option('etcd-cafile', { type: 'string', describe: "PEM file of the CA that signed etcd's certificate" })
+        .option('etcd-certfile', { type: 'string', describe: "PEM file of this client's certificate (etcd's --client-cert-auth)" })
+        .option('etcd-keyfile', { type: 'string', describe: "PEM file of this client's private key" })
+        .option('etcd-username', { type: 'string', describe: 'etcd user (auth enabled); its role needs readwrite on the prefix' })
+        .option('etcd-password', { type: 'string', describe: "the etcd user's password (better: FLANNELD_ETCD_PASSWORD in the environment)" })
         .option('iface', { type: 'string', describe: "underlay interface (name or address); default: the default route's" })
         .option('public-ip', { type: 'string', describe: "this node's address for the other nodes; default: the interface's first IPv4" })
         .option('subnet-file', {
@@ -22,6 +34,8 @@ void yargs(hideBin(process.argv))
           describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ',
         })
         .option('ip-masq', { type: 'boolean', default: false, describe: 'masquerade traffic from pods leaving the overlay' })
+        .option('healthz-ip', { type: 'string', default: '0.0.0.0', describe: 'address of the health endpoint (GET /healthz, /readyz)' })
+        .option('healthz-port', { type: 'number', default: 0, describe: 'port of the health endpoint (0: none)' })
         .option('lease-ttl', { type: 'number', default: 86400, describe: 'subnet lease TTL in seconds (renewed every third of it)' })
         .option('release-on-exit', { type: 'boolean', default: false, describe: 'revoke the lease on SIGTERM/SIGINT instead of keeping it for a restart' }),
     async (argv) => finish(await (await import('../cli/agent.ts')).agentCommand(argv)),
@@ -39,7 +53,20 @@ void yargs(hideBin(process.argv))
         .option('cache-dir', { type: 'string', describe: "libcni's cache dir (default /var/lib/cni)" }),
     async (argv) => finish(await (await import('../cli/explain.ts')).explainCommand(argv)),
   )
-  .demandCommand(1, 'name a command: agent or explain')
+  .command(
+    'leases',
+    "list host-local's leases and whether each pod is live, dead or unknown (run it in the node's namespace); --reclaim releases the dead ones",
+    (y) =>
+      y
+        .option('network', { type: 'string', describe: 'only this network (default: every network under the data dir)' })
+        .option('data-dir', { type: 'string', describe: "host-local's dataDir (default /var/lib/cni/networks)" })
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+        .option('reclaim', { type: 'boolean', default: false, describe: 'release the dead leases, under the store lock' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'with --reclaim: say what would be released, release nothing' })
+        .option('boot-only', { type: 'boolean', default: false, describe: 'pods not attached by veths (macvlan, ipvlan): only a reboot proves a lease dead' }),
+    async (argv) => finish(await (await import('../cli/leases.ts')).leasesCommand(argv)),
+  )
+  .demandCommand(1, 'name a command: agent, explain or leases')
   .strict()
   .help()
   .parseAsync()

@@ -3,7 +3,7 @@
 // drop it, and (with --ip-masq) flannel's masquerade rules for traffic leaving the overlay.
 import { run, runOk } from '../kernel/run.ts';
 import { ensureSysctl, readSysctl } from '../kernel/sysctl.ts';
-import { formatCidr, type Cidr } from './ipv4.ts';
+import { formatCidr, type Cidr } from '../net/ip.ts';
 
 const IPTABLES = '/usr/sbin/iptables';
 const IPTABLES_RESTORE = '/usr/sbin/iptables-restore';

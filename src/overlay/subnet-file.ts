@@ -6,7 +6,7 @@
 //   FLANNEL_IPMASQ=false
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { formatCidr, formatIp, subnetOf, type Cidr } from './ipv4.ts';
+import { formatCidr, formatIP, networkOf, parseCidr, type Cidr } from '../net/ip.ts';
 
 export interface SubnetFile {
   network: Cidr;
@@ -18,7 +18,7 @@ export interface SubnetFile {
 export function formatSubnetFile(f: SubnetFile): string {
   return [
     `FLANNEL_NETWORK=${formatCidr(f.network)}`,
-    `FLANNEL_SUBNET=${formatIp(f.subnet.ip + 1)}/${f.subnet.len}`,
+    `FLANNEL_SUBNET=${formatIP({ family: f.subnet.ip.family, n: f.subnet.ip.n + 1n })}/${f.subnet.prefix}`,
     `FLANNEL_MTU=${f.mtu}`,
     `FLANNEL_IPMASQ=${f.ipMasq}`,
     '',
@@ -42,5 +42,6 @@ export async function readPreviousSubnet(file: string): Promise<Cidr | undefined
     return undefined;
   }
   const m = /^FLANNEL_SUBNET=(\S+?)\s*$/m.exec(text);
-  return m ? subnetOf(m[1]!) : undefined;
+  const c = m ? parseCidr(m[1]!) : undefined;
+  return c?.ip.family === 4 && c.maskBits === 32 ? networkOf({ ip: c.ip, prefix: c.prefix }) : undefined;
 }

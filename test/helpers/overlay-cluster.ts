@@ -1,33 +1,24 @@
 // The walk-through's cluster for the overlay tests, in namespaces made with createNs: an
-// underlay bridge in its own "wire" namespace, a master running etcd on 172.16.1.100,
-// and workers (172.16.1.101...) each running the INSTALLED `flannelette agent` with a
-// temp subnet file. Processes are killed and the temp dir removed after the file, also
-// when a test fails; the namespaces go with the netns helper.
+// underlay bridge in its own "wire" namespace, a master running etcd on 172.16.1.100 (or
+// three members, .100, .91 and .92; over https with client certificates; with auth), and
+// workers (172.16.1.101...) each running the INSTALLED `flannelette agent` with a temp
+// subnet file. Processes are killed and the temp dir removed after the file, also when a
+// test fails; the namespaces go with the netns helper.
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { cnitool } from './cnitool.ts';
+import { eventually } from './eventually.ts';
 import { createNs, type Netns } from './netns.ts';
+import type { Pki } from './pki.ts';
 import { ourBinDir } from './plugin.ts';
 
-export const ETCD_URL = 'http://172.16.1.100:2379';
 export const NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
 const SUBNETS = '/coreos.com/network/subnets/';
 
-/** Polls `fn` until it stops throwing; rethrows its last error after `ms`. */
-export async function eventually<T>(fn: () => Promise<T> | T, ms = 10_000, every = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, every));
-    }
-  }
-}
+export { eventually };
 
 /** A process in a namespace, its output kept for assertions and failure reports. */
 export class Daemon {
@@ -87,25 +78,68 @@ process.once('exit', () => {
   }
 });
 
+/** How the cluster's etcd runs. */
+export interface EtcdSetup {
+  /** Members, each in a namespace of its own on the wire: 1 (master, .100) or 3 (also .91, .92). */
+  members?: 1 | 3;
+  /** https with these certificates, and client certificates required (--client-cert-auth). */
+  tls?: Pki;
+}
+
+export interface Member {
+  name: string;
+  node: Node;
+  url: string;
+  daemon?: Daemon;
+}
+
+const MEMBER_IPS = ['172.16.1.100', '172.16.1.91', '172.16.1.92'];
+
 export class Cluster {
   readonly nodes = new Map<string, Node>();
-  etcd?: Daemon;
-  /** Where etcd runs (no agent there, as in the walk-through). */
-  master!: Node;
+  readonly members: Member[] = [];
+  /** etcdctl's credentials once auth is on (root). */
+  private root?: string;
+  /** The agents' credentials, given to startAgent(). */
+  agentAuth: string[] = [];
+  /** The agents' client certificate and key (with tls): the PKI's client certificate unless changed. */
+  clientCert?: { cert: string; key: string };
   private constructor(
     readonly tmp: string,
     readonly wire: Netns,
+    readonly setup: EtcdSetup,
   ) {}
 
-  /** The wire, master with etcd running and the network config written. */
-  static async create(): Promise<Cluster> {
+  /** Where the first member runs (no agent there, as in the walk-through). */
+  get master(): Node {
+    return this.members[0]!.node;
+  }
+
+  /** The first member's process. */
+  get etcd(): Daemon | undefined {
+    return this.members[0]!.daemon;
+  }
+
+  /** Every member's client URL, comma-separated (--etcd-endpoints). */
+  get endpoints(): string {
+    return this.members.map((m) => m.url).join(',');
+  }
+
+  /** The wire, etcd running and the network config written. */
+  static async create(setup: EtcdSetup = {}): Promise<Cluster> {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-overlay-'));
     const wire = await createNs('wire');
     await wire.ip('link', 'add', 'br0', 'type', 'bridge');
     await wire.ip('link', 'set', 'br0', 'up');
-    const c = new Cluster(tmp, wire);
+    const c = new Cluster(tmp, wire, setup);
     clusters.add(c);
-    c.master = await c.addNode('master', '172.16.1.100');
+    if (setup.tls) c.clientCert = { cert: setup.tls.clientCert, key: setup.tls.clientKey };
+    const scheme = setup.tls ? 'https' : 'http';
+    for (let i = 0; i < (setup.members ?? 1); i++) {
+      const name = i === 0 ? 'master' : `master${i + 1}`;
+      const ip = MEMBER_IPS[i]!;
+      c.members.push({ name, node: await c.addNode(name, ip), url: `${scheme}://${ip}:2379` });
+    }
     await c.startEtcd();
     await c.etcdctl('put', '/coreos.com/network/config', NETWORK_CONFIG);
     return c;
@@ -125,50 +159,95 @@ export class Cluster {
     return node;
   }
 
-  /** Starts etcd in master, with a fresh data dir if `fresh`; waits until it answers. */
+  /** Starts every member not running (all of a new cluster at once), with fresh data if `fresh`; waits until they answer. */
   async startEtcd(fresh = false): Promise<void> {
-    const data = path.join(this.tmp, 'etcd');
+    const stopped = this.members.filter((m) => !m.daemon);
+    for (const m of stopped) this.startMember(m, fresh);
+    await eventually(() => this.etcdctl('endpoint', 'health', '--endpoints', stopped.map((m) => m.url).join(',')), 20_000, 200);
+  }
+
+  private startMember(m: Member, fresh: boolean): void {
+    const data = path.join(this.tmp, `etcd-${m.name}`);
     if (fresh) rmSync(data, { recursive: true, force: true });
+    const ip = m.node.ip;
+    const initial = this.members.map((x) => `${x.name}=http://${x.node.ip}:2380`).join(',');
+    const tls = this.setup.tls;
     const proc = execa(
       'ip',
       [
         'netns',
         'exec',
-        this.master.ns.name,
+        m.node.ns.name,
         'etcd',
         '--name',
-        'master',
+        m.name,
         '--data-dir',
         data,
         '--listen-client-urls',
-        ETCD_URL,
+        m.url,
         '--advertise-client-urls',
-        ETCD_URL,
+        m.url,
         '--listen-peer-urls',
-        'http://127.0.0.1:2380',
+        `http://${ip}:2380`,
         '--initial-advertise-peer-urls',
-        'http://127.0.0.1:2380',
+        `http://${ip}:2380`,
         '--initial-cluster',
-        'master=http://127.0.0.1:2380',
+        initial,
+        '--initial-cluster-token',
+        path.basename(this.tmp),
+        ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
       ],
       { reject: false, buffer: false },
     );
-    this.etcd = new Daemon(proc);
-    daemons.add(this.etcd);
-    await eventually(() => this.etcdctl('endpoint', 'health'), 15_000);
+    m.daemon = new Daemon(proc);
+    daemons.add(m.daemon);
+  }
+
+  /** Stops member `i` (SIGTERM; SIGKILL when asked). */
+  async stopMember(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const m = this.members[i]!;
+    if (!m.daemon) return;
+    await m.daemon.stop(signal);
+    daemons.delete(m.daemon);
+    m.daemon = undefined;
   }
 
   async stopEtcd(): Promise<void> {
-    if (!this.etcd) return;
-    await this.etcd.stop('SIGTERM');
-    daemons.delete(this.etcd);
-    this.etcd = undefined;
+    for (let i = 0; i < this.members.length; i++) await this.stopMember(i);
   }
 
+  /** Turns auth on: user root, and user `user` whose role `user` may read and write the network prefix. */
+  async enableAuth(user: string, password: string): Promise<void> {
+    await this.etcdctl('user', 'add', 'root', '--new-user-password=root-secret', '--interactive=false');
+    await this.etcdctl('user', 'add', user, `--new-user-password=${password}`, '--interactive=false');
+    await this.etcdctl('role', 'add', user);
+    await this.etcdctl('role', 'grant-permission', user, '--prefix=true', 'readwrite', '/coreos.com/network/');
+    await this.etcdctl('user', 'grant-role', user, user);
+    await this.etcdctl('auth', 'enable');
+    this.root = 'root:root-secret';
+    this.agentAuth = ['--etcd-username', user, '--etcd-password', password];
+  }
+
+  /** etcdctl against the running members (or `--endpoints` given in `args`), with the cluster's TLS and root credentials. */
   async etcdctl(...args: string[]): Promise<string> {
-    const r = await execa('ip', ['netns', 'exec', this.master.ns.name, 'etcdctl', '--endpoints', ETCD_URL, '--command-timeout=2s', ...args], {
-      env: { ETCDCTL_API: '3' },
-    });
+    const running = this.members.filter((m) => m.daemon).map((m) => m.url);
+    const tls = this.setup.tls;
+    const r = await execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.master.ns.name,
+        'etcdctl',
+        '--endpoints',
+        running.join(','),
+        '--command-timeout=3s',
+        ...(tls ? ['--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : []),
+        ...(this.root ? ['--user', this.root] : []),
+        ...args,
+      ],
+      { env: { ETCDCTL_API: '3' } },
+    );
     return r.stdout;
   }
 
@@ -179,13 +258,31 @@ export class Cluster {
     const m = new Map<string, { value: any; lease: string }>();
     for (const kv of out.kvs ?? []) {
       const key = Buffer.from(kv.key, 'base64').toString().slice(SUBNETS.length);
-      m.set(key, { value: JSON.parse(Buffer.from(kv.value, 'base64').toString()), lease: String(kv.lease ?? 0) });
+      const text = Buffer.from(kv.value, 'base64').toString();
+      let value: unknown = text;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        // a bad lease a test wrote: kept as text
+      }
+      m.set(key, { value, lease: String(kv.lease ?? 0) });
     }
     return m;
   }
 
-  /** Starts the installed agent in `node`'s namespace (the test's lease TTL: 3 s). */
-  startAgent(node: Node, extra: string[] = []): Daemon {
+  /** The flags that reach this cluster's etcd: endpoints, certificates, credentials. */
+  etcdArgs(): string[] {
+    const tls = this.setup.tls;
+    return [
+      '--etcd-endpoints',
+      this.endpoints,
+      ...(tls && this.clientCert ? ['--etcd-cafile', tls.ca, '--etcd-certfile', this.clientCert.cert, '--etcd-keyfile', this.clientCert.key] : []),
+      ...this.agentAuth,
+    ];
+  }
+
+  /** Starts the installed agent in `node`'s namespace (lease TTL 3 s unless `extra` says); `etcd` replaces etcdArgs(). */
+  startAgent(node: Node, extra: string[] = [], etcd: string[] = this.etcdArgs()): Daemon {
     const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
     const proc = execa(
       'ip',
@@ -195,14 +292,12 @@ export class Cluster {
         node.ns.name,
         exe,
         'agent',
-        '--etcd-endpoints',
-        ETCD_URL,
+        ...etcd,
         '--iface',
         'enp0s8',
         '--subnet-file',
         node.subnetFile,
-        '--lease-ttl',
-        '3',
+        ...(extra.includes('--lease-ttl') ? [] : ['--lease-ttl', '3']),
         '--ip-masq',
         ...extra,
       ],
@@ -214,12 +309,19 @@ export class Cluster {
   }
 
   /** Waits for the node's subnet file; its FLANNEL_SUBNET ("10.244.1.1/24"). */
-  async subnetOf(node: Node): Promise<string> {
+  async subnetOf(node: Node, ms = 10_000): Promise<string> {
     return eventually(() => {
       const m = existsSync(node.subnetFile) && /^FLANNEL_SUBNET=(.+)$/m.exec(readFileSync(node.subnetFile, 'utf8'));
       if (!m) throw new Error(`no FLANNEL_SUBNET in ${node.subnetFile}; agent log:\n${node.agent?.log}`);
       return m[1]!;
-    });
+    }, ms);
+  }
+
+  /** The node's subnet ("10.244.7.0/24") and its lease key ("10.244.7.0-24"), once it has one. */
+  async leaseOf(node: Node): Promise<{ subnet: string; key: string; gw: string }> {
+    const [gw1, len] = (await this.subnetOf(node)).split('/') as [string, string];
+    const gw = gw1.replace(/\.1$/, '.0');
+    return { subnet: `${gw}/${len}`, key: `${gw}-${len}`, gw };
   }
 
   async destroy(): Promise<void> {
@@ -229,6 +331,13 @@ export class Cluster {
     daemons.clear();
     rmSync(this.tmp, { recursive: true, force: true });
   }
+}
+
+/** GET `url` from inside `ns` (with the test's own Node): the status and body. */
+export async function httpGet(ns: Netns, url: string): Promise<{ status: number; body: string }> {
+  const script = `fetch(${JSON.stringify(url)}).then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })), (e) => { console.log(JSON.stringify({ status: 0, body: String(e.cause ?? e) })); })`;
+  const r = await execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script]);
+  return JSON.parse(r.stdout) as { status: number; body: string };
 }
 
 /** The VXLAN forwarding state of `node`: routes, neighbours and fdb entries on flannel.1. */

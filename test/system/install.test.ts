@@ -90,4 +90,16 @@ describe('install.sh', () => {
     const after = statSync(addCache);
     expect([after.ino, after.mtimeMs]).toEqual([cached.ino, cached.mtimeMs]);
   });
+
+  it('caches code only for the verbs of the spec: invalid CNI_COMMANDs create no file', async () => {
+    const dir = path.join(tmp, 'bin');
+    const cacheDir = path.join(dir, '.flannelette', 'cache');
+    const before = readdirSync(cacheDir).sort();
+    for (const command of ['add', 'FOO', 'BOGUS', 'X', 'del', '']) {
+      const r = await callPlugin('host-local', { command, conf: { cniVersion: '1.0.0', name: 'n' } }, dir);
+      expect(r.code).toBe(1);
+      expect(r.json?.code).toBe(4);
+    }
+    expect(readdirSync(cacheDir).sort()).toEqual(before);
+  });
 });

@@ -51,7 +51,9 @@ describe('the addon', () => {
     try {
       const acquired = waiting.acquire();
       expect(await settlesWithin(acquired, 200)).toBe(false);
-      expect(ticks).toBeGreaterThan(3);
+      // Any tick proves the loop ran while the lock was awaited (a blocked loop would give 0:
+      // the holder is released only from here). How many is the scheduler's business under load.
+      expect(ticks).toBeGreaterThan(0);
       await holder.release();
       await acquired;
       expect((await execa('flock', ['-n', file, 'true'], { reject: false })).exitCode).toBe(1);

@@ -1,7 +1,7 @@
 // The disk store in-process: its files, and the lease index staying correct when leases
 // appear or vanish behind its back (the reference plugin, an operator), even within the
 // same clock tick as its own last change.
-import { mkdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskStore } from '../../src/ipam/disk-store.ts';
@@ -16,11 +16,10 @@ async function committed(label: string) {
   const dataDir = tempDir(label);
   const store = new DiskStore(dataDir, 'net');
   store.create();
-  await store.lock();
-  expect(store.reserve('a1', 'eth0', ip('10.0.0.2'), '0')).toBe(true);
-  expect(store.reserve('a2', 'eth0', ip('10.0.0.3'), '0')).toBe(true);
-  store.commit();
-  store.unlock();
+  await store.update((tx) => {
+    expect(tx.reserve('a1', 'eth0', ip('10.0.0.2'), '0')).toBe(true);
+    expect(tx.reserve('a2', 'eth0', ip('10.0.0.3'), '0')).toBe(true);
+  });
   expect(store.peek()).toBeDefined();
   return { store, dir: store.dir };
 }
@@ -40,16 +39,17 @@ describe('disk store files', () => {
 
   it('refuses a taken address, and rolls back a whole operation', async () => {
     const { store, dir } = await committed('rollback');
-    await store.lock();
-    expect(store.reserve('b', 'eth0', ip('10.0.0.2'), '0')).toBe(false);
-    expect(store.reserve('b', 'eth0', ip('10.0.0.4'), '0')).toBe(true);
-    expect(store.reserve('b', 'eth0', ip('10.0.1.4'), '1')).toBe(true);
-    store.rollback();
-    store.commit();
-    store.unlock();
+    await expect(
+      store.update((tx) => {
+        expect(tx.reserve('b', 'eth0', ip('10.0.0.2'), '0')).toBe(false);
+        expect(tx.reserve('b', 'eth0', ip('10.0.0.4'), '0')).toBe(true);
+        expect(tx.reserve('b', 'eth0', ip('10.0.1.4'), '1')).toBe(true);
+        throw new Error('a later range failed');
+      }),
+    ).rejects.toThrow('a later range failed');
     expect(Object.keys(tree(dir)).sort()).toEqual(['10.0.0.2', '10.0.0.3', 'last_reserved_ip.0', 'lock']);
     expect(readFileSync(path.join(dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.0.0.3');
-    expect(store.peek()?.find('b', 'eth0')).toEqual({ exact: [], legacy: [] });
+    expect(store.peek()?.table.find('b', 'eth0')).toEqual({ exact: [], legacy: [] });
   });
 
   it('reads the current form, the old one-line form, and garbage', async () => {
@@ -74,6 +74,43 @@ describe('disk store files', () => {
   });
 });
 
+describe("the store's own files are not a way in", () => {
+  it('replaces a symlinked .flannelette/ instead of writing through it', async () => {
+    const dataDir = tempDir('metalink');
+    const outside = tempDir('metalink-outside');
+    const store = new DiskStore(dataDir, 'net');
+    store.create();
+    symlinkSync(outside, path.join(store.dir, '.flannelette'));
+    await store.update((tx) => {
+      expect(tx.reserve('c', 'eth0', ip('10.0.0.2'), '0')).toBe(true);
+    });
+    expect(readdirSync(outside)).toEqual([]);
+    expect(lstatSync(path.join(store.dir, '.flannelette')).isDirectory()).toBe(true);
+    expect(readFileSync(path.join(store.dir, '10.0.0.2'), 'utf8')).toBe('c\r\neth0');
+    expect(store.peek()?.table.find('c', 'eth0').exact).toEqual(['10.0.0.2']);
+  });
+
+  it('removes a dangling symlink at a temp file instead of failing every ADD on it', async () => {
+    const dataDir = tempDir('tmplink');
+    const outside = tempDir('tmplink-outside');
+    const store = new DiskStore(dataDir, 'net');
+    store.create();
+    mkdirSync(path.join(store.dir, '.flannelette'));
+    for (const tmp of ['lease.tmp', 'last_reserved_ip.0.tmp', 'leases.tmp']) {
+      symlinkSync(path.join(outside, tmp), path.join(store.dir, '.flannelette', tmp));
+    }
+    await store.update((tx) => {
+      expect(tx.reserve('c', 'eth0', ip('10.0.0.2'), '0')).toBe(true);
+    });
+    await store.update((tx) => {
+      expect(tx.reserve('d', 'eth0', ip('10.0.0.3'), '0')).toBe(true);
+    });
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readFileSync(path.join(store.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.0.0.3');
+    expect(store.peek()?.table.find('d', 'eth0').exact).toEqual(['10.0.0.3']);
+  });
+});
+
 describe('the lease index', () => {
   it('backdates the directory mtime so that a change in the same clock tick still shows', async () => {
     const { dir } = await committed('backdate');
@@ -84,29 +121,26 @@ describe('the lease index', () => {
     const { store, dir } = await committed('added');
     writeFileSync(path.join(dir, '10.0.0.9'), 'op\r\neth0');
     expect(store.peek()).toBeUndefined();
-    await store.lock();
-    expect(store.getByID('op', 'eth0').map(formatIP)).toEqual(['10.0.0.9']);
-    store.commit();
-    store.unlock();
-    expect(store.peek()?.find('op', 'eth0').exact).toEqual(['10.0.0.9']);
+    await store.update((tx) => {
+      expect(tx.getByID('op', 'eth0').map(formatIP)).toEqual(['10.0.0.9']);
+    });
+    expect(store.peek()?.table.find('op', 'eth0').exact).toEqual(['10.0.0.9']);
   });
 
   it("sees a lease file removed, or replaced by another container's, right after its own change", async () => {
     const { store, dir } = await committed('removed');
     unlinkSync(path.join(dir, '10.0.0.2'));
     expect(store.peek()).toBeUndefined();
-    await store.lock();
-    expect(store.getByID('a1', 'eth0')).toEqual([]);
-    store.commit();
-    store.unlock();
+    await store.update((tx) => {
+      expect(tx.getByID('a1', 'eth0')).toEqual([]);
+    });
     // DEL of one container, ADD of another taking the same address: same names as before.
     unlinkSync(path.join(dir, '10.0.0.3'));
     writeFileSync(path.join(dir, '10.0.0.3'), 'other\r\neth0');
     expect(store.peek()).toBeUndefined();
-    await store.lock();
-    expect(store.getByID('other', 'eth0').map(formatIP)).toEqual(['10.0.0.3']);
-    store.commit();
-    store.unlock();
+    await store.update((tx) => {
+      expect(tx.getByID('other', 'eth0').map(formatIP)).toEqual(['10.0.0.3']);
+    });
   });
 
   it('sees a lease renamed over another one', async () => {
@@ -119,13 +153,12 @@ describe('the lease index', () => {
   it('cannot see a lease rewritten in place, but never releases it for its old owner', async () => {
     const { store, dir } = await committed('inplace');
     writeFileSync(path.join(dir, '10.0.0.2'), 'intruder\r\neth0'); // O_TRUNC: no directory change
-    expect(ownerOf(store.peek(), '10.0.0.2')).toEqual({ id: 'a1', ifname: 'eth0' }); // the known limit
-    await store.lock();
-    expect(store.releaseByID('a1', 'eth0')).toEqual([]);
-    store.commit(); // noticed the disagreement: rescanned
-    store.unlock();
+    expect(ownerOf(store.peek()?.table, '10.0.0.2')).toEqual({ id: 'a1', ifname: 'eth0' }); // the known limit
+    await store.update((tx) => {
+      expect(tx.releaseByID('a1', 'eth0')).toEqual([]);
+    });
     expect(readFileSync(path.join(dir, '10.0.0.2'), 'utf8')).toBe('intruder\r\neth0');
-    expect(ownerOf(store.peek(), '10.0.0.2')).toEqual({ id: 'intruder', ifname: 'eth0' });
+    expect(ownerOf(store.peek()?.table, '10.0.0.2')).toEqual({ id: 'intruder', ifname: 'eth0' });
   });
 
   it('ignores a torn or foreign index file', async () => {
@@ -142,13 +175,12 @@ describe('the lease index', () => {
     const store = new DiskStore(dataDir, 'net');
     store.create();
     writeFileSync(path.join(store.dir, '10.0.0.2'), 'a\r\neth0');
-    await store.lock();
-    store.leases();
-    writeFileSync(path.join(store.dir, '10.0.0.3'), 'b\r\neth0'); // an operator, meanwhile
-    expect(store.reserve('c', 'eth0', ip('10.0.0.4'), '0')).toBe(true);
-    store.commit();
-    store.unlock();
-    const t = store.peek();
+    await store.update((tx) => {
+      tx.leases();
+      writeFileSync(path.join(store.dir, '10.0.0.3'), 'b\r\neth0'); // an operator, meanwhile
+      expect(tx.reserve('c', 'eth0', ip('10.0.0.4'), '0')).toBe(true);
+    });
+    const t = store.peek()?.table;
     expect(t?.find('b', 'eth0').exact).toEqual(['10.0.0.3']);
     expect(t?.find('c', 'eth0').exact).toEqual(['10.0.0.4']);
   });

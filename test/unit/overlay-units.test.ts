@@ -1,80 +1,141 @@
 // The overlay's pure pieces: config defaults as flannel's, subnet choice, lease and key
-// formats, the subnet file, etcd's prefix range. No namespace needed: no kernel involved.
+// formats, the subnet file, backoff, etcd's prefix range. No namespace needed: no kernel involved.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pickSubnet } from '../../src/overlay/allocate.ts';
+import { formatCidr, formatIP, parseCidr, parseIP, type Cidr } from '../../src/net/ip.ts';
+import { freeSubnets, pickSubnet } from '../../src/overlay/allocate.ts';
+import { backoffDelay } from '../../src/overlay/backoff.ts';
 import { parseNetworkConfig } from '../../src/overlay/config.ts';
 import { prefixEnd } from '../../src/overlay/etcd.ts';
-import { formatCidr, formatIp, parseCidr, parseIp } from '../../src/overlay/ipv4.ts';
-import { leaseValue, parseLease, subnetKeyName } from '../../src/overlay/lease.ts';
+import { plainTextError, serverError, transportError } from '../../src/overlay/etcd-errors.ts';
+import { leaseValue, parseLease, parseSubnetKeyName, parseUnicastMac, subnetKeyName } from '../../src/overlay/lease.ts';
 import { formatSubnetFile, readPreviousSubnet, writeSubnetFile } from '../../src/overlay/subnet-file.ts';
 
-const cidr = (s: string) => parseCidr(s)!;
+const cidr = (s: string): Cidr => {
+  const c = parseCidr(s)!;
+  return { ip: c.ip, prefix: c.prefix };
+};
+const ip = (s: string) => parseIP(s)!;
 
 describe('network config', () => {
   it("fills in flannel's defaults: /24 subnets, the first and last subnet, vxlan VNI 1 on 8472", () => {
     const c = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
-    expect(c.subnetLen).toBe(24);
-    expect([formatIp(c.subnetMin), formatIp(c.subnetMax)]).toEqual(['10.244.1.0', '10.244.255.0']);
-    expect([c.vni, c.port]).toEqual([1, 8472]);
-    expect(parseNetworkConfig('{"Network":"10.9.0.0/26"}').subnetLen).toBe(27);
+    expect(c.v4.subnetLen).toBe(24);
+    expect([formatIP(c.v4.min), formatIP(c.v4.max)]).toEqual(['10.244.1.0', '10.244.255.0']);
+    expect(c.backend).toEqual({ type: 'vxlan', vni: 1, port: 8472 });
+    expect(parseNetworkConfig('{"Network":"10.9.0.0/26"}').v4.subnetLen).toBe(27);
   });
 
-  it('takes SubnetLen, SubnetMin, SubnetMax, VNI and Port as given', () => {
+  it('takes SubnetLen, SubnetMin, SubnetMax, VNI and Port as given (SubnetMin/Max rounded to their subnet)', () => {
     const c = parseNetworkConfig(
-      '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.10.240.0","Backend":{"Type":"vxlan","VNI":42,"Port":4789}}',
+      '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.10.241.7","Backend":{"Type":"vxlan","VNI":42,"Port":4789}}',
     );
-    expect([c.subnetLen, formatIp(c.subnetMin), formatIp(c.subnetMax), c.vni, c.port]).toEqual([20, '10.10.0.0', '10.10.240.0', 42, 4789]);
+    expect([c.v4.subnetLen, formatIP(c.v4.min), formatIP(c.v4.max), c.backend.vni, c.backend.port]).toEqual([20, '10.10.0.0', '10.10.240.0', 42, 4789]);
   });
 
   it('rejects what flannel rejects, saying which key is wrong', () => {
     expect(() => parseNetworkConfig('{"Network":"10.244.1.0/16"}')).toThrow(/"Network"/);
+    expect(() => parseNetworkConfig('{"Network":"fd00::/48"}')).toThrow(/"Network" fd00::\/48 is not an IPv4 network/);
     expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":16}')).toThrow(/"SubnetLen"/);
     expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetMin":"10.9.0.0"}')).toThrow(/"SubnetMin"/);
+    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetMin":"10.244.9.0","SubnetMax":"10.244.3.0"}')).toThrow(/above "SubnetMax"/);
     expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}')).toThrow(/only "vxlan"/);
+    expect(() => parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"VNI":0}}')).toThrow(/"VNI"/);
     expect(() => parseNetworkConfig('{"SubnetLen":24}')).toThrow(/no "Network"/);
     expect(() => parseNetworkConfig('nope')).toThrow(/not JSON/);
   });
 });
 
-describe('subnet choice', () => {
-  const config = parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMax":"10.244.3.0"}');
-  const taken = (...s: string[]) => new Set(s.map((x) => cidr(x).ip));
+describe('subnet choice (as flannel: at random among the first 100 free)', () => {
+  const range = parseNetworkConfig('{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMax":"10.244.3.0"}').v4;
+  const wide = parseNetworkConfig('{"Network":"10.0.0.0/8","SubnetLen":24}').v4;
+  const names = (cs: Cidr[]) => cs.map(formatCidr);
 
-  it("takes the lowest free subnet, skipping the network's first", () => {
-    expect(formatCidr(pickSubnet(config, taken())!)).toBe('10.244.1.0/24');
-    expect(formatCidr(pickSubnet(config, taken('10.244.1.0/24', '10.244.2.0/24'))!)).toBe('10.244.3.0/24');
+  it("lists the free subnets from SubnetMin, skipping the network's first and every taken one", () => {
+    expect(names(freeSubnets(range, []))).toEqual(['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']);
+    expect(names(freeSubnets(range, [cidr('10.244.2.0/24')]))).toEqual(['10.244.1.0/24', '10.244.3.0/24']);
+  });
+
+  it('counts a lease of another size as taking every subnet it overlaps', () => {
+    expect(names(freeSubnets(range, [cidr('10.244.0.0/23')]))).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    expect(names(freeSubnets(range, [cidr('10.244.3.128/25')]))).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+  });
+
+  it('stops at 100 candidates, and picks among them with the random number given', () => {
+    const free = freeSubnets(wide, []);
+    expect(free).toHaveLength(100);
+    expect(formatCidr(free[99]!)).toBe('10.0.100.0/24');
+    expect(formatCidr(pickSubnet(wide, [], undefined, () => 0)!)).toBe('10.0.1.0/24');
+    expect(formatCidr(pickSubnet(wide, [], undefined, () => 0.999999)!)).toBe('10.0.100.0/24');
+    expect(formatCidr(pickSubnet(wide, [], undefined, () => 0.5)!)).toBe('10.0.51.0/24');
   });
 
   it('prefers the previous subnet when it is free and leasable', () => {
-    expect(formatCidr(pickSubnet(config, taken(), cidr('10.244.2.0/24'))!)).toBe('10.244.2.0/24');
-    expect(formatCidr(pickSubnet(config, taken('10.244.2.0/24'), cidr('10.244.2.0/24'))!)).toBe('10.244.1.0/24');
-    expect(formatCidr(pickSubnet(config, taken(), cidr('10.244.9.0/24'))!)).toBe('10.244.1.0/24'); // above SubnetMax
-    expect(formatCidr(pickSubnet(config, taken(), cidr('10.244.2.0/25'))!)).toBe('10.244.1.0/24'); // wrong size
+    const zero = () => 0;
+    expect(formatCidr(pickSubnet(range, [], cidr('10.244.2.0/24'), zero)!)).toBe('10.244.2.0/24');
+    expect(formatCidr(pickSubnet(range, [cidr('10.244.2.0/24')], cidr('10.244.2.0/24'), zero)!)).toBe('10.244.1.0/24');
+    expect(formatCidr(pickSubnet(range, [], cidr('10.244.9.0/24'), zero)!)).toBe('10.244.1.0/24'); // above SubnetMax
+    expect(formatCidr(pickSubnet(range, [], cidr('10.244.2.0/25'), zero)!)).toBe('10.244.1.0/24'); // wrong size
   });
 
   it('answers undefined when the range is full', () => {
-    expect(pickSubnet(config, taken('10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24'))).toBeUndefined();
+    expect(pickSubnet(range, [cidr('10.244.1.0/24'), cidr('10.244.2.0/24'), cidr('10.244.3.0/24')])).toBeUndefined();
   });
 });
 
 describe('leases', () => {
   it("are keyed and written as flannel's", () => {
     expect(subnetKeyName(cidr('10.244.1.0/24'))).toBe('10.244.1.0-24');
-    expect(leaseValue('172.16.1.101', 'da:10:15:d7:71:fb')).toBe(
+    expect(subnetKeyName(cidr('10.244.1.0/24'), cidr('fd00:10:244:1::/64'))).toBe('10.244.1.0-24&fd00:10:244:1::-64');
+    expect(leaseValue(ip('172.16.1.101'), 'vxlan', { VtepMAC: 'da:10:15:d7:71:fb' })).toBe(
       '{"PublicIP":"172.16.1.101","BackendType":"vxlan","BackendData":{"VtepMAC":"da:10:15:d7:71:fb"}}',
     );
   });
 
-  it("read flannel's own values, extra fields and all; refuse what is not a lease", () => {
+  it('read key names of both forms, and refuse what is not a subnet', () => {
+    expect(parseSubnetKeyName('10.244.2.0-24')).toEqual({ subnet: cidr('10.244.2.0/24') });
+    expect(parseSubnetKeyName('10.244.2.0-24&fd00::-64')).toEqual({ subnet: cidr('10.244.2.0/24'), ipv6Subnet: cidr('fd00::/64') });
+    for (const bad of ['junk', '10.244.2.1-24', '10.244.2.0-33', '10.244.2.0', 'fd00::-64', '10.244.2.0-24&10.1.0.0-16', '10.244.2.0-24&fd00::-64&x']) {
+      expect(parseSubnetKeyName(bad), bad).toBeUndefined();
+    }
+  });
+
+  it("read flannel's own values, extra fields and all", () => {
     const l = parseLease('10.244.2.0-24', '{"PublicIP":"172.16.1.102","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VtepMAC":"06:F5:5B:C5:A4:C9"}}');
-    expect(l).toEqual({ subnet: cidr('10.244.2.0/24'), publicIP: '172.16.1.102', backendType: 'vxlan', vtepMAC: '06:f5:5b:c5:a4:c9' });
-    expect(parseLease('10.244.2.0-24', '{"PublicIP":"172.16.1.102","BackendType":"udp","BackendData":null}')?.vtepMAC).toBeUndefined();
-    expect(parseLease('10.244.2.1-24', '{"PublicIP":"172.16.1.102"}')).toBeUndefined();
-    expect(parseLease('junk', '{"PublicIP":"172.16.1.102"}')).toBeUndefined();
-    expect(parseLease('10.244.2.0-24', 'not json')).toBeUndefined();
+    expect(l).toEqual({
+      ok: true,
+      value: {
+        key: '10.244.2.0-24',
+        subnet: cidr('10.244.2.0/24'),
+        publicIP: ip('172.16.1.102'),
+        backendType: 'vxlan',
+        backendData: { VtepMAC: '06:F5:5B:C5:A4:C9' },
+      },
+    });
+  });
+
+  it('say why a key or value is not a lease', () => {
+    const why = (k: string, v: string) => {
+      const p = parseLease(k, v);
+      return p.ok ? 'ok' : p.reason;
+    };
+    expect(why('junk', '{"PublicIP":"172.16.1.102"}')).toMatch(/key is not a subnet/);
+    expect(why('10.244.2.0-24', 'not json')).toMatch(/value is not JSON: "not json"/);
+    expect(why('10.244.2.0-24', '[1]')).toMatch(/not a JSON object/);
+    expect(why('10.244.2.0-24', '{"PublicIP":"nope"}')).toMatch(/PublicIP "nope" is not an IPv4 address/);
+    expect(why('10.244.2.0-24', '{"PublicIP":"224.0.0.5"}')).toMatch(/not a unicast address/);
+    expect(why('10.244.2.0-24', '{"PublicIP":"0.0.0.0"}')).toMatch(/not a unicast address/);
+    expect(why('10.244.2.0-24', '{"PublicIP":"172.16.1.102","PublicIPv6":"x"}')).toMatch(/PublicIPv6 "x"/);
+  });
+
+  it('take only unicast MACs as a VTEP', () => {
+    expect(parseUnicastMac('06:F5:5B:C5:A4:C9')).toEqual({ ok: true, value: '06:f5:5b:c5:a4:c9' });
+    expect(parseUnicastMac('01:00:5e:00:00:05')).toEqual({ ok: false, reason: '01:00:5e:00:00:05 is a multicast MAC address, not a unicast one' });
+    expect(parseUnicastMac('00:00:00:00:00:00').ok).toBe(false);
+    expect(parseUnicastMac('06:f5:5b:c5:a4').ok).toBe(false);
+    expect(parseUnicastMac(undefined).ok).toBe(false);
   });
 });
 
@@ -94,17 +155,53 @@ describe('subnet file', () => {
   });
 });
 
-describe('address math and etcd ranges', () => {
-  it('parses only dotted quads and network addresses', () => {
-    expect(parseIp('10.244.1.256')).toBeUndefined();
-    expect(parseIp('10.244.1')).toBeUndefined();
-    expect(parseCidr('10.244.1.0/33')).toBeUndefined();
-    expect(parseCidr('10.244.1.1/24')).toBeUndefined();
-    expect(formatIp(parseIp('255.255.255.255')!)).toBe('255.255.255.255');
+describe('backoff', () => {
+  it('doubles from the base to the cap, and jitters between half and all of it', () => {
+    const b = { baseMs: 1000, maxMs: 30_000 };
+    const top = [1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, b, () => 1));
+    expect(top).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+    expect(backoffDelay(3, b, () => 0)).toBe(2000);
+    for (let i = 0; i < 50; i++) expect(backoffDelay(2, b)).toBeGreaterThanOrEqual(1000);
   });
+});
 
+describe('etcd ranges', () => {
   it('ends a prefix range just past the prefix', () => {
     expect(prefixEnd('/coreos.com/network/subnets/').toString()).toBe('/coreos.com/network/subnets0');
     expect([...prefixEnd('')]).toEqual([0]);
+  });
+});
+
+describe("etcd's failures", () => {
+  const ep = new URL('https://10.0.0.1:2379');
+  const err = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+
+  it('name the flag to fix, and are fatal (tls, auth) or tried elsewhere (unreachable)', () => {
+    const untrusted = transportError(ep, err('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'), true);
+    expect([untrusted.kind, untrusted.fatal, untrusted.message]).toEqual([
+      'tls',
+      true,
+      'etcd https://10.0.0.1:2379: its certificate is not trusted (SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain): check --etcd-cafile',
+    ]);
+    const alert = err('SSL alert number 42', 'ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE');
+    expect(transportError(ep, alert, false).message).toMatch(/it wants a client certificate: pass --etcd-certfile and --etcd-keyfile$/);
+    expect(transportError(ep, alert, true).message).toMatch(/it did not accept our client certificate/);
+    const refused = transportError(ep, err('connect ECONNREFUSED 10.0.0.1:2379', 'ECONNREFUSED'), false);
+    expect([refused.kind, refused.fatal]).toEqual(['unreachable', false]);
+    expect(transportError(new URL('http://10.0.0.1:2379'), err('socket hang up', 'ECONNRESET'), false).message).toMatch(
+      /if etcd serves https there, use https:\/\//,
+    );
+  });
+
+  it("read the gateway's answers: credentials and rights are fatal, a missing leader is tried elsewhere", () => {
+    const at = 'https://10.0.0.1:2379';
+    expect(serverError(at, 'auth/authenticate', 400, { message: 'etcdserver: authentication failed, invalid user ID or password' }).kind).toBe('auth');
+    expect(serverError(at, 'kv/range', 403, { message: 'etcdserver: permission denied' }).message).toMatch(/roles must grant readwrite on the prefix/);
+    expect(serverError(at, 'kv/range', 503, { message: 'etcdserver: no leader' }).kind).toBe('unreachable');
+    expect(serverError(at, 'kv/txn', 400, { message: 'etcdserver: too many operations in txn request' }).kind).toBe('server');
+    expect(plainTextError(at, 'kv/range', 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected').kind).toBe(
+      'auth',
+    );
+    expect(plainTextError(at, 'kv/range', 400, 'Client sent an HTTP request to an HTTPS server.').message).toMatch(/use https:\/\/$/);
   });
 });

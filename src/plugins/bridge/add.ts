@@ -6,7 +6,7 @@
 // and the pod's (sysctls, addresses, routes) are set up side by side. Node sysctls are
 // plain file writes; the pod's are written from inside it.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { ipamFor } from '../../cni/ipam.ts';
+import { ipamFor } from './ipam.ts';
 import type { Interface, Result } from '../../cni/result.ts';
 import { withRollback } from '../../cni/rollback.ts';
 import type { Invocation } from '../../cni/skel.ts';

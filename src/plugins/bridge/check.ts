@@ -4,7 +4,7 @@
 // bridge whose peer is the pod interface). The node and the pod are read over netlink
 // connections opened before IPAM checks.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { ipamFor, type Ipam } from '../../cni/ipam.ts';
+import { ipamFor, type Ipam } from './ipam.ts';
 import { parseResult, type Interface, type Route as ResultRoute } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { Netlink } from '../../kernel/netlink.ts';

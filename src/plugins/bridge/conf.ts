@@ -180,6 +180,42 @@ export function loadConf(inv: Invocation): BridgeConf {
   return conf;
 }
 
+/**
+ * DEL's reading of the config: nothing it does not need is judged (an mtu, a VLAN, a MAC, a
+ * bridge name ADD would refuse now, a value edited since the ADD), so DEL still releases
+ * the lease and removes what it can. A flag it cannot read counts as set where that means
+ * removing more (masquerade rules, the spoof-check chain, found by name). Only an `ipam`
+ * that cannot be read is an error: the lease could not be found.
+ */
+export function loadDelConf(inv: Invocation): BridgeConf {
+  const raw = inv.conf as Record<string, unknown>;
+  const maybe = (key: string) => raw[key] !== undefined && raw[key] !== null && raw[key] !== false;
+  const backend = raw.ipMasqBackend === 'iptables' || raw.ipMasqBackend === 'nftables' ? raw.ipMasqBackend : undefined;
+  return {
+    name: inv.conf.name,
+    cniVersion: typeof inv.conf.cniVersion === 'string' ? inv.conf.cniVersion : '',
+    bridge: typeof raw.bridge === 'string' && raw.bridge !== '' ? raw.bridge : 'cni0',
+    isGateway: false,
+    isDefaultGateway: false,
+    forceAddress: false,
+    ipMasq: maybe('ipMasq'),
+    ipMasqBackend: backend,
+    mtu: 0,
+    hairpinMode: false,
+    promiscMode: false,
+    vlan: 0,
+    vlanTrunk: [],
+    vlanFiltering: false,
+    preserveDefaultVlan: true,
+    macspoofchk: maybe('macspoofchk'),
+    enabledad: false,
+    disableContainerInterface: false,
+    portIsolation: false,
+    ipamType: ipamType(raw),
+    prevResult: raw.prevResult,
+  };
+}
+
 /** Checks that only ADD needs (the reference's rules for combinations). */
 export function checkAddConf(conf: BridgeConf, ifname: string): void {
   // CNI_IFNAME passed libcni's rules already (skel); a bare call may not have.

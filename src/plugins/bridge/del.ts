@@ -1,13 +1,13 @@
 // DEL: release the lease, remove the pod interface (its host end goes with it) and the
 // container's rules. Idempotent: a namespace or interface already gone, or a container
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
-import { ipamFor } from '../../cni/ipam.ts';
+import { ipamFor } from './ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { Errno, isErrno } from '../../kernel/errors.ts';
 import { Netlink } from '../../kernel/netlink.ts';
 import { Scope } from '../../kernel/records.ts';
 import { NetnsError, NetnsHandle } from '../../sys/netns.ts';
-import { loadConf } from './conf.ts';
+import { loadDelConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
 import { spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
 import { phase } from './timings.ts';
@@ -55,7 +55,7 @@ async function deletePodInterface(netns: string, ifname: string, families: boole
 
 export async function cmdDel(inv: Invocation): Promise<void> {
   phase('start');
-  const conf = loadConf(inv);
+  const conf = loadDelConf(inv);
   // The kernel's deletion of the pod's interface is DEL's longest wait: started first. A path
   // that is gone (or no longer a network namespace) holds no interface of ours.
   const pod = deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));

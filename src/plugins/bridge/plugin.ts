@@ -3,7 +3,7 @@
 // the keys later versions added). STATUS and GC go to IPAM, as upstream's do; GC also
 // removes masquerade rules of attachments that are no longer valid.
 import { forEachValidAttachment } from '../../cni/gc.ts';
-import { ipamFor } from '../../cni/ipam.ts';
+import { ipamFor } from './ipam.ts';
 import type { Invocation, Plugin } from '../../cni/skel.ts';
 import { cmdAdd } from './add.ts';
 import { cmdCheck } from './check.ts';

@@ -12,15 +12,7 @@ import { rangeSetContains } from '../../ipam/range-set.ts';
 
 /** The leases, from the index when current, else read under the lock. */
 async function readLeases(store: DiskStore): Promise<LeaseTable> {
-  const table = store.peek();
-  if (table) return table;
-  await store.lock();
-  try {
-    return store.leases();
-  } finally {
-    store.commit();
-    store.unlock();
-  }
+  return store.peek()?.table ?? (await store.update((tx) => tx.leases()));
 }
 
 export async function checkLeases(inv: Invocation): Promise<void> {

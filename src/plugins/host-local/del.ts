@@ -1,25 +1,23 @@
 // host-local DEL: releases what (container, ifname) holds. Nothing held, or no store at
-// all, is success; the store directory is never created here.
+// all, is success; the store directory is never created here. The config is read only
+// for where the store is: a DEL never strands a lease over a value ADD would refuse.
 import type { Invocation } from '../../cni/skel.ts';
-import { loadIpamConfig } from '../../ipam/config.ts';
+import { loadReleaseConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
 
 export async function delLeases(inv: Invocation): Promise<void> {
-  const cfg = loadIpamConfig(inv.conf, inv.args);
+  const cfg = loadReleaseConfig(inv.conf);
   const store = new DiskStore(cfg.dataDir, cfg.name);
   if (!store.exists()) return;
   // A current index that shows nothing to release answers without the lock: the
   // common DEL (a retry, a container without a lease) costs no flock and no scan.
-  const held = store.peek()?.find(inv.containerId, inv.ifname);
+  const peeked = store.peek();
+  const held = peeked?.table.find(inv.containerId, inv.ifname);
   if (held && held.exact.length === 0 && held.legacy.length === 0) return;
-  await store.lock();
-  try {
+  await store.update((tx) => {
     // Once per range set, as the reference does: after the first pass (which takes the
     // current-form leases, or else the one-line ones), a second pass finds no current
     // form and takes the container's one-line leases too.
-    for (let i = 0; i < cfg.ranges.length; i++) store.releaseByID(inv.containerId, inv.ifname);
-  } finally {
-    store.commit();
-    store.unlock();
-  }
+    for (let i = 0; i < cfg.sets; i++) tx.releaseByID(inv.containerId, inv.ifname);
+  }, peeked);
 }

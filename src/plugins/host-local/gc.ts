@@ -26,21 +26,17 @@ export async function gcLeases(inv: Invocation): Promise<void> {
   const valid = validAttachments(inv.conf);
   const store = new DiskStore(cfg.dataDir, cfg.name);
   if (!store.exists()) return;
-  const index = store.peek();
-  if (index && index.notIn(valid).length === 0) return;
-  await store.lock();
+  const peeked = store.peek();
+  if (peeked && peeked.table.notIn(valid).length === 0) return;
   const failures: string[] = [];
-  try {
-    for (const entry of store.leases().notIn(valid)) {
+  await store.update((tx) => {
+    for (const entry of tx.leases().notIn(valid)) {
       try {
-        store.releaseEntry(entry);
+        tx.releaseEntry(entry);
       } catch (err) {
         failures.push((err as Error).message);
       }
     }
-  } finally {
-    store.commit();
-    store.unlock();
-  }
+  }, peeked);
   if (failures.length > 0) throw new CniError(ErrCode.IOFailure, `GC released what it could; failed: ${failures.join('; ')}`);
 }

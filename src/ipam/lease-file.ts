@@ -1,23 +1,6 @@
-// The lease store as the allocator sees it (the reference's backend.Store), and the
-// lease file format shared by every store: "<containerID>\r\n<ifname>", or the older
-// "<containerID>" alone, which still belongs to that container on any interface.
-import type { IP } from '../net/ip.ts';
-
-export interface Store {
-  /** Exclusive access for one operation, shared with every other plugin process. */
-  lock(): Promise<void>;
-  unlock(): void;
-  /** Takes `ip` for (id, ifname) and remembers it as set `rangeId`'s last; false when taken. */
-  reserve(id: string, ifname: string, ip: IP, rangeId: string): boolean;
-  /** The address set `rangeId` handed out last, if known and readable. */
-  lastReservedIP(rangeId: string): IP | undefined;
-  release(ip: IP): void;
-  /** Releases what (id, ifname) holds (or, when nothing, what id holds in the old
-   *  one-line form); returns the released addresses. */
-  releaseByID(id: string, ifname: string): IP[];
-  /** What (id, ifname) holds, in either form. */
-  getByID(id: string, ifname: string): IP[];
-}
+// The lease file format shared by every store and by the reference: a file named by the
+// address, holding "<containerID>\r\n<ifname>", or the older "<containerID>" alone, which
+// still belongs to that container on any interface.
 
 export interface LeaseOwner {
   id: string;
