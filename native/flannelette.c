@@ -96,6 +96,7 @@ struct job {
   napi_value (*complete)(napi_env, struct job *);
 };
 
+// One per process: the plugins and the agent run in one Node environment (no worker_threads).
 static napi_threadsafe_function done_fn;
 static unsigned pending;
 

@@ -241,7 +241,8 @@ async function readBridge(nodeAsk: Netlink, name: string): Promise<BridgeNow> {
 
 async function readVlanGateway(k: Kernel, conf: BridgeConf): Promise<VlanGateway> {
   const name = `${conf.bridge}.${conf.vlan}`;
-  const link = await k.node.link(name);
+  // On the question connection: the other one is busy making the veth pair.
+  const link = await k.nodeAsk.link(name);
   const addrs = later(link ? k.nodeAsk.addrs({ index: link.index }).then(cidrsOf) : Promise.resolve([]));
   return { name, ...(link ? { link } : {}), addrs, port: link ? '' : randomVethName(), mac: randomMac() };
 }
