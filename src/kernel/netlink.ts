@@ -65,6 +65,7 @@ export class Netlink {
   /** The last request queued, settled or not. */
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
+  private closing = false;
 
   private constructor(n: Addon, fd: number, opts: OpenOptions) {
     this.n = n;
@@ -86,7 +87,17 @@ export class Netlink {
     return ns.run(() => Netlink.open(opts));
   }
 
+  /**
+   * Closes the socket; a request still running (on a worker thread, whose answer nobody may
+   * wait for any more) keeps it open until it is done, so that its descriptor is never
+   * another file's by then. Requests made after this fail (EBADF).
+   */
   close(): void {
+    this.closing = true;
+    if (this.pending === 0) this.closeNow();
+  }
+
+  private closeNow(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
@@ -279,7 +290,9 @@ export class Netlink {
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.pending === 0 ? fn() : this.tail.then(fn);
     this.pending++;
-    const done = () => void this.pending--;
+    const done = () => {
+      if (--this.pending === 0 && this.closing) this.closeNow();
+    };
     this.tail = p.then(done, done);
     return p;
   }
@@ -309,7 +322,7 @@ export class Netlink {
   }
 
   private live(what: Op | string): number {
-    if (this.fd === undefined) throw this.error(Errno.EBADF, what, 'netlink socket closed');
+    if (this.fd === undefined || this.closing) throw this.error(Errno.EBADF, what, 'netlink socket closed');
     return this.fd;
   }
 

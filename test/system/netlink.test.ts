@@ -406,6 +406,20 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
   });
 });
 
+describe('closing a connection', () => {
+  it('lets a request already on its way finish, and refuses later ones', async () => {
+    const ns = await createNs('nl-close');
+    const nl = netlinkIn(ns, { offThread: true });
+    const running = nl.apply({ kind: 'veth-add', name: 'c0', peer: { name: 'c1' } });
+    const queued = nl.link('c0');
+    nl.close();
+    await running;
+    await expect(queued).rejects.toMatchObject({ errno: Errno.EBADF });
+    await expect(nl.link('lo')).rejects.toMatchObject({ errno: Errno.EBADF });
+    expect((await jsonIn<IpLink>(ns, 'ip', 'link', 'show', 'c0'))[0]?.ifname).toBe('c0');
+  });
+});
+
 describe('a connection that remembers link indexes', () => {
   it('looks a name up again when its link was replaced meanwhile', async () => {
     const ns = await createNs('nl-idx');
