@@ -1,5 +1,5 @@
 // The explanation as numbered hops, in the words and commands of the blog.
-import type { Explanation, Overlay, RouteLookup } from './trace.ts';
+import type { Explanation, Overlay, RouteLookup } from './walk.ts';
 
 const ind = (n: number) => ' '.repeat(n);
 

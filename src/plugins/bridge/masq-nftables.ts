@@ -4,8 +4,8 @@
 // masq_checks, and in masq_checks one rule per pod address whose comment starts with a
 // hash of the network, then of ifname and container ID. The hash prefix scopes DEL (this
 // container only) and GC (this network only).
-import { sha512Hex } from './hash.ts';
-import { formatIP, networkOf, type Cidr } from '../net/ip.ts';
+import { sha512Hex } from '../../kernel/hash.ts';
+import { formatIP, networkOf, type Cidr } from '../../net/ip.ts';
 import { nftApply, nftList, rulesOf, type NftCommand } from './nft.ts';
 
 const TABLE = 'cni_plugins_masquerade';

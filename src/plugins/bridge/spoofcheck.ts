@@ -41,7 +41,7 @@ export async function setupSpoofCheck(port: string, mac: string, refId: string):
 export async function teardownSpoofCheck(refId: string): Promise<void> {
   const c = chains(refId);
   const objects = await nftList(['table', 'bridge', TABLE]);
-  const names = new Set(objects.filter((o) => o.chain).map((o) => o.chain.name as string));
+  const names = new Set(objects.flatMap((o) => (o.chain ? [o.chain.name] : [])));
   const commands: NftCommand[] = rulesOf(objects)
     .filter((r) => r.chain === BASE && r.comment === c.comment)
     .map((r) => ({ delete: obj('rule', { chain: BASE, handle: r.handle }) }));

@@ -5,10 +5,10 @@
 // `name: "<network>" id: "<containerID>"`. Changes go through one iptables-restore
 // --noflush per family (atomic); removal finds the jumps in iptables-save's output, so it
 // needs neither the pod's addresses nor its namespace.
-import { sha512Hex } from './hash.ts';
-import { CniError, ErrCode } from '../cni/errors.ts';
-import { formatCidr, formatIP, networkOf, type Cidr } from '../net/ip.ts';
-import { run } from './run.ts';
+import { sha512Hex } from '../../kernel/hash.ts';
+import { CniError, ErrCode } from '../../cni/errors.ts';
+import { formatCidr, formatIP, networkOf, type Cidr } from '../../net/ip.ts';
+import { run } from '../../sys/spawn.ts';
 
 type Family = 4 | 6;
 const bin = (f: Family, what: 'save' | 'restore') => `/usr/sbin/${f === 4 ? 'iptables' : 'ip6tables'}-${what}`;

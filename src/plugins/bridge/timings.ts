@@ -2,6 +2,6 @@
 // stderr: where the time of a call goes, measured in the plugin as installed.
 const on = process.env.FLANNELETTE_TRACE === '1';
 
-export function trace(phase: string): void {
-  if (on) process.stderr.write(`trace ${performance.now().toFixed(1)} ${phase}\n`);
+export function phase(name: string): void {
+  if (on) process.stderr.write(`trace ${performance.now().toFixed(1)} ${name}\n`);
 }

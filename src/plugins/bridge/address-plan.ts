@@ -9,12 +9,12 @@ import { defaultRoute, formatCidr, formatIP, networkOf, nextIP, parseCidr, parse
 import type { BridgeConf } from './conf.ts';
 
 export interface PodRoute {
-  dst: string;
-  gw?: string;
+  dst: Cidr;
+  gw?: IP;
   route: Route;
 }
 
-export interface Plan {
+export interface AddressPlan {
   /** The result's IPs: interface 2, gateway filled in. */
   ips: IPConfig[];
   /** The result's routes, with added default routes. */
@@ -31,7 +31,7 @@ export interface Plan {
 
 const bad = (msg: string) => new CniError(ErrCode.DecodingFailure, msg);
 
-export function plan(ipamIps: IPConfig[], ipamRoutes: Route[], conf: BridgeConf): Plan {
+export function planAddresses(ipamIps: IPConfig[], ipamRoutes: Route[], conf: BridgeConf): AddressPlan {
   if (ipamIps.length === 0) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
   const ips: IPConfig[] = [];
   const routes: Route[] = ipamRoutes.map((r) => ({ ...r }));
@@ -75,7 +75,7 @@ export function plan(ipamIps: IPConfig[], ipamRoutes: Route[], conf: BridgeConf)
     const key = `${formatCidr(networkOf(dst))} ${gw ? formatIP(gw) : ''} ${r.table ?? ''} ${r.priority ?? ''}`;
     if (seen.has(key)) continue; // the same route twice would fail as "File exists"
     seen.add(key);
-    podRoutes.push({ dst: formatCidr(networkOf(dst)), gw: gw ? formatIP(gw) : undefined, route: r });
+    podRoutes.push({ dst: networkOf({ ip: dst.ip, prefix: dst.prefix }), gw: gw ?? undefined, route: r });
   }
   return { ips, routes, addrs, podRoutes, bridgeAddrs, gwFamilies };
 }
