@@ -135,3 +135,9 @@ elif ! ip netns exec "$prefix-worker01" "$bin/.flannelette/flannelette" explain 
   --data-dir "$state/worker01/networks" --cache-dir "$state/worker01/cache"; then
   echo "(the explainer failed: see above)"
 fi
+if [ "$dual" = 1 ] && [ "$reference" = 0 ]; then
+  ip61="$(pod_ip6 ubuntu)" ip62="$(pod_ip6 ubuntu2)"
+  bold "flannelette explain $ip61 --to $ip62 (on worker01)"
+  ip netns exec "$prefix-worker01" "$bin/.flannelette/flannelette" explain "$ip61" --to "$ip62" \
+    --data-dir "$state/worker01/networks" --cache-dir "$state/worker01/cache" || echo "(the explainer failed: see above)"
+fi

@@ -1,8 +1,10 @@
 // The walk of the blog, hop by hop, as data: the pod's route lookup, eth0 <-> the host
 // veth, the bridge, the node's route lookup, and for the overlay the neighbour entry, the
-// fdb entry that names the remote VTEP, and the VXLAN device that encapsulates.
+// fdb entry that names the remote VTEP, and the VXLAN device that encapsulates (IPv4 on
+// flannel.1, IPv6 on flannel-v6.1); or, for flannel's host-gw and vxlan DirectRouting, the
+// route via the other node's address and that node's neighbour entry.
 import { Nud, Ntf, RouteFlag, RouteType, Table, type Route } from '../kernel/records.ts';
-import { formatIP, parseIP, type Cidr } from '../net/ip.ts';
+import { contains, formatIP, parseCidr, parseIP, sameIP, type Cidr } from '../net/ip.ts';
 import { NsView, type LinkInfo } from './kernel-view.ts';
 import { ExplainError, locatePod, type FoundPod, type LocateOptions } from './locate-pod.ts';
 
@@ -36,10 +38,23 @@ export interface Overlay {
   remoteVtep?: string;
 }
 
+/** A route to another node's pod subnet via that node's own address (host-gw, DirectRouting). */
+export interface Direct {
+  dev: string;
+  /** The other node's address: the next hop. */
+  gateway: string;
+  /** The table entry (the other node's pod subnet) and the cluster network it lies in (the pod's route). */
+  subnet: string;
+  network: string;
+  /** The next hop's neighbour entry: its MAC, where the frame goes. */
+  neighbour?: { ip: string; lladdr?: string; state: string[] };
+}
+
 export type Delivery =
   | { kind: 'local'; dev: string }
   | { kind: 'bridge'; bridge: string; pod?: { ip: string; containerId?: string; netns: string; iface: string; hostVeth?: string } }
   | { kind: 'vxlan'; overlay: Overlay }
+  | ({ kind: 'direct' } & Direct)
   | { kind: 'route'; dev: string; gateway?: string };
 
 export interface Explanation {
@@ -215,6 +230,24 @@ async function overlay(node: NsView, device: LinkInfo, nextHop: string): Promise
   };
 }
 
+/**
+ * The route to another node's pods through that node itself, when it is one: a gateway on a
+ * device that is not an overlay, for a table entry inside the cluster network the pod routes
+ * to its gateway (the pod's own table entry, e.g. 10.244.0.0/16). That is what flannel's
+ * host-gw programs for every node, and vxlan's DirectRouting for nodes on its network.
+ */
+async function direct(node: NsView, dev: LinkInfo, route: RouteLookup, podRoute: RouteLookup): Promise<Direct | undefined> {
+  const gw = route.gateway && parseIP(route.gateway);
+  const entry = route.matched && parseCidr(route.matched.dst);
+  const cluster = podRoute.matched && parseCidr(podRoute.matched.dst);
+  if (!gw || !entry || !cluster || cluster.prefix === 0 || entry.ip.family !== cluster.ip.family) return undefined;
+  if (entry.prefix <= cluster.prefix || !contains(cluster, entry.ip)) return undefined;
+  const out: Direct = { dev: dev.link.name, gateway: route.gateway!, subnet: route.matched!.dst, network: podRoute.matched!.dst };
+  const neigh = (await node.neighs({ index: dev.link.index, family: gw.family })).find((n) => sameIP(n.dst, gw));
+  if (neigh) out.neighbour = { ip: formatIP(neigh.dst), ...(neigh.lladdr ? { lladdr: neigh.lladdr } : {}), state: stateNames(neigh.state) };
+  return out;
+}
+
 /** Delivery on the bridge, to the pod holding `to` when it is one of this node's. */
 async function bridgeDelivery(bridge: string, to: string, opts: LocateOptions, node: NsView): Promise<Delivery> {
   const d: Delivery = { kind: 'bridge', bridge };
@@ -340,7 +373,8 @@ async function walkFrom(target: string, found: FoundPod, opts: WalkOptions, node
   } else if (devLink?.link.kind === 'vxlan') {
     ex.delivery = { kind: 'vxlan', overlay: await overlay(node, devLink, nodeRoute.gateway ?? to) };
   } else {
-    ex.delivery = { kind: 'route', dev, ...(nodeRoute.gateway ? { gateway: nodeRoute.gateway } : {}) };
+    const other = devLink && (await direct(node, devLink, nodeRoute, podRoute));
+    ex.delivery = other ? { kind: 'direct', ...other } : { kind: 'route', dev, ...(nodeRoute.gateway ? { gateway: nodeRoute.gateway } : {}) };
   }
   return ordered(ex);
 }

@@ -68,6 +68,7 @@ describe('the three-node demo', () => {
     expect(out).toMatch(/64 bytes from 10\.244\.2\.2: icmp_seq=1 ttl=62/);
     expect(out).toMatch(/^10\.244\.2\.0\/24 via 172\.16\.1\.102 dev enp0s8 $/m);
     expect(out).not.toContain('flannel.1');
+    expect(out).toContain("4. A route via another node: 172.16.1.102 is on enp0s8's network, and 10.244.2.0/24 is a pod subnet of 10.244.0.0/16");
     expect(out).toMatch(/ethertype IPv4 \(0x0800\).*\n\s+10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
     expect(await namespaces(prefix)).toEqual([]);
   });
@@ -85,6 +86,8 @@ describe('the three-node demo', () => {
     expect(out).toMatch(/64 bytes from fd00:10:244:2::2: icmp_seq=\d ttl=62/);
     expect(out).toMatch(/^fd00:10:244:2::\/64 via fd00:10:244:2:: dev flannel-v6\.1 metric 1024 onlink/m);
     expect(out).toMatch(/fd00:172:16:1::101\.\d+ > fd00:172:16:1::102\.8472: .*OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
+    const explained = out.slice(out.indexOf('flannelette explain fd00:10:244:1::2 --to fd00:10:244:2::2'));
+    expect(explained).toContain('so the remote VTEP for fd00:10:244:2::2 is fd00:172:16:1::102.');
     expect(await namespaces(prefix)).toEqual([]);
   });
 

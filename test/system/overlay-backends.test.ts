@@ -8,8 +8,10 @@
 // per family, or the direct route): written out below, and compared with what the kernel
 // holds, entry for entry.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
+import { ourBinDir } from '../helpers/plugin.ts';
 import { addPod, capture, Cluster, entriesOn, eventually, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
 
 type Pod = { ns: Netns; ip: string; ip6?: string };
@@ -40,6 +42,15 @@ const macOf = async (n: Node, dev: string) => (await n.ns.ipJson('link', 'show',
 const expectTtl62 = async (from: Pod, to: string) => {
   const r = await from.ns.ping(to, PING);
   expect(r.stdout, r.stdout + r.stderr).toMatch(new RegExp(`bytes from ${to.replace(/\./g, '\\.')}: icmp_seq=\\d+ ttl=62`));
+};
+
+/** `flannelette explain <from> --to <to> --json` on the pod's node (as the demo runs it): the delivery hop. */
+const explain = async (n: Node, from: string, to: string) => {
+  const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
+  const dirs = ['--data-dir', path.join(n.dir, 'networks'), '--cache-dir', path.join(n.dir, 'cache')];
+  const r = await n.ns.exec(exe, ['explain', from, '--to', to, '--json', ...dirs], { reject: false });
+  expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as { nodeRoute?: { dev?: string; gateway?: string }; delivery?: Record<string, unknown>; notes: string[] };
 };
 
 beforeAll(async () => {
@@ -95,6 +106,16 @@ describe('host-gw, dual-stack', () => {
     await expectTtl62(p1, p2.ip);
   });
 
+  it('flannelette explain follows the host-gw route to the other node, for each family', async () => {
+    const [p1, p2] = pods as [Pod, Pod];
+    const lb = await c.leaseOf(b!);
+    const v4 = await explain(a!, p1.ip, p2.ip);
+    expect(v4.delivery).toMatchObject({ kind: 'direct', dev: 'enp0s8', gateway: b!.ip, subnet: lb.subnet, network: '10.244.0.0/16' });
+    expect((v4.delivery!.neighbour as { lladdr: string }).lladdr).toBe(await macOf(b!, 'enp0s8'));
+    const v6 = await explain(a!, p1.ip6!, p2.ip6!);
+    expect(v6.delivery).toMatchObject({ kind: 'direct', dev: 'enp0s8', gateway: b!.ip6, subnet: lb.subnet6, network: NET6 });
+  });
+
   it("a node off the L2 (another network, behind a router): flannel's error for that peer on each side, nothing else held up", async () => {
     const far = await addNode('hg3', 2, 113);
     start(far, P, ['--release-on-exit']);
@@ -126,6 +147,7 @@ describe('host-gw, dual-stack', () => {
 describe('vxlan, dual-stack', () => {
   const P = '/dual/network';
   let [a, b]: Node[] = [];
+  let pods: Pod[] = [];
   const expectPeers = async (n: Node, peers: Node[]) => {
     const want = async (family: 4 | 6) =>
       (
@@ -186,11 +208,27 @@ describe('vxlan, dual-stack', () => {
   });
 
   it('carry pod traffic over both families (ttl=62, hop limit 62); IPv6 pods ride VXLAN over IPv6', async () => {
-    const [p1, p2] = [await addPod(a!, 'd1-pod'), await addPod(b!, 'd2-pod')];
+    pods = [await addPod(a!, 'd1-pod'), await addPod(b!, 'd2-pod')];
+    const [p1, p2] = pods as [Pod, Pod];
     const seen = await capture(a!.ns, 'enp0s8', 'ip6 and udp port 8472');
     await expectTtl62(p1, p2.ip6!);
     expect(await seen.line).toMatch(/IP6 fd00:172:16:1::121\.\d+ > fd00:172:16:1::122\.8472: OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
     await expectTtl62(p1, p2.ip);
+  });
+
+  it('flannelette explain follows IPv6 through flannel-v6.1 to the remote VTEP at the public IPv6', async () => {
+    const [p1, p2] = pods as [Pod, Pod];
+    const lb = await c.leaseOf(b!);
+    const v6 = await explain(a!, p1.ip6!, p2.ip6!);
+    expect(v6.delivery).toMatchObject({
+      kind: 'vxlan',
+      overlay: {
+        device: 'flannel-v6.1',
+        vxlan: { id: 1, local: a!.ip6, dev: 'enp0s8', dstport: 8472, learning: false },
+        neighbour: { ip: lb.gw6, lladdr: await macOf(b!, 'flannel-v6.1'), state: ['PERMANENT'] },
+        remoteVtep: b!.ip6,
+      },
+    });
   });
 
   it('a restart keeps both subnets and both VTEPs; a node leaving takes both families of entries', async () => {
@@ -244,6 +282,14 @@ describe('vxlan DirectRouting, dual-stack', () => {
     expect(await wrapped.line).toMatch(/IP 172\.16\.1\.131\.\d+ > 172\.16\.2\.133\.8472: OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
     await expectTtl62(p1, p2.ip6!);
     await expectTtl62(p1, p3.ip6!);
+  });
+
+  it('flannelette explain follows the direct route to a node on the same network, and VXLAN to the other', async () => {
+    const [p1, p2, p3] = pods as [Pod, Pod, Pod];
+    expect((await explain(a!, p1.ip, p2.ip)).delivery).toMatchObject({ kind: 'direct', dev: 'enp0s8', gateway: b!.ip, subnet: (await c.leaseOf(b!)).subnet });
+    expect((await explain(a!, p1.ip6!, p2.ip6!)).delivery).toMatchObject({ kind: 'direct', dev: 'enp0s8', gateway: b!.ip6 });
+    expect((await explain(a!, p1.ip, p3.ip)).delivery).toMatchObject({ kind: 'vxlan', overlay: { device: 'flannel.1', remoteVtep: far!.ip } });
+    expect((await explain(a!, p1.ip6!, p3.ip6!)).delivery).toMatchObject({ kind: 'vxlan', overlay: { device: 'flannel-v6.1', remoteVtep: far!.ip6 } });
   });
 
   it('a restart keeps the subnets and the direct routes; a peer leaving takes its direct routes', async () => {
