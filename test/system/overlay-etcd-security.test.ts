@@ -110,8 +110,10 @@ describe('etcd with auth enabled (still over https with client certificates)', (
     for (const n of [w1, w2]) await n.agent!.stop('SIGTERM');
     c.startAgent(w1);
     c.startAgent(w2);
-    await eventually(() => expect(w1.agent!.log).toMatch(/kept lease/));
-    await eventually(() => expect(w2.agent!.log).toMatch(/kept lease/));
+    // Kept, or claimed again when the 3 s TTL ran out during a restart on a loaded machine:
+    // either way the lease was written through the user's token.
+    await eventually(() => expect(w1.agent!.log).toMatch(/(kept|claimed) lease/));
+    await eventually(() => expect(w2.agent!.log).toMatch(/(kept|claimed) lease/));
     expect(w1.agent!.log).toContain('(client certificate, user flannel)');
     // A node joining with the user is programmed on both.
     const w6 = await c.addNode('worker06', '172.16.1.106');
