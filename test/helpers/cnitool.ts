@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Netns } from './netns.ts';
+import type { Outcome } from './plugin.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CNITOOL = path.join(ROOT, '.cache/cnitool');
@@ -34,12 +35,8 @@ export interface CnitoolCall {
   containerId?: string;
 }
 
-export interface CnitoolOutcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** ADD's result, parsed. */
-  json: any;
+/** A cnitool run: `json` is ADD's result (read it through plugin.ts's resultOf). */
+export interface CnitoolOutcome extends Outcome {
   /** On failure, the error line cnitool ends stderr with: code is the plugin's CNI code, 0 if not from a plugin. */
   error?: { code: number; msg: string; details?: string };
 }
@@ -88,15 +85,30 @@ export async function cnitool(call: CnitoolCall): Promise<CnitoolOutcome> {
   return out;
 }
 
+/** One plugin's config in a conf/ file, open but for what the tests change. */
+export interface PluginConf {
+  type?: string;
+  ipam?: { type?: string; dataDir?: string; [key: string]: unknown };
+  capabilities?: Record<string, boolean>;
+  [key: string]: unknown;
+}
+
+/** A conf/ file: one plugin's config (.conf) or a list of them (.conflist). */
+export interface ConfFile extends PluginConf {
+  cniVersion: string;
+  name: string;
+  plugins?: PluginConf[];
+}
+
 /**
  * Copies example configs from conf/ into `confDir`, pointing every host-local at
  * `dataDir` (so no test writes /var/lib/cni/networks); `edit` may then change each file's
  * parsed config.
  */
-export function stageConf(files: string[], confDir: string, dataDir: string, edit?: (conf: any) => void): void {
+export function stageConf(files: string[], confDir: string, dataDir: string, edit?: (conf: ConfFile) => void): void {
   mkdirSync(confDir, { recursive: true });
   for (const file of files) {
-    const conf = JSON.parse(readFileSync(path.join(CONF_DIR, file), 'utf8'));
+    const conf = JSON.parse(readFileSync(path.join(CONF_DIR, file), 'utf8')) as ConfFile;
     for (const plugin of conf.plugins ?? [conf]) {
       if (plugin.ipam?.type === 'host-local') plugin.ipam.dataDir = dataDir;
     }

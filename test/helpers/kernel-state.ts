@@ -6,6 +6,7 @@
 import { execa } from 'execa';
 import { NetnsHandle } from '../../src/sys/netns.ts';
 import { Netlink, type OpenOptions } from '../../src/kernel/netlink.ts';
+import type { IpFdb, IpLink, IpNeigh, IpRoute } from './ip-json.ts';
 import type { Netns } from './netns.ts';
 
 /** A Netlink connection inside the test namespace `ns`. */
@@ -21,57 +22,6 @@ export function netlinkIn(ns: Netns, opts: OpenOptions = {}): Netlink {
 /** Runs an iproute2 command (`ip ...` or `bridge ...`, as ops.ts's commandOf gives it) inside `ns`. */
 export async function runIn(ns: Netns, argv: readonly string[]): Promise<void> {
   await execa(argv[0]!, ['-n', ns.name, ...argv.slice(1)]);
-}
-
-// The fields of iproute2's JSON the tests read.
-export interface IpAddr {
-  family: string;
-  local: string;
-  prefixlen: number;
-  scope: string;
-  tentative?: boolean;
-}
-export interface IpLink {
-  ifindex: number;
-  ifname: string;
-  mtu: number;
-  address?: string;
-  link_type?: string;
-  flags: string[];
-  operstate?: string;
-  master?: string;
-  link?: string;
-  link_index?: number;
-  link_netnsid?: number;
-  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_data?: Record<string, unknown> };
-  addr_info?: IpAddr[];
-}
-export interface IpRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  prefsrc?: string;
-  metric?: number;
-  table?: string;
-  flags?: string[];
-}
-export interface IpNeigh {
-  dst: string;
-  dev: string;
-  lladdr?: string;
-  state?: string[];
-}
-export interface IpFdb {
-  mac: string;
-  dst?: string;
-  flags?: string[];
-  state?: string;
-}
-
-/** `tool -j args` inside `ns`, parsed ([] for no output). */
-export async function jsonIn<T>(ns: Netns, tool: 'ip' | 'bridge', ...args: string[]): Promise<T[]> {
-  const r = await execa(tool, ['-n', ns.name, '-j', ...args]);
-  return r.stdout.trim() === '' ? [] : (JSON.parse(r.stdout) as T[]);
 }
 
 const MAC_RE = /[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}/g;
@@ -104,7 +54,7 @@ export function normalise(v: unknown, keep: readonly string[]): unknown {
 
 /** Index -> name of every link of `ns`. */
 async function names(ns: Netns): Promise<Map<number, string>> {
-  return new Map((await jsonIn<IpLink>(ns, 'ip', 'link', 'show')).map((l) => [l.ifindex, l.ifname]));
+  return new Map((await ns.ipJson<IpLink>('link', 'show')).map((l) => [l.ifindex, l.ifname]));
 }
 
 /** Links as `ip -d -j link show` prints them, by name; a peer's index by name (in `peerNs` when it lives there). */
@@ -112,7 +62,7 @@ export async function linkState(ns: Netns, keep: readonly string[], peerNs?: Net
   const here = await names(ns);
   const there = peerNs ? await names(peerNs) : new Map<number, string>();
   const out: Record<string, IpLink & { peer?: string }> = {};
-  for (const l of await jsonIn<IpLink>(ns, 'ip', '-d', 'link', 'show')) {
+  for (const l of await ns.ipJson<IpLink>('-d', 'link', 'show')) {
     const peer = l.link_index === undefined ? undefined : (l.link_netnsid !== undefined ? there : here).get(l.link_index);
     out[l.ifname] = { ...(normalise(l, keep) as IpLink), ...(l.link_index !== undefined ? { peer: peer ?? '?' } : {}) };
   }
@@ -122,7 +72,7 @@ export async function linkState(ns: Netns, keep: readonly string[], peerNs?: Net
 /** Addresses, link-local IPv6 left out (it follows a random MAC), by link name. */
 export async function addrState(ns: Netns, keep: readonly string[]): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const l of await jsonIn<IpLink>(ns, 'ip', '-d', 'addr', 'show')) {
+  for (const l of await ns.ipJson<IpLink>('-d', 'addr', 'show')) {
     out[l.ifname] = normalise(
       (l.addr_info ?? []).filter((a) => !(a.family === 'inet6' && a.scope === 'link')),
       keep,
@@ -137,8 +87,8 @@ export async function addrState(ns: Netns, keep: readonly string[]): Promise<Rec
  */
 export async function routeState(ns: Netns, keep: readonly string[]): Promise<string[]> {
   const all = [
-    ...(await jsonIn<IpRoute>(ns, 'ip', '-d', '-4', 'route', 'show', 'table', 'all')),
-    ...(await jsonIn<IpRoute>(ns, 'ip', '-d', '-6', 'route', 'show', 'table', 'all')),
+    ...(await ns.ipJson<IpRoute>('-d', '-4', 'route', 'show', 'table', 'all')),
+    ...(await ns.ipJson<IpRoute>('-d', '-6', 'route', 'show', 'table', 'all')),
   ];
   return all
     .filter((r) => !String(r.dst).startsWith('fe80:') && !(r.table === 'local' && String(r.dst).includes(':')))
@@ -148,7 +98,7 @@ export async function routeState(ns: Netns, keep: readonly string[]): Promise<st
 
 /** Neighbour entries of both families (`ip -j neigh`), those of `devs` only. */
 export async function neighState(ns: Netns, keep: readonly string[], devs: readonly string[]): Promise<string[]> {
-  const all = [...(await jsonIn<IpNeigh>(ns, 'ip', '-4', 'neigh', 'show')), ...(await jsonIn<IpNeigh>(ns, 'ip', '-6', 'neigh', 'show'))];
+  const all = [...(await ns.ipJson<IpNeigh>('-4', 'neigh', 'show')), ...(await ns.ipJson<IpNeigh>('-6', 'neigh', 'show'))];
   return all
     .filter((n) => devs.includes(n.dev))
     .map((n) => JSON.stringify(normalise(n, keep)))
@@ -157,13 +107,13 @@ export async function neighState(ns: Netns, keep: readonly string[], devs: reado
 
 /** The fdb entries of device `dev` (`bridge -j fdb show dev`). */
 export async function fdbState(ns: Netns, keep: readonly string[], dev: string): Promise<string[]> {
-  return (await jsonIn<IpFdb>(ns, 'bridge', 'fdb', 'show', 'dev', dev)).map((f) => JSON.stringify(normalise(f, keep))).sort();
+  return (await ns.bridgeJson<IpFdb>('fdb', 'show', 'dev', dev)).map((f) => JSON.stringify(normalise(f, keep))).sort();
 }
 
 /** Waits (up to 2 s) until linkwatch has given every link that is up its state. */
 export async function settled(...nss: Netns[]): Promise<void> {
   for (let i = 0; i < 40; i++) {
-    const links = (await Promise.all(nss.map((ns) => jsonIn<IpLink>(ns, 'ip', '-d', 'link', 'show')))).flat();
+    const links = (await Promise.all(nss.map((ns) => ns.ipJson<IpLink>('-d', 'link', 'show')))).flat();
     // A VXLAN device has no carrier of its own: UNKNOWN for good.
     const waiting = (l: IpLink) => l.flags.includes('UP') && !l.flags.includes('LOOPBACK') && l.linkinfo?.info_kind !== 'vxlan' && l.operstate === 'UNKNOWN';
     if (!links.some(waiting)) return;

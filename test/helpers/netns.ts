@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
+import { parseIpJson } from './ip-json.ts';
 
 /** Unique per test file (each runs in its own process), short enough for link names. */
 export const RUN_PREFIX = `flt${randomBytes(3).toString('hex')}`;
@@ -22,10 +23,14 @@ export class Netns {
     return execa('ip', ['netns', 'exec', this.name, cmd, ...args], { input: opts.input, reject: opts.reject ?? true });
   }
 
-  /** `ip -j <args>` in this namespace, parsed. */
-  async ipJson<T = any>(...args: string[]): Promise<T> {
-    const r = await execa('ip', ['-n', this.name, '-j', ...args]);
-    return (r.stdout.trim() === '' ? [] : JSON.parse(r.stdout)) as T;
+  /** `ip -j <args>` in this namespace, parsed into `T`s (ip-json.ts has the shapes); [] for no output. */
+  async ipJson<T>(...args: string[]): Promise<T[]> {
+    return parseIpJson<T>((await execa('ip', ['-n', this.name, '-j', ...args])).stdout);
+  }
+
+  /** `bridge -j <args>` in this namespace, parsed as ipJson does. */
+  async bridgeJson<T>(...args: string[]): Promise<T[]> {
+    return parseIpJson<T>((await execa('bridge', ['-n', this.name, '-j', ...args])).stdout);
   }
 
   /** `ip <args>` in this namespace, its stdout. */

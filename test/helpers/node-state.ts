@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { parseIpJson, type IpLink } from './ip-json.ts';
 import type { Netns } from './netns.ts';
 
 /** Every lease file of network `net`: address → content. */
@@ -52,16 +53,9 @@ export function storeProblems(dataDir: string, net: string): string[] {
   return checkStore(files.map((f): [string, string] => [f.name, readFileSync(path.join(dir, f.name), 'utf8')]));
 }
 
-interface Link {
-  ifname: string;
-  master?: string;
-  link_type?: string;
-  linkinfo?: { info_kind?: string };
-}
-
-async function links(nsPath: string): Promise<Link[]> {
-  const r = await execa('nsenter', [`--net=${nsPath}`, 'ip', '-d', '-j', 'link', 'show']);
-  return JSON.parse(r.stdout || '[]') as Link[];
+/** `ip -d -j link show` in the namespace at `nsPath` (a runtime's may have no name `ip -n` takes). */
+async function links(nsPath: string): Promise<IpLink[]> {
+  return parseIpJson<IpLink>((await execa('nsenter', [`--net=${nsPath}`, 'ip', '-d', '-j', 'link', 'show'])).stdout);
 }
 
 /** Names of the veths in namespace `ns`. */
@@ -83,8 +77,7 @@ export async function podInterfaces(nsPath: string): Promise<string[]> {
 
 /** Link names in the test process's own namespace (the root one), to prove it untouched. */
 export async function rootLinkNames(): Promise<string[]> {
-  const r = await execa('ip', ['-j', 'link', 'show']);
-  return (JSON.parse(r.stdout || '[]') as Link[]).map((l) => l.ifname);
+  return parseIpJson<IpLink>((await execa('ip', ['-j', 'link', 'show'])).stdout).map((l) => l.ifname);
 }
 
 /** Nothing of ours in the root namespace: no bridge, no veth appeared there since `before`. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll } from 'vitest';
 import { cnitool } from './cnitool.ts';
 import { eventually } from './eventually.ts';
+import type { IpFdb, IpLink, IpNeigh, IpRoute } from './ip-json.ts';
 import { createNs, type Netns } from './netns.ts';
 import type { Pki } from './pki.ts';
 import { ourBinDir } from './plugin.ts';
@@ -267,11 +268,12 @@ export class Cluster {
     return r.stdout;
   }
 
-  /** The subnet leases in etcd: key name ("10.244.1.0-24") -> parsed value, plus the TTL lease ID. */
-  async leases(): Promise<Map<string, { value: any; lease: string }>> {
+  /** The subnet leases in etcd: key name ("10.244.1.0-24") -> parsed value (flanneld's JSON, or the text of a bad one), plus the TTL lease ID. */
+  async leases(): Promise<Map<string, { value: unknown; lease: string }>> {
     // Lease IDs are 64-bit JSON numbers: keep them as strings.
-    const out = JSON.parse((await this.etcdctl('get', '--prefix', SUBNETS, '-w', 'json')).replace(/"lease":(\d+)/g, '"lease":"$1"'));
-    const m = new Map<string, { value: any; lease: string }>();
+    const json = (await this.etcdctl('get', '--prefix', SUBNETS, '-w', 'json')).replace(/"lease":(\d+)/g, '"lease":"$1"');
+    const out = JSON.parse(json) as { kvs?: { key: string; value: string; lease?: string }[] };
+    const m = new Map<string, { value: unknown; lease: string }>();
     for (const kv of out.kvs ?? []) {
       const key = Buffer.from(kv.key, 'base64').toString().slice(SUBNETS.length);
       const text = Buffer.from(kv.value, 'base64').toString();
@@ -372,16 +374,15 @@ export async function httpGet(ns: Netns, url: string): Promise<{ status: number;
  */
 export async function entriesOn(ns: Netns, family: 4 | 6, dev: string, within?: string): Promise<string[]> {
   const f = `-${family}`;
-  const routes = (await ns.ipJson(f, 'route', 'show', 'dev', dev)) as Array<{ dst: string; gateway?: string; flags?: string[] }>;
+  const routes = await ns.ipJson<IpRoute>(f, 'route', 'show', 'dev', dev);
   const out = routes
     .filter((r) => r.gateway && (!within || r.dst.startsWith(within)))
     .map((r) => `route ${r.dst} via ${r.gateway}${r.flags?.includes('onlink') ? ' onlink' : ''}`);
   if (!dev.startsWith('flannel')) return out.sort();
-  const neighs = (await ns.ipJson(f, 'neigh', 'show', 'dev', dev)) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
+  const neighs = await ns.ipJson<IpNeigh>(f, 'neigh', 'show', 'dev', dev);
   // The kernel's own neighbours (link-local, the multicast ones of IPv6's MLD) are not the agent's.
   out.push(...neighs.filter((n) => !/^(fe80|ff[0-9a-f]{2}):/.test(n.dst)).map((n) => `neigh ${n.dst} lladdr ${n.lladdr} ${(n.state ?? []).join(',')}`));
-  const fdb = (await execa('bridge', ['-n', ns.name, '-j', 'fdb', 'show', 'dev', dev])).stdout;
-  for (const e of (fdb.trim() ? JSON.parse(fdb) : []) as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>) {
+  for (const e of await ns.bridgeJson<IpFdb>('fdb', 'show', 'dev', dev)) {
     if (e.dst?.includes(':') === (family === 6)) out.push(`fdb ${e.mac} dst ${e.dst} ${(e.flags ?? []).join(',')} ${e.state}`);
   }
   return out.sort();
@@ -396,9 +397,9 @@ export function vxlanPeer(subnet: string, publicIP: string, mac: string): string
 /** The VXLAN forwarding state of `node`: routes, neighbours and fdb entries on flannel.1. */
 export async function overlayOf(ns: Netns): Promise<Overlay> {
   const [routes, neighs, fdb] = await Promise.all([
-    ns.ipJson('-4', 'route', 'show', 'dev', 'flannel.1'),
-    ns.ipJson('-4', 'neigh', 'show', 'dev', 'flannel.1'),
-    execa('bridge', ['-n', ns.name, '-j', 'fdb', 'show', 'dev', 'flannel.1']).then((r) => (r.stdout.trim() ? JSON.parse(r.stdout) : [])),
+    ns.ipJson<IpRoute>('-4', 'route', 'show', 'dev', 'flannel.1'),
+    ns.ipJson<IpNeigh>('-4', 'neigh', 'show', 'dev', 'flannel.1'),
+    ns.bridgeJson<IpFdb>('fdb', 'show', 'dev', 'flannel.1'),
   ]);
   return { routes, neighs, fdb };
 }
@@ -452,9 +453,9 @@ export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip:
   writeFileSync(path.join(confDir, '10-flannel.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'cni0', plugins: [flannel] }));
   const r = await cnitool({ verb: 'add', network: 'cni0', pod: ns, node: node.ns, confDir, cniPath: ourBinDir(), cacheDir: path.join(node.dir, 'cache') });
   if (r.code !== 0) throw new Error(`ADD ${name} on ${node.name}: ${r.stderr}`);
-  const addrs = await ns.ipJson('addr', 'show', 'dev', 'eth0');
-  const of = (family: string) =>
-    (addrs[0].addr_info as Array<{ family: string; local: string; scope: string }>).find((a) => a.family === family && a.scope === 'global')?.local;
+  const [eth0] = await ns.ipJson<IpLink>('addr', 'show', 'dev', 'eth0');
+  if (!eth0) throw new Error(`ADD ${name} on ${node.name}: no eth0 in the pod`);
+  const of = (family: string) => eth0.addr_info?.find((a) => a.family === family && a.scope === 'global')?.local;
   const ip6 = of('inet6');
   return { ns, ip: of('inet')!, ...(ip6 ? { ip6 } : {}) };
 }

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { expect, inject } from 'vitest';
+import type { IPConfig, Result } from '../../src/cni/result.ts';
 import type { Netns } from './netns.ts';
 
 export const REFERENCE_DIR = '/usr/lib/cni';
@@ -26,12 +27,24 @@ export interface Call {
   env?: Record<string, string>;
 }
 
+/** How a run (of a plugin, or of cnitool) ended, and what it printed. */
 export interface Outcome {
   code: number;
   stdout: string;
   stderr: string;
-  /** stdout parsed, when it is JSON. */
-  json: any;
+  /** stdout parsed, when it is JSON: read it through resultOf or errorOf. */
+  json: unknown;
+}
+
+/** A CNI result as a plugin prints it: src/cni/result.ts's shape, where 0.3.x and 0.4.0 add each IP's version. */
+export type CniResult = Omit<Result, 'ips'> & { ips?: (IPConfig & { version?: string })[] };
+
+/** The spec's error JSON, which a plugin prints on stdout when it fails. */
+export interface CniErrorJson {
+  cniVersion?: string;
+  code: number;
+  msg: string;
+  details?: string;
 }
 
 /** Calls plugin `name` from `dir` (ours by default, or REFERENCE_DIR). */
@@ -49,7 +62,7 @@ export async function callPlugin(name: string, call: Call, dir = ourBinDir()): P
     extendEnv: false,
     reject: false,
   });
-  let json: any;
+  let json: unknown;
   try {
     json = r.stdout.trim() === '' ? undefined : JSON.parse(r.stdout);
   } catch {
@@ -58,10 +71,37 @@ export async function callPlugin(name: string, call: Call, dir = ourBinDir()): P
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, json };
 }
 
-/** Asserts that a run (of a plugin, or of cnitool) succeeded; returns its parsed result. */
-export function expectOk(r: { code: number; stdout: string; stderr: string; json?: any }): any {
+/** Asserts that a run (of a plugin, or of cnitool) succeeded. */
+export function expectOk(r: Outcome): void {
   expect(r.code, `exit ${r.code}: ${r.stdout} ${r.stderr}`).toBe(0);
-  return r.json;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Asserts that a run succeeded and printed a CNI result; returns it. */
+export function resultOf(r: Outcome): CniResult {
+  expectOk(r);
+  expect(isObject(r.json) && typeof r.json.cniVersion === 'string', `not a CNI result: ${r.stdout}`).toBe(true);
+  return r.json as CniResult;
+}
+
+/** Asserts that a run printed the spec's error JSON (a code and a message); returns it. */
+export function errorOf(r: Outcome): CniErrorJson {
+  const ok = isObject(r.json) && typeof r.json.code === 'number' && typeof r.json.msg === 'string';
+  expect(ok, `exit ${r.code}, not a CNI error: ${r.stdout} ${r.stderr}`).toBe(true);
+  return r.json as CniErrorJson;
+}
+
+/** The address (CIDR) of the `n`th IP of the result a run printed; fails the test when there is none. */
+export function addressOf(r: Outcome, n = 0): string {
+  const ip = resultOf(r).ips?.[n];
+  expect(ip, `no ips[${n}] in ${r.stdout}`).toBeDefined();
+  return ip!.address;
+}
+
+/** addressOf without the prefix length: what a ping goes to, what host-local names a lease file. */
+export function ipOf(r: Outcome, n = 0): string {
+  return addressOf(r, n).replace(/\/\d+$/, '');
 }
 
 /** Makes `dir` (new) a CNI_PATH of symlinks, plugin name → the file it links to; returns `dir`. */

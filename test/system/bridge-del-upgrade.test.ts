@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createNs } from '../helpers/netns.ts';
 import { useNode } from '../helpers/node-fixture.ts';
 import { leases, leasesOf, podInterfaces, veths } from '../helpers/node-state.ts';
-import { callPlugin, expectOk, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
+import { callPlugin, errorOf, expectOk, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
 
 const f = useNode({ suite: 'del-upgrade', tag: 'du' }, {});
 const dataDir = () => path.join(f.tmp, 'networks');
@@ -53,7 +53,7 @@ describe('our DEL after the reference ADD (the upgrade in place)', () => {
   it('releases a lease whose range has a gateway outside its subnet (the reference took it, our ADD refuses it)', async () => {
     const conf = netConf(1, {}, { subnet: undefined, ranges: [[{ subnet: '10.98.1.0/24', gateway: '10.98.2.1' }]] });
     const ours = await callPlugin('host-local', { command: 'ADD', containerId: 'probe', netns: '/proc/self/ns/net', ifname: 'eth0', conf });
-    expect(ours.json?.code).toBe(7); // refused by our ADD
+    expect(errorOf(ours).code).toBe(7); // refused by our ADD
     await referenceAddOurDel(1, 'gw-outside', conf, conf);
   });
 
@@ -96,9 +96,9 @@ describe('our DEL after the reference ADD (the upgrade in place)', () => {
     const pod = await createNs('du5');
     const call = { containerId: 'hidden', netns: pod.path, ifname: 'eth0', node: f.node, cniPath: ourBinDir() };
     const { name: _, ...noName } = netConf(5);
-    expect((await callPlugin('bridge', { command: 'DEL', ...call, conf: noName })).json?.code).toBe(7);
-    expect((await callPlugin('bridge', { command: 'DEL', ...call, conf: netConf(5, { ipam: 'host-local' }) })).json?.code).toBe(7);
-    expect((await callPlugin('bridge', { command: 'DEL', ...call, conf: { ...netConf(5), cniVersion: '9.9.9' } })).json?.code).toBe(1);
+    expect(errorOf(await callPlugin('bridge', { command: 'DEL', ...call, conf: noName })).code).toBe(7);
+    expect(errorOf(await callPlugin('bridge', { command: 'DEL', ...call, conf: netConf(5, { ipam: 'host-local' }) })).code).toBe(7);
+    expect(errorOf(await callPlugin('bridge', { command: 'DEL', ...call, conf: { ...netConf(5), cniVersion: '9.9.9' } })).code).toBe(1);
     expect(leases(dataDir(), 'up5').size).toBe(0);
   });
 });

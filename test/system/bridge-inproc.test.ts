@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { callPlugin, cniBinDir, expectOk, ourBinDir, pluginsIn } from '../helpers/plugin.ts';
+import { callPlugin, cniBinDir, expectOk, ourBinDir, pluginsIn, resultOf } from '../helpers/plugin.ts';
 
 let tmp = '';
 beforeAll(() => {
@@ -50,7 +50,7 @@ describe('bridge with our host-local', () => {
     chmodSync(path.join(dir, 'host-local'), 0o755);
     const f = await fixture(() => dir);
     const p = await f.pod('p');
-    const r = expectOk(await f.call('ADD', p, 'c1', f.conf()));
+    const r = resultOf(await f.call('ADD', p, 'c1', f.conf()));
     expect(r.ips).toEqual([{ interface: 2, address: '10.88.0.2/24', gateway: '10.88.0.1' }]);
     expect(f.leases()).toEqual(['10.88.0.2']);
     expectOk(await f.call('CHECK', p, 'c1', { ...f.conf(), prevResult: r }));

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { callPlugin, cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR, type Outcome } from '../helpers/plugin.ts';
+import { callPlugin, cniBinDir, type CniResult, errorOf, ourBinDir, type Outcome, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
+import type { IpLink, IpRoute } from '../helpers/ip-json.ts';
 
 let tmp = '';
 const dirs = { ours: '', reference: '' };
@@ -21,7 +22,15 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const CONFIGS: Record<string, Record<string, unknown>> = {
+/** A bridge config less what runImpl adds (version, name, type, bridge, the store). */
+interface BridgeConf {
+  isGateway?: boolean;
+  isDefaultGateway?: boolean;
+  ipam: { type: string; routes?: { dst: string; gw?: string }[]; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+const CONFIGS: Record<string, BridgeConf> = {
   flannel: { isGateway: true, mtu: 1450, hairpinMode: true, ipam: { type: 'host-local', subnet: '10.244.1.0/24', routes: [{ dst: '10.244.0.0/16' }] } },
   defaultGateway: { isDefaultGateway: true, ipam: { type: 'host-local', subnet: '10.22.0.0/16', routes: [{ dst: '192.168.0.0/16', gw: '10.22.0.9' }] } },
   dualStack: {
@@ -37,7 +46,7 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
   noGateway: { ipam: { type: 'host-local', subnet: '10.50.0.0/24', gateway: '10.50.0.254' }, dns: { nameservers: ['10.50.0.53'], search: ['svc.local'] } },
 };
 
-const normalizeResult = (r: any) =>
+const normalizeResult = (r: CniResult): unknown =>
   JSON.parse(
     JSON.stringify(r)
       .replace(/"mac":"[0-9a-f:]{17}"/g, '"mac":"MAC"')
@@ -50,7 +59,8 @@ const normalizeResult = (r: any) =>
  * `tentative` only for pods: a bridge's IPv6 gateway address is in DAD for a second,
  * which two runs under load may not catch alike.
  */
-function linkState(l: any, withTentative = true) {
+function linkState(l: IpLink | undefined, withTentative = true) {
+  if (!l) throw new Error('no such link');
   return {
     mtu: l.mtu,
     flags: l.flags,
@@ -60,8 +70,8 @@ function linkState(l: any, withTentative = true) {
     hairpin: l.linkinfo?.info_slave_data?.hairpin,
     promiscuity: l.promiscuity,
     addrs: (l.addr_info ?? [])
-      .filter((a: any) => a.scope !== 'link')
-      .map((a: any) => ({
+      .filter((a) => a.scope !== 'link')
+      .map((a) => ({
         family: a.family,
         local: a.local,
         prefixlen: a.prefixlen,
@@ -73,12 +83,12 @@ function linkState(l: any, withTentative = true) {
 }
 
 async function podState(pod: Netns) {
-  const [link] = await pod.ipJson('-d', 'addr', 'show', 'dev', 'eth0');
+  const [link] = await pod.ipJson<IpLink>('-d', 'addr', 'show', 'dev', 'eth0');
   const sysctl = async (k: string) => (await pod.exec('cat', [`/proc/sys/net/${k}`])).stdout;
   return {
     link: linkState(link),
-    routes4: await pod.ipJson('route', 'show'),
-    routes6: (await pod.ipJson('-6', 'route', 'show')).filter((r: any) => !String(r.dst).startsWith('fe80')),
+    routes4: await pod.ipJson<IpRoute>('route', 'show'),
+    routes6: (await pod.ipJson<IpRoute>('-6', 'route', 'show')).filter((r) => !String(r.dst).startsWith('fe80')),
     arpNotify: await sysctl('ipv4/conf/eth0/arp_notify'),
     acceptDad: await sysctl('ipv6/conf/eth0/accept_dad'),
     disableIpv6: await sysctl('ipv6/conf/eth0/disable_ipv6'),
@@ -86,8 +96,8 @@ async function podState(pod: Netns) {
 }
 
 async function nodeState(node: Netns, veth: string) {
-  const [br] = await node.ipJson('-d', 'addr', 'show', 'dev', 'cni0');
-  const [port] = await node.ipJson('-d', 'addr', 'show', 'dev', veth);
+  const [br] = await node.ipJson<IpLink>('-d', 'addr', 'show', 'dev', 'cni0');
+  const [port] = await node.ipJson<IpLink>('-d', 'addr', 'show', 'dev', veth);
   const nat = (await node.exec('iptables-save', ['-t', 'nat'])).stdout
     .split('\n')
     .filter((l) => l.startsWith('-A') || l.startsWith(':CNI-'))
@@ -111,7 +121,7 @@ async function runImpl(impl: 'ours' | 'reference', cniVersion: string, name: str
   const node = await createNs(`r${n}`);
   const dataDir = path.join(tmp, `data${n}`);
   const base = CONFIGS[name]!;
-  const conf = { cniVersion, name: `net-${name}`, type: 'bridge', bridge: 'cni0', ...base, ipam: { ...(base.ipam as object), dataDir } };
+  const conf = { cniVersion, name: `net-${name}`, type: 'bridge', bridge: 'cni0', ...base, ipam: { ...base.ipam, dataDir } };
   const call = (command: string, pod: Netns, id: string, c: unknown): Promise<Outcome> =>
     // PATH: the reference finds iptables through it (ours uses absolute paths).
     callPlugin(
@@ -120,21 +130,21 @@ async function runImpl(impl: 'ours' | 'reference', cniVersion: string, name: str
       dirs[impl],
     );
   const pods = [await createNs(`r${n}a`), await createNs(`r${n}b`)];
-  const results: any[] = [];
+  const results: CniResult[] = [];
   for (const [i, pod] of pods.entries()) {
     const r = await call('ADD', pod, `ctr${i}`, conf);
     expect(r.code, `${impl} ADD: ${r.stdout} ${r.stderr}`).toBe(0);
-    results.push(r.json);
+    results.push(resultOf(r));
   }
   const state = {
     pods: await Promise.all(pods.map(podState)),
-    node: await nodeState(node, results[0].interfaces[1].name),
+    node: await nodeState(node, results[0]!.interfaces![1]!.name),
   };
   const check = cniVersion === '0.3.1' ? undefined : await call('CHECK', pods[0]!, 'ctr0', { ...conf, prevResult: results[0] });
   for (const [i, pod] of pods.entries()) expect((await call('DEL', pod, `ctr${i}`, conf)).code).toBe(0);
   const after = {
-    podLinks: (await pods[0]!.ipJson('link', 'show')).map((l: any) => l.ifname),
-    nodeLinks: (await node.ipJson('link', 'show')).map((l: any) => l.ifname),
+    podLinks: (await pods[0]!.ipJson<IpLink>('link', 'show')).map((l) => l.ifname),
+    nodeLinks: (await node.ipJson<IpLink>('link', 'show')).map((l) => l.ifname),
     nat: (await node.exec('iptables-save', ['-t', 'nat'])).stdout.split('\n').filter((l) => l.includes('CNI-')),
   };
   return { results: results.map(normalizeResult), raw: results, state, check, after };
@@ -147,13 +157,13 @@ describe.each(['0.3.1', '0.4.0', '1.0.0'])('bridge vs reference at %s', (cniVers
     expect(ours.state).toEqual(ref.state);
     expect(ours.after).toEqual(ref.after);
     // The MACs in the result are the links' real ones.
-    expect(ours.raw[0].interfaces[2].mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    expect(ours.raw[0]?.interfaces?.[2]?.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
     if (ours.check && ref.check) {
       // Our CHECK accepts what our ADD made; the reference's fails on its own gateway-less
       // routes but default ones (it looks them up with an empty gateway).
       expect(ours.check.code, ours.check.stdout).toBe(0);
-      const gwLess = ((CONFIGS[name]!.ipam as any).routes ?? []).some((r: any) => !r.gw && !r.dst.endsWith('/0'));
-      if (gwLess) expect(ref.check.json.msg).toMatch(/Expected Route .* not found in routing table/);
+      const gwLess = (CONFIGS[name]!.ipam.routes ?? []).some((r) => !r.gw && !r.dst.endsWith('/0'));
+      if (gwLess) expect(errorOf(ref.check).msg).toMatch(/Expected Route .* not found in routing table/);
       else if (CONFIGS[name]!.isGateway || CONFIGS[name]!.isDefaultGateway) expect(ref.check.code, ref.check.stdout).toBe(0);
       // (Without a gateway the bridge's MAC follows its ports', so the reference's CHECK
       // fails or passes by chance on it.)

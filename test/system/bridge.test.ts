@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { callPlugin, cniBinDir, expectOk, ourBinDir, pluginsIn, REFERENCE_DIR, type Outcome } from '../helpers/plugin.ts';
+import { addressOf, callPlugin, cniBinDir, errorOf, expectOk, ipOf, ourBinDir, type Outcome, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
+import type { BridgeVlans, IpLink, IpRoute } from '../helpers/ip-json.ts';
 
 let tmp = '';
 let cniDir = '';
@@ -63,7 +64,7 @@ async function fixture(subnet = '10.244.1.0/24') {
     const d = path.join(dataDir, network);
     return existsSync(d) ? readdirSync(d).filter((f) => isIP(f) !== 0) : [];
   };
-  const links = async (): Promise<string[]> => (await node.ipJson('link', 'show')).map((l: any) => l.ifname).sort();
+  const links = async (): Promise<string[]> => (await node.ipJson<IpLink>('link', 'show')).map((l) => l.ifname).sort();
   return { node, dataDir, conf, call, leases, links, pod: (label: string) => createNs(`n${n}${label}`) };
 }
 
@@ -71,34 +72,34 @@ describe('bridge ADD', () => {
   it('connects two pods to each other and to their gateway, with MTU and hairpin', async () => {
     const f = await fixture();
     const [a, b] = [await f.pod('a'), await f.pod('b')];
-    const ra = expectOk(await f.call('ADD', a, 'ca', f.conf()));
-    const rb = expectOk(await f.call('ADD', b, 'cb', f.conf()));
+    const ra = resultOf(await f.call('ADD', a, 'ca', f.conf()));
+    const rb = resultOf(await f.call('ADD', b, 'cb', f.conf()));
 
-    expect(ra.interfaces.map((i: any) => i.name)).toEqual(['cni0', expect.stringMatching(/^veth[0-9a-f]{8}$/), 'eth0']);
-    expect(ra.interfaces[2].sandbox).toBe(a.path);
+    expect(ra.interfaces?.map((i) => i.name)).toEqual(['cni0', expect.stringMatching(/^veth[0-9a-f]{8}$/), 'eth0']);
+    expect(ra.interfaces?.[2]?.sandbox).toBe(a.path);
     expect(ra.ips).toEqual([{ interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' }]);
     expect(ra.routes).toEqual([{ dst: '10.244.0.0/16' }]);
-    expect(rb.ips[0].address).toBe('10.244.1.3/24');
+    expect(rb.ips?.[0]?.address).toBe('10.244.1.3/24');
 
     expect(await a.pings('10.244.1.3', { wait: 2 })).toBe(true);
     expect(await b.pings('10.244.1.2', { wait: 2 })).toBe(true);
     expect(await a.pings('10.244.1.1', { wait: 2 })).toBe(true);
 
-    const [podLink] = await a.ipJson('-d', 'addr', 'show', 'dev', 'eth0');
-    expect(podLink.mtu).toBe(1450);
-    expect(podLink.address).toBe(ra.interfaces[2].mac);
-    const routes = await a.ipJson('route', 'show');
+    const [podLink] = await a.ipJson<IpLink>('-d', 'addr', 'show', 'dev', 'eth0');
+    expect(podLink?.mtu).toBe(1450);
+    expect(podLink?.address).toBe(ra.interfaces?.[2]?.mac);
+    const routes = await a.ipJson<IpRoute>('route', 'show');
     expect(routes).toContainEqual(expect.objectContaining({ dst: '10.244.0.0/16', gateway: '10.244.1.1', dev: 'eth0' }));
 
-    const [host] = await f.node.ipJson('-d', 'link', 'show', 'dev', ra.interfaces[1].name);
-    expect(host.mtu).toBe(1450);
-    expect(host.master).toBe('cni0');
-    expect(host.address).toBe(ra.interfaces[1].mac);
-    expect(host.linkinfo.info_slave_data.hairpin).toBe(true);
-    const [br] = await f.node.ipJson('-d', 'addr', 'show', 'dev', 'cni0');
-    expect(br.mtu).toBe(1450);
-    expect(br.address).toBe(ra.interfaces[0].mac);
-    expect(br.addr_info).toContainEqual(expect.objectContaining({ local: '10.244.1.1', prefixlen: 24, broadcast: '10.244.1.255' }));
+    const [host] = await f.node.ipJson<IpLink>('-d', 'link', 'show', 'dev', ra.interfaces![1]!.name);
+    expect(host?.mtu).toBe(1450);
+    expect(host?.master).toBe('cni0');
+    expect(host?.address).toBe(ra.interfaces?.[1]?.mac);
+    expect(host?.linkinfo?.info_slave_data?.hairpin).toBe(true);
+    const [br] = await f.node.ipJson<IpLink>('-d', 'addr', 'show', 'dev', 'cni0');
+    expect(br?.mtu).toBe(1450);
+    expect(br?.address).toBe(ra.interfaces?.[0]?.mac);
+    expect(br?.addr_info).toContainEqual(expect.objectContaining({ local: '10.244.1.1', prefixlen: 24, broadcast: '10.244.1.255' }));
     expect((await f.node.exec('cat', ['/proc/sys/net/ipv4/ip_forward'])).stdout).toBe('1');
     expect((await a.exec('cat', ['/proc/sys/net/ipv4/conf/eth0/arp_notify'])).stdout).toBe('1');
   });
@@ -106,9 +107,9 @@ describe('bridge ADD', () => {
   it('adds a default route with isDefaultGateway', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    const r = expectOk(await f.call('ADD', p, 'c1', f.conf({ isDefaultGateway: true, isGateway: false })));
+    const r = resultOf(await f.call('ADD', p, 'c1', f.conf({ isDefaultGateway: true, isGateway: false })));
     expect(r.routes).toEqual([{ dst: '10.244.0.0/16' }, { dst: '0.0.0.0/0', gw: '10.244.1.1' }]);
-    expect(await p.ipJson('route', 'show', 'default')).toEqual([expect.objectContaining({ dst: 'default', gateway: '10.244.1.1', dev: 'eth0' })]);
+    expect(await p.ipJson<IpRoute>('route', 'show', 'default')).toEqual([expect.objectContaining({ dst: 'default', gateway: '10.244.1.1', dev: 'eth0' })]);
   });
 
   it('configures IPv6 next to IPv4, without DAD, and enables forwarding', async () => {
@@ -122,18 +123,18 @@ describe('bridge ADD', () => {
         ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:1::/64' }]],
       },
     );
-    const r = expectOk(await f.call('ADD', p, 'c1', c));
+    const r = resultOf(await f.call('ADD', p, 'c1', c));
     expect(r.ips).toEqual([
       { interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' },
       { interface: 2, address: 'fd00:10:1::2/64', gateway: 'fd00:10:1::1' },
     ]);
-    const [link] = await p.ipJson('-6', 'addr', 'show', 'dev', 'eth0');
-    const global = link.addr_info.filter((a: any) => a.scope === 'global');
+    const [link] = await p.ipJson<IpLink>('-6', 'addr', 'show', 'dev', 'eth0');
+    const global = link?.addr_info?.filter((a) => a.scope === 'global');
     expect(global).toEqual([expect.objectContaining({ local: 'fd00:10:1::2', prefixlen: 64 })]);
-    expect(global[0].tentative).toBeUndefined();
-    expect(await p.ipJson('-6', 'route', 'show', 'fd00:10::/48')).toEqual([expect.objectContaining({ gateway: 'fd00:10:1::1' })]);
-    const [br] = await f.node.ipJson('-6', 'addr', 'show', 'dev', 'cni0');
-    expect(br.addr_info).toContainEqual(expect.objectContaining({ local: 'fd00:10:1::1', prefixlen: 64, scope: 'global' }));
+    expect(global?.[0]?.tentative).toBeUndefined();
+    expect(await p.ipJson<IpRoute>('-6', 'route', 'show', 'fd00:10::/48')).toEqual([expect.objectContaining({ gateway: 'fd00:10:1::1' })]);
+    const [br] = await f.node.ipJson<IpLink>('-6', 'addr', 'show', 'dev', 'cni0');
+    expect(br?.addr_info).toContainEqual(expect.objectContaining({ local: 'fd00:10:1::1', prefixlen: 64, scope: 'global' }));
     expect((await f.node.exec('cat', ['/proc/sys/net/ipv6/conf/all/forwarding'])).stdout).toBe('1');
     expect((await p.exec('cat', ['/proc/sys/net/ipv6/conf/eth0/accept_dad'])).stdout).toBe('0');
   });
@@ -145,12 +146,12 @@ describe('bridge ADD', () => {
     const p = await f.pod('p');
     const r = await f.call('ADD', p, 'c1', f.conf());
     expect(r.code).toBe(1);
-    expect(r.json.msg).toMatch(/"cni0" already has an IP address different from 10.244.1.1\/24/);
+    expect(errorOf(r).msg).toMatch(/"cni0" already has an IP address different from 10.244.1.1\/24/);
     expect(f.leases()).toEqual([]); // rolled back
     expect(await f.links()).toEqual(['cni0', 'lo']);
     expectOk(await f.call('ADD', p, 'c1', f.conf({ forceAddress: true })));
-    const [br] = await f.node.ipJson('addr', 'show', 'dev', 'cni0');
-    expect(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => a.local)).toEqual(['10.244.1.1']);
+    const [br] = await f.node.ipJson<IpLink>('addr', 'show', 'dev', 'cni0');
+    expect(br?.addr_info?.filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.244.1.1']);
   });
 
   it('answers code 2 for VLANs on a kernel without bridge VLAN filtering', async (ctx) => {
@@ -168,12 +169,12 @@ describe('bridge ADD', () => {
     const f = await fixture();
     const p = await f.pod('p');
     const c = f.conf({ hairpinMode: false, promiscMode: true, portIsolation: true, runtimeConfig: { mac: '0A:58:0A:F4:01:99' } });
-    const r = expectOk(await f.call('ADD', p, 'c1', c));
-    expect(r.interfaces[2].mac).toBe('0a:58:0a:f4:01:99');
-    const [br] = await f.node.ipJson('link', 'show', 'dev', 'cni0');
-    expect(br.flags).toContain('PROMISC');
-    const [host] = await f.node.ipJson('-d', 'link', 'show', 'dev', r.interfaces[1].name);
-    expect(host.linkinfo.info_slave_data).toMatchObject({ hairpin: false, isolated: true });
+    const r = resultOf(await f.call('ADD', p, 'c1', c));
+    expect(r.interfaces?.[2]?.mac).toBe('0a:58:0a:f4:01:99');
+    const [br] = await f.node.ipJson<IpLink>('link', 'show', 'dev', 'cni0');
+    expect(br?.flags).toContain('PROMISC');
+    const [host] = await f.node.ipJson<IpLink>('-d', 'link', 'show', 'dev', r.interfaces![1]!.name);
+    expect(host?.linkinfo?.info_slave_data).toMatchObject({ hairpin: false, isolated: true });
   });
 
   it('takes the MAC from CNI_ARGS, and refuses unknown CNI_ARGS without IgnoreUnknown', async () => {
@@ -181,22 +182,22 @@ describe('bridge ADD', () => {
     const p = await f.pod('p');
     const bad = await f.call('ADD', p, 'c1', f.conf(), { args: 'K8S_POD_NAME=x' });
     expect(bad.json).toMatchObject({ code: 4 });
-    const r = expectOk(await f.call('ADD', p, 'c1', f.conf(), { args: 'IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:aa:bb:cc' }));
-    expect(r.interfaces[2].mac).toBe('02:00:00:aa:bb:cc');
+    const r = resultOf(await f.call('ADD', p, 'c1', f.conf(), { args: 'IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:aa:bb:cc' }));
+    expect(r.interfaces?.[2]?.mac).toBe('02:00:00:aa:bb:cc');
   });
 
   it('leaves a layer-2 pod interface up without addresses, or down with disableContainerInterface', async () => {
     const f = await fixture();
     const [p, q] = [await f.pod('p'), await f.pod('q')];
-    const r = expectOk(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2' }));
-    expect(r.interfaces.map((i: any) => i.name)).toEqual(['br-l2', expect.stringMatching(/^veth/), 'eth0']);
+    const r = resultOf(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2' }));
+    expect(r.interfaces?.map((i) => i.name)).toEqual(['br-l2', expect.stringMatching(/^veth/), 'eth0']);
     expect(r.ips).toBeUndefined();
-    const [link] = await p.ipJson('addr', 'show', 'dev', 'eth0');
-    expect(link.flags).toContain('UP');
-    expect(link.addr_info.filter((a: any) => a.family === 'inet')).toEqual([]);
+    const [link] = await p.ipJson<IpLink>('addr', 'show', 'dev', 'eth0');
+    expect(link?.flags).toContain('UP');
+    expect(link?.addr_info?.filter((a) => a.family === 'inet')).toEqual([]);
     expectOk(await f.call('ADD', q, 'c2', { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2', disableContainerInterface: true }));
-    const [down] = await q.ipJson('link', 'show', 'dev', 'eth0');
-    expect(down.flags).not.toContain('UP');
+    const [down] = await q.ipJson<IpLink>('link', 'show', 'dev', 'eth0');
+    expect(down!.flags).not.toContain('UP');
     const refused = await f.call('ADD', q, 'c3', f.conf({ disableContainerInterface: true }), { ifname: 'eth1' });
     expect(refused.json).toMatchObject({ code: 7, msg: 'cannot use IPAM when disableContainerInterface is set' });
   });
@@ -205,30 +206,30 @@ describe('bridge ADD', () => {
     if (!vlanFiltering) ctx.skip();
     const f = await fixture();
     const [p, q] = [await f.pod('p'), await f.pod('q')];
-    const ra = expectOk(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlan: 100, preserveDefaultVlan: false }));
-    const rt = expectOk(
+    const ra = resultOf(await f.call('ADD', p, 'c1', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlan: 100, preserveDefaultVlan: false }));
+    const rt = resultOf(
       await f.call('ADD', q, 'c2', { cniVersion: '1.0.0', name: 'v', type: 'bridge', bridge: 'brv', vlanTrunk: [{ minID: 10, maxID: 12 }, { id: 20 }] }),
     );
-    const vlans = JSON.parse((await f.node.exec('bridge', ['-j', 'vlan', 'show'])).stdout) as Array<{ ifname: string; vlans: any[] }>;
+    const vlans = await f.node.bridgeJson<BridgeVlans>('vlan', 'show');
     const of = (name: string) => vlans.find((v) => v.ifname === name)?.vlans ?? [];
-    expect(of(ra.interfaces[1].name)).toEqual([{ vlan: 100, flags: ['PVID', 'Egress Untagged'] }]);
-    expect(of(rt.interfaces[1].name).map((v: any) => [v.vlan, v.vlanEnd ?? v.vlan])).toEqual([
+    expect(of(ra.interfaces![1]!.name)).toEqual([{ vlan: 100, flags: ['PVID', 'Egress Untagged'] }]);
+    expect(of(rt.interfaces![1]!.name).map((v) => [v.vlan, v.vlanEnd ?? v.vlan])).toEqual([
       [1, 1],
       [10, 12],
       [20, 20],
     ]);
-    const [br] = await f.node.ipJson('-d', 'link', 'show', 'dev', 'brv');
-    expect(br.linkinfo.info_data.vlan_filtering).toBe(1);
+    const [br] = await f.node.ipJson<IpLink>('-d', 'link', 'show', 'dev', 'brv');
+    expect(br?.linkinfo?.info_data?.vlan_filtering).toBe(1);
   });
 
   it('gives a VLAN with isGateway its gateway link <bridge>.<vlan> (kernels with bridge VLAN filtering)', async (ctx) => {
     if (!vlanFiltering) ctx.skip();
     const f = await fixture();
     const p = await f.pod('p');
-    const r = expectOk(await f.call('ADD', p, 'c1', f.conf({ bridge: 'brg', vlan: 7, hairpinMode: false })));
-    expect(r.interfaces.map((i: any) => i.name)).toEqual(['brg', expect.stringMatching(/^veth/), 'eth0', 'brg.7']);
-    const [gw] = await f.node.ipJson('addr', 'show', 'dev', 'brg.7');
-    expect(gw.addr_info).toContainEqual(expect.objectContaining({ local: '10.244.1.1', prefixlen: 24 }));
+    const r = resultOf(await f.call('ADD', p, 'c1', f.conf({ bridge: 'brg', vlan: 7, hairpinMode: false })));
+    expect(r.interfaces?.map((i) => i.name)).toEqual(['brg', expect.stringMatching(/^veth/), 'eth0', 'brg.7']);
+    const [gw] = await f.node.ipJson<IpLink>('addr', 'show', 'dev', 'brg.7');
+    expect(gw?.addr_info).toContainEqual(expect.objectContaining({ local: '10.244.1.1', prefixlen: 24 }));
     expect(await p.pings('10.244.1.1', { wait: 2 })).toBe(true);
   });
 });
@@ -239,13 +240,13 @@ describe('bridge concurrency', () => {
     const pods = await Promise.all([...'abcdef'].map((l) => f.pod(l)));
     const results = await Promise.all(pods.map((p, i) => f.call('ADD', p, `c${i}`, f.conf())));
     for (const r of results) expect(r.code, r.stdout).toBe(0);
-    const ips = results.map((r) => r.json.ips[0].address).sort();
+    const ips = results.map((r) => addressOf(r)).sort();
     expect(new Set(ips).size).toBe(pods.length);
-    const ports = (await f.node.ipJson('link', 'show', 'master', 'cni0')).map((l: any) => l.ifname);
+    const ports = (await f.node.ipJson<IpLink>('link', 'show', 'master', 'cni0')).map((l) => l.ifname);
     expect(ports).toHaveLength(pods.length);
-    const [br] = await f.node.ipJson('addr', 'show', 'dev', 'cni0');
-    expect(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => a.local)).toEqual(['10.244.1.1']);
-    expect(await pods[0]!.pings(results[5]!.json.ips[0].address.split('/')[0], { wait: 2 })).toBe(true);
+    const [br] = await f.node.ipJson<IpLink>('addr', 'show', 'dev', 'cni0');
+    expect(br?.addr_info?.filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.244.1.1']);
+    expect(await pods[0]!.pings(ipOf(results[5]!), { wait: 2 })).toBe(true);
   });
 });
 
@@ -311,10 +312,10 @@ describe('bridge DEL', () => {
   it('removes the pod interface and the lease, twice without error', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    const r = expectOk(await f.call('ADD', p, 'c1', f.conf()));
+    const r = resultOf(await f.call('ADD', p, 'c1', f.conf()));
     expectOk(await f.call('DEL', p, 'c1', f.conf()));
-    expect((await p.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
-    expect(await f.links()).not.toContain(r.interfaces[1].name);
+    expect((await p.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
+    expect(await f.links()).not.toContain(r.interfaces![1]!.name);
     expect(f.leases()).toEqual([]);
     expectOk(await f.call('DEL', p, 'c1', f.conf()));
   });
@@ -322,11 +323,11 @@ describe('bridge DEL', () => {
   it('succeeds when the namespace was deleted, or the container never added', async () => {
     const f = await fixture();
     const p = await f.pod('p');
-    const r = expectOk(await f.call('ADD', p, 'c1', f.conf()));
+    const r = resultOf(await f.call('ADD', p, 'c1', f.conf()));
     await p.delete();
     expectOk(await f.call('DEL', p.path, 'c1', f.conf()));
     expect(f.leases()).toEqual([]);
-    expect(await f.links()).not.toContain(r.interfaces[1].name);
+    expect(await f.links()).not.toContain(r.interfaces![1]!.name);
     expectOk(await f.call('DEL', '/var/run/netns/never-made-here', 'c9', f.conf()));
     expectOk(await f.call('DEL', undefined, 'c9', f.conf()));
   });
@@ -337,21 +338,21 @@ describe('bridge CHECK', () => {
     const f = await fixture();
     const p = await f.pod('p');
     const c = f.conf({ isDefaultGateway: true });
-    const r = expectOk(await f.call('ADD', p, 'c1', c));
+    const r = resultOf(await f.call('ADD', p, 'c1', c));
     const checked = { ...c, prevResult: r };
     expectOk(await f.call('CHECK', p, 'c1', checked));
 
     await p.ip('route', 'del', '10.244.0.0/16');
-    expect((await f.call('CHECK', p, 'c1', checked)).json.msg).toMatch(/Expected Route .*10\.244\.0\.0\/16.* not found/);
+    expect(errorOf(await f.call('CHECK', p, 'c1', checked)).msg).toMatch(/Expected Route .*10\.244\.0\.0\/16.* not found/);
     await p.ip('route', 'add', '10.244.0.0/16', 'via', '10.244.1.1');
     expectOk(await f.call('CHECK', p, 'c1', checked));
 
-    await f.node.ip('link', 'set', 'dev', r.interfaces[1].name, 'nomaster');
-    expect((await f.call('CHECK', p, 'c1', checked)).json.msg).toMatch(/CNI veth created for bridge cni0 was not found/);
-    await f.node.ip('link', 'set', 'dev', r.interfaces[1].name, 'master', 'cni0');
+    await f.node.ip('link', 'set', 'dev', r.interfaces![1]!.name, 'nomaster');
+    expect(errorOf(await f.call('CHECK', p, 'c1', checked)).msg).toMatch(/CNI veth created for bridge cni0 was not found/);
+    await f.node.ip('link', 'set', 'dev', r.interfaces![1]!.name, 'master', 'cni0');
 
     await p.ip('addr', 'del', '10.244.1.2/24', 'dev', 'eth0');
-    expect((await f.call('CHECK', p, 'c1', checked)).json.msg).toMatch(/Failed to match addr 10\.244\.1\.2\/24/);
+    expect(errorOf(await f.call('CHECK', p, 'c1', checked)).msg).toMatch(/Failed to match addr 10\.244\.1\.2\/24/);
   });
 
   it('requires prevResult', async () => {
@@ -371,9 +372,9 @@ describe('bridge rollback', () => {
     const before = await f.links();
     const r = await f.call('ADD', q, 'c2', c);
     expect(r.code).toBe(1);
-    expect(r.json.msg).toMatch(/no IP addresses available/);
+    expect(errorOf(r).msg).toMatch(/no IP addresses available/);
     expect(await f.links()).toEqual(before);
-    expect((await q.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
+    expect((await q.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
     expect(f.leases()).toEqual(['10.244.9.2']);
   });
 
@@ -385,10 +386,10 @@ describe('bridge rollback', () => {
     const before = await f.links();
     const r = await f.call('ADD', p, 'c1', c);
     expect(r.code).toBe(1);
-    expect(r.json.msg).toMatch(/add route/);
+    expect(errorOf(r).msg).toMatch(/add route/);
     expect((await f.links()).filter((l) => l.startsWith('veth'))).toEqual([]);
     expect((await f.links()).filter((l) => l !== 'cni0')).toEqual(before);
-    expect((await p.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
+    expect((await p.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
     expect(f.leases()).toEqual([]);
   });
 });
@@ -399,8 +400,8 @@ describe('bridge bad input', () => {
     const before = await f.links();
     const out = await r;
     expect(out.code, out.stdout).toBe(1);
-    if (code !== undefined) expect(out.json.code, out.stdout).toBe(code);
-    if (msg) expect(out.json.msg).toMatch(msg);
+    if (code !== undefined) expect(errorOf(out).code, out.stdout).toBe(code);
+    if (msg) expect(errorOf(out).msg).toMatch(msg);
     expect(await f.links()).toEqual(before);
     expect(f.leases()).toEqual([]);
     return out;
@@ -444,16 +445,16 @@ describe('bridge bad input', () => {
     const p = await f.pod('p');
     const conf = f.conf({ bridge: "q'x\\y" });
     const ifname = 'a"b#c';
-    const r = expectOk(await f.call('ADD', p, 'c1', conf, { ifname }));
-    expect(r.interfaces.map((i: any) => i.name)).toEqual(["q'x\\y", expect.stringMatching(/^veth/), ifname]);
-    const [pod] = await p.ipJson('addr', 'show', 'dev', ifname);
-    expect(pod.addr_info.map((a: any) => a.local)).toContain('10.244.1.2');
-    const [port] = await f.node.ipJson('link', 'show', 'dev', r.interfaces[1].name);
-    expect(port.master).toBe("q'x\\y");
+    const r = resultOf(await f.call('ADD', p, 'c1', conf, { ifname }));
+    expect(r.interfaces?.map((i) => i.name)).toEqual(["q'x\\y", expect.stringMatching(/^veth/), ifname]);
+    const [pod] = await p.ipJson<IpLink>('addr', 'show', 'dev', ifname);
+    expect(pod?.addr_info?.map((a) => a.local)).toContain('10.244.1.2');
+    const [port] = await f.node.ipJson<IpLink>('link', 'show', 'dev', r.interfaces![1]!.name);
+    expect(port?.master).toBe("q'x\\y");
     expect(await p.pings('10.244.1.1')).toBe(true);
     expectOk(await f.call('CHECK', p, 'c1', { ...conf, prevResult: r }, { ifname }));
     expectOk(await f.call('DEL', p, 'c1', conf, { ifname }));
-    expect((await p.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
+    expect((await p.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
     expect(f.leases()).toEqual([]);
   });
 
@@ -467,8 +468,8 @@ describe('bridge bad input', () => {
       { command: 'ADD', containerId: 'c1', netns: p.path, ifname: 'eth0', conf: f.conf({}, { subnet: '10.0.0.0/33' }) },
       REFERENCE_DIR,
     );
-    const out = await refused(f, f.call('ADD', p, 'c1', f.conf({}, { subnet: '10.0.0.0/33' })), direct.json.code);
-    expect(out.json.msg).toBe(direct.json.msg);
+    const out = await refused(f, f.call('ADD', p, 'c1', f.conf({}, { subnet: '10.0.0.0/33' })), errorOf(direct).code);
+    expect(errorOf(out).msg).toBe(errorOf(direct).msg);
   });
 
   it('refuses a bridge name held by a link that is not a bridge', async () => {
@@ -482,11 +483,11 @@ describe('bridge bad input', () => {
     const f = await fixture();
     const p = await f.pod('p');
     await p.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other');
-    const before = (await p.ipJson('link', 'show')).length;
+    const before = (await p.ipJson<IpLink>('link', 'show')).length;
     const r = await f.call('ADD', p, 'c1', f.conf());
-    expect(r.json.msg).toMatch(/container veth name provided \(eth0\) already exists/);
+    expect(errorOf(r).msg).toMatch(/container veth name provided \(eth0\) already exists/);
     expect(f.leases()).toEqual([]);
     expect((await f.links()).filter((l) => l.startsWith('veth'))).toEqual([]);
-    expect((await p.ipJson('link', 'show')).length).toBe(before);
+    expect((await p.ipJson<IpLink>('link', 'show')).length).toBe(before);
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatResult, parseResult } from '../../src/cni/result.ts';
 import { parseCniArgs, checkKnownArgs } from '../../src/cni/args.ts';
-import { callPlugin, REFERENCE_DIR } from '../helpers/plugin.ts';
+import { callPlugin, type CniResult, errorOf, REFERENCE_DIR } from '../helpers/plugin.ts';
 
 const conf = { cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam: { type: 'host-local', subnet: '10.1.0.0/24' } };
 const addEnv = { containerId: 'c1', netns: '/var/run/netns/none', ifname: 'eth0' };
@@ -18,7 +18,7 @@ describe.each(['bridge', 'host-local'])('%s protocol', (plugin) => {
     for (const command of ['', 'FROB']) {
       const r = await callPlugin(plugin, { command, conf });
       expect(r.code).toBe(1);
-      expect(r.json.code).toBe(4);
+      expect(errorOf(r).code).toBe(4);
       expect(r.stdout).not.toContain('\n');
     }
   });
@@ -29,10 +29,10 @@ describe.each(['bridge', 'host-local'])('%s protocol', (plugin) => {
   });
 
   it('answers code 6 for malformed JSON and code 1 for an unknown or missing cniVersion', async () => {
-    expect((await callPlugin(plugin, { command: 'ADD', ...addEnv, conf: '{"cniVersion":' })).json.code).toBe(6);
-    expect((await callPlugin(plugin, { command: 'ADD', ...addEnv, conf: { ...conf, cniVersion: '9.9.9' } })).json.code).toBe(1);
+    expect(errorOf(await callPlugin(plugin, { command: 'ADD', ...addEnv, conf: '{"cniVersion":' })).code).toBe(6);
+    expect(errorOf(await callPlugin(plugin, { command: 'ADD', ...addEnv, conf: { ...conf, cniVersion: '9.9.9' } })).code).toBe(1);
     const { cniVersion: _, ...noVersion } = conf;
-    expect((await callPlugin(plugin, { command: 'ADD', ...addEnv, conf: noVersion })).json.code).toBe(1);
+    expect(errorOf(await callPlugin(plugin, { command: 'ADD', ...addEnv, conf: noVersion })).code).toBe(1);
   });
 
   it('rejects bad container IDs, interface names and network names like libcni', async () => {
@@ -67,7 +67,7 @@ describe.each(['bridge', 'host-local'])('%s protocol', (plugin) => {
     for (const c of cases) {
       const ours = await callPlugin(plugin, c);
       const ref = await callPlugin(plugin, c, REFERENCE_DIR);
-      expect([ours.code, ours.json?.code], JSON.stringify(c)).toEqual([ref.code, ref.json?.code]);
+      expect([ours.code, errorOf(ours).code], JSON.stringify(c)).toEqual([ref.code, errorOf(ref).code]);
     }
   });
 });
@@ -81,18 +81,18 @@ describe('results across versions', () => {
   });
 
   it('puts "version" on IPs before 1.0.0 and drops 1.1.0-only fields', () => {
-    const old = formatResult(r, '0.4.0') as any;
-    expect(old.ips[0]).toEqual({ version: '4', interface: 0, address: '10.1.0.2/24', gateway: '10.1.0.1' });
-    expect(old.ips[1]).toEqual({ version: '6', address: 'fd00::2/64' });
-    expect(old.routes[0]).toEqual({ dst: '0.0.0.0/0', gw: '10.1.0.1' });
-    expect(old.interfaces[0]).toEqual({ name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p' });
+    const old = formatResult(r, '0.4.0') as CniResult;
+    expect(old.ips?.[0]).toEqual({ version: '4', interface: 0, address: '10.1.0.2/24', gateway: '10.1.0.1' });
+    expect(old.ips?.[1]).toEqual({ version: '6', address: 'fd00::2/64' });
+    expect(old.routes?.[0]).toEqual({ dst: '0.0.0.0/0', gw: '10.1.0.1' });
+    expect(old.interfaces?.[0]).toEqual({ name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p' });
     expect(old.dns).toEqual({});
   });
 
   it('keeps 1.1.0 fields at 1.1.0 and reads an old result back', () => {
-    const cur = formatResult(r, '1.1.0') as any;
-    expect(cur.routes[0].mtu).toBe(1400);
-    expect(cur.interfaces[0].mtu).toBe(1450);
+    const cur = formatResult(r, '1.1.0') as CniResult;
+    expect(cur.routes?.[0]?.mtu).toBe(1400);
+    expect(cur.interfaces?.[0]?.mtu).toBe(1450);
     expect(parseResult(formatResult(r, '0.3.1')).ips).toEqual(r.ips);
   });
 });

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cnitool } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { callPlugin, cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR } from '../helpers/plugin.ts';
+import { callPlugin, cniBinDir, type CniResult, ipOf, ourBinDir, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
+import type { IpLink } from '../helpers/ip-json.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(ROOT, 'node_modules/.bin/node');
@@ -73,8 +74,8 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
     tmp: '',
     dataDir: '',
     cacheDir: '',
-    a: undefined as any,
-    b: undefined as any,
+    a: undefined as unknown as CniResult,
+    b: undefined as unknown as CniResult,
   };
   const opts = (more: { to?: string; json?: boolean; netns?: string } = {}) => ({ dataDir: s.dataDir, cacheDir: s.cacheDir, ...more });
 
@@ -122,7 +123,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
       containerId: 'ctr-aaaa1111',
     });
     expect(a.code, a.stderr).toBe(0);
-    s.a = a.json;
+    s.a = resultOf(a);
     const b = await callPlugin(
       via,
       {
@@ -137,7 +138,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
       bin,
     );
     expect(b.code, b.stdout).toBe(0);
-    s.b = b.json;
+    s.b = resultOf(b);
     await fakeRemote(s.node);
   });
   afterAll(() => {
@@ -148,12 +149,12 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
     const r = await explain(s.node, '10.244.1.2', opts({ to: '10.244.2.2', json: true }));
     expect(r.code, r.stderr).toBe(0);
     const ex = JSON.parse(r.stdout);
-    const [eth0] = await s.podA.ipJson('link', 'show', 'eth0');
-    const hostName = s.a.interfaces[1].name;
-    const [host] = await s.node.ipJson('link', 'show', hostName);
-    const [cni0] = await s.node.ipJson('link', 'show', 'cni0');
-    const [fl] = await s.node.ipJson('link', 'show', 'flannel.1');
-    expect(fl.ifname).toBe('flannel.1');
+    const [eth0] = await s.podA.ipJson<IpLink>('link', 'show', 'eth0');
+    const hostName = s.a.interfaces![1]!.name;
+    const [host] = await s.node.ipJson<IpLink>('link', 'show', hostName);
+    const [cni0] = await s.node.ipJson<IpLink>('link', 'show', 'cni0');
+    const [fl] = await s.node.ipJson<IpLink>('link', 'show', 'flannel.1');
+    expect(fl?.ifname).toBe('flannel.1');
 
     expect(ex.target).toBe('10.244.1.2');
     expect(ex.to).toBe('10.244.2.2');
@@ -166,7 +167,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
       cacheFile: path.join(s.cacheDir, 'results', 'cbr0-ctr-aaaa1111-eth0'),
       netns: s.podA.path,
       netnsFoundBy: "libcni's result cache (the interface's sandbox)",
-      iface: { name: 'eth0', ifindex: eth0.ifindex, mac: eth0.address, mtu: 1450, addresses: ['10.244.1.2/24'], peerIfindex: host.ifindex },
+      iface: { name: 'eth0', ifindex: eth0?.ifindex, mac: eth0?.address, mtu: 1450, addresses: ['10.244.1.2/24'], peerIfindex: host?.ifindex },
     });
     expect(ex.podRoute).toEqual({
       command: `nsenter --net=${s.podA.path} ip route get 10.244.2.2`,
@@ -179,15 +180,15 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
     });
     expect(ex.hostVeth).toEqual({
       name: hostName,
-      ifindex: host.ifindex,
-      mac: host.address,
+      ifindex: host?.ifindex,
+      mac: host?.address,
       mtu: 1450,
       addresses: [],
-      peerIfindex: eth0.ifindex,
+      peerIfindex: eth0?.ifindex,
       master: 'cni0',
       hairpin: true,
     });
-    expect(ex.bridge).toEqual({ name: 'cni0', ifindex: cni0.ifindex, mac: cni0.address, mtu: 1450, addresses: ['10.244.1.1/24'] });
+    expect(ex.bridge).toEqual({ name: 'cni0', ifindex: cni0?.ifindex, mac: cni0?.address, mtu: 1450, addresses: ['10.244.1.1/24'] });
     expect(ex.nodeRoute).toEqual({
       command: 'ip route get 10.244.2.2 from 10.244.1.2 iif cni0',
       text: '10.244.2.2 from 10.244.1.2 via 10.244.2.0 dev flannel.1 iif cni0',
@@ -226,9 +227,9 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
   it('human output: the numbered hops of the blog', async () => {
     const r = await explain(s.node, '10.244.1.2', opts({ to: '10.244.2.2' }));
     expect(r.code, r.stderr).toBe(0);
-    const [eth0] = await s.podA.ipJson('link', 'show', 'eth0');
-    const hostName = s.a.interfaces[1].name;
-    const [host] = await s.node.ipJson('link', 'show', hostName);
+    const [eth0] = await s.podA.ipJson<IpLink>('link', 'show', 'eth0');
+    const hostName = s.a.interfaces![1]!.name;
+    const [host] = await s.node.ipJson<IpLink>('link', 'show', hostName);
     const lines = r.stdout.split('\n');
     const at = (re: RegExp) => {
       const i = lines.findIndex((l) => re.test(l));
@@ -241,8 +242,8 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
       at(new RegExp(`^  netns: ${s.podA.path} \\(found through libcni's result cache`)),
       at(/^1\. In the pod, the route lookup for 10\.244\.2\.2:$/),
       at(/^ {5}10\.244\.2\.2 via 10\.244\.1\.1 dev eth0 src 10\.244\.1\.2 {3}\(table entry: 10\.244\.0\.0\/16 via 10\.244\.1\.1 dev eth0\)$/),
-      at(new RegExp(`eth0 \\(ifindex ${eth0.ifindex}, ${eth0.address}, mtu 1450\\) is one end of a veth pair; its peer_ifindex ${host.ifindex} is,$`)),
-      at(new RegExp(`on the node, ${hostName} \\(ifindex ${host.ifindex}, ${host.address}, mtu 1450\\)\\.$`)),
+      at(new RegExp(`eth0 \\(ifindex ${eth0?.ifindex}, ${eth0?.address}, mtu 1450\\) is one end of a veth pair; its peer_ifindex ${host?.ifindex} is,$`)),
+      at(new RegExp(`on the node, ${hostName} \\(ifindex ${host?.ifindex}, ${host?.address}, mtu 1450\\)\\.$`)),
       at(new RegExp(`^2\\. ${hostName} is a port of the bridge cni0 \\(hairpin on\\):$`)),
       at(/^ {5}cni0: 10\.244\.1\.1\/24, [0-9a-f:]{17}, mtu 1450$/),
       at(/^3\. On the node, the route lookup for a packet from 10\.244\.1\.2 arriving on cni0:$/),
@@ -275,12 +276,12 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
     expect(ex.delivery).toEqual({
       kind: 'bridge',
       bridge: 'cni0',
-      pod: { ip: '10.244.1.2', netns: s.podA.path, iface: 'eth0', containerId: 'ctr-aaaa1111', hostVeth: s.a.interfaces[1].name },
+      pod: { ip: '10.244.1.2', netns: s.podA.path, iface: 'eth0', containerId: 'ctr-aaaa1111', hostVeth: s.a.interfaces![1]!.name },
     });
     // A unique prefix of the ID does as well as the whole, as with docker.
     const short = await explain(s.node, 'ctr-bbbb', opts({ to: '10.244.1.2' }));
     expect(short.stdout).toMatch(/^3\. 10\.244\.1\.2 is on cni0's subnet: the bridge switches the frame, the node routes nothing\.$/m);
-    expect(short.stdout).toContain(`It leaves through ${s.a.interfaces[1].name}, the peer of eth0 of container ctr-aaaa1111 (netns ${s.podA.path}).`);
+    expect(short.stdout).toContain(`It leaves through ${s.a.interfaces![1]!.name}, the peer of eth0 of container ctr-aaaa1111 (netns ${s.podA.path}).`);
   });
 
   it('without --to: towards the gateway, which is the bridge itself', async () => {
@@ -317,7 +318,7 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
   const add = async (pod: Netns, id: string) => {
     const r = await callPlugin('bridge', { command: 'ADD', containerId: id, netns: pod.path, ifname: 'eth0', conf: conf(), node: s.node }, REFERENCE_DIR);
     expect(r.code, r.stdout).toBe(0);
-    return r.json;
+    return r;
   };
 
   beforeAll(async () => {
@@ -362,8 +363,8 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
 
   it('finds a namespace with no name through a process in it, passing over one with the same address not wired to this node', async () => {
     const pod = await createNs('xf-b');
-    const json = await add(pod, 'ctr-anon');
-    const ip = json.ips[0].address.split('/')[0];
+    const added = await add(pod, 'ctr-anon');
+    const ip = ipOf(added);
     const other = await decoy('xf-d2', ip);
     const holders = [await hold(other), await hold(pod)];
     try {
@@ -375,7 +376,7 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
       const ex = JSON.parse(r.stdout);
       expect(ex.pod.netns).toBe(`/proc/${holders[1]!.pid}/ns/net`);
       expect(ex.pod.netnsFoundBy).toBe('a process running in it (/proc/PID/ns/net)');
-      expect(ex.hostVeth.name).toBe(json.interfaces[1].name);
+      expect(ex.hostVeth.name).toBe(resultOf(added).interfaces![1]!.name);
     } finally {
       for (const h of holders) h.kill('SIGKILL');
     }

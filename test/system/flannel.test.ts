@@ -5,7 +5,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { useNode } from '../helpers/node-fixture.ts';
-import { callPlugin, cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR, type Call, type Outcome } from '../helpers/plugin.ts';
+import { addressOf, type Call, callPlugin, cniBinDir, errorOf, ipOf, ourBinDir, type Outcome, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
+import { cidrsOf, type IpLink, type IpRoute } from '../helpers/ip-json.ts';
 
 const SETS = [
   { label: 'reference', dir: () => REFERENCE_DIR },
@@ -61,34 +62,31 @@ function fixture(tag: string, delegateDir: () => string) {
   return f;
 }
 
-const podJson = async (pod: Netns, ...args: string[]) => pod.ipJson(...args);
-
 describe.each(SETS)('flannel delegating to the $label bridge', ({ label, dir }) => {
   const f = fixture(label.slice(0, 3), dir);
 
   it('ADD gives the pod an address of FLANNEL_SUBNET, a route to FLANNEL_NETWORK and FLANNEL_MTU', async () => {
     const pod = await createNs(`${label.slice(0, 3)}-a`);
-    const r = await f.call('ADD', pod, 'ctr-a', f.conf());
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json.cniVersion).toBe('1.0.0');
-    expect(r.json.ips).toEqual([{ interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' }]);
-    expect(r.json.routes).toEqual([{ dst: '10.244.0.0/16' }]);
-    expect(r.json.interfaces.map((i: any) => i.name)).toEqual(['cni0', expect.stringMatching(/^veth/), 'eth0']);
-    expect(r.json.interfaces[2].sandbox).toBe(pod.path);
+    const r = resultOf(await f.call('ADD', pod, 'ctr-a', f.conf()));
+    expect(r.cniVersion).toBe('1.0.0');
+    expect(r.ips).toEqual([{ interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' }]);
+    expect(r.routes).toEqual([{ dst: '10.244.0.0/16' }]);
+    expect(r.interfaces?.map((i) => i.name)).toEqual(['cni0', expect.stringMatching(/^veth/), 'eth0']);
+    expect(r.interfaces?.[2]?.sandbox).toBe(pod.path);
 
-    const [eth0] = await podJson(pod, 'addr', 'show', 'eth0');
-    expect(eth0.mtu).toBe(1410);
-    expect(eth0.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`)).toEqual(['10.244.1.2/24']);
-    const routes = await podJson(pod, '-4', 'route', 'show');
+    const [eth0] = await pod.ipJson<IpLink>('addr', 'show', 'eth0');
+    expect(eth0?.mtu).toBe(1410);
+    expect(cidrsOf(eth0, { family: 'inet' })).toEqual(['10.244.1.2/24']);
+    const routes = await pod.ipJson<IpRoute>('-4', 'route', 'show');
     expect(routes).toContainEqual(expect.objectContaining({ dst: '10.244.0.0/16', gateway: '10.244.1.1', dev: 'eth0' }));
 
-    const [cni0] = await f.node.ipJson('-d', 'addr', 'show', 'cni0');
-    expect(cni0.mtu).toBe(1410);
-    expect(cni0.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`)).toEqual(['10.244.1.1/24']);
-    const [veth] = await f.node.ipJson('-d', 'link', 'show', r.json.interfaces[1].name);
-    expect(veth.master).toBe('cni0');
-    expect(veth.mtu).toBe(1410);
-    expect(veth.linkinfo.info_slave_data.hairpin).toBe(true);
+    const [cni0] = await f.node.ipJson<IpLink>('-d', 'addr', 'show', 'cni0');
+    expect(cni0?.mtu).toBe(1410);
+    expect(cidrsOf(cni0, { family: 'inet' })).toEqual(['10.244.1.1/24']);
+    const [veth] = await f.node.ipJson<IpLink>('-d', 'link', 'show', r.interfaces![1]!.name);
+    expect(veth?.master).toBe('cni0');
+    expect(veth?.mtu).toBe(1410);
+    expect(veth?.linkinfo?.info_slave_data?.hairpin).toBe(true);
 
     // The delegate config, stored for DEL, byte for byte as flannel's Go plugin writes it.
     expect(readFileSync(f.stored('ctr-a'), 'utf8')).toBe(
@@ -104,16 +102,16 @@ describe.each(SETS)('flannel delegating to the $label bridge', ({ label, dir }) 
     const pod = await createNs(`${label.slice(0, 3)}-b`);
     const add = await f.call('ADD', pod, 'ctr-b', f.conf());
     expect(add.code, add.stdout).toBe(0);
-    const ip = add.json.ips[0].address.split('/')[0];
-    const veth = add.json.interfaces[1].name;
+    const ip = ipOf(add);
+    const veth = resultOf(add).interfaces![1]!.name;
     rmSync(f.subnetFile);
     try {
       const del = await f.call('DEL', pod, 'ctr-b', f.conf());
       expect([del.code, del.stdout]).toEqual([0, '']);
       expect(existsSync(path.join(f.leaseDir, 'cbr0', ip))).toBe(false);
       expect(existsSync(f.stored('ctr-b'))).toBe(false);
-      expect((await f.node.ipJson('link', 'show')).map((l: any) => l.ifname)).not.toContain(veth);
-      expect((await pod.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
+      expect((await f.node.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).not.toContain(veth);
+      expect((await pod.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
       // A second DEL, and a DEL of a container never added, succeed with nothing to do.
       expect((await f.call('DEL', pod, 'ctr-b', f.conf())).code).toBe(0);
       expect((await f.call('DEL', undefined, 'never-added', f.conf())).code).toBe(0);
@@ -129,15 +127,15 @@ describe.each(SETS)('flannel delegating to the $label bridge', ({ label, dir }) 
     const env = { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } };
     const r = await f.call('ADD', pod, 'ctr-c', conf, env);
     expect(r.code, r.stdout).toBe(0);
-    const ip = r.json.ips[0].address.split('/')[0];
+    const ip = ipOf(r);
     const stored = JSON.parse(readFileSync(f.stored('ctr-c'), 'utf8'));
     expect(stored).toMatchObject({ bridge: 'cbr-o', mtu: 1300, isGateway: false, ipMasq: true, name: 'cbr0', type: 'bridge' });
-    const [br] = await f.node.ipJson('addr', 'show', 'cbr-o');
-    expect(br.mtu).toBe(1300);
+    const [br] = await f.node.ipJson<IpLink>('addr', 'show', 'cbr-o');
+    expect(br?.mtu).toBe(1300);
     // isGateway false: the bridge holds no address of the pod subnet.
-    expect(br.addr_info.filter((a: any) => a.family === 'inet')).toEqual([]);
-    const [eth0] = await pod.ipJson('link', 'show', 'eth0');
-    expect(eth0.mtu).toBe(1300);
+    expect(cidrsOf(br, { family: 'inet' })).toEqual([]);
+    const [eth0] = await pod.ipJson<IpLink>('link', 'show', 'eth0');
+    expect(eth0?.mtu).toBe(1300);
     // ipMasq true: the node masquerades the pod's traffic (iptables or nft, whichever the bridge uses).
     const nat = await f.node.exec('iptables-save', ['-t', 'nat'], { reject: false });
     const nft = await f.node.exec('nft', ['list', 'ruleset'], { reject: false });
@@ -171,10 +169,9 @@ describe.each(SETS)('flannel delegating to the $label bridge', ({ label, dir }) 
 
   it('answers in the cniVersion of the config', async () => {
     const pod = await createNs(`${label.slice(0, 3)}-e`);
-    const r = await f.call('ADD', pod, 'ctr-e', f.conf({ cniVersion: '0.3.1' }));
-    expect(r.code, r.stdout).toBe(0);
-    expect(r.json.cniVersion).toBe('0.3.1');
-    expect(r.json.ips[0]).toMatchObject({ version: '4', address: expect.stringMatching(/^10\.244\.1\.\d+\/24$/) });
+    const r = resultOf(await f.call('ADD', pod, 'ctr-e', f.conf({ cniVersion: '0.3.1' })));
+    expect(r.cniVersion).toBe('0.3.1');
+    expect(r.ips?.[0]).toMatchObject({ version: '4', address: expect.stringMatching(/^10\.244\.1\.\d+\/24$/) });
     expect(JSON.parse(readFileSync(f.stored('ctr-e'), 'utf8')).cniVersion).toBe('0.3.1');
   });
 });
@@ -184,7 +181,7 @@ describe('flannel refuses bad input with the right code', () => {
 
   const noAddAttempt = async (id: string) => {
     expect(existsSync(f.stored(id))).toBe(false);
-    expect((await f.node.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
+    expect((await f.node.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
   };
 
   it('answers 11 (try again later) naming the file when the subnet file does not exist', async () => {
@@ -238,7 +235,7 @@ describe('flannel refuses bad input with the right code', () => {
     const pod = await createNs('bad-d');
     const r = await f.call('ADD', pod, 'x4', f.conf({ delegate: { bridge: 'x'.repeat(20) } }));
     expect(r.code).toBe(1);
-    expect(r.json.msg).toMatch(/^failed to delegate add: /);
+    expect(errorOf(r).msg).toMatch(/^failed to delegate add: /);
     expect(existsSync(f.stored('x4'))).toBe(true);
     expect((await f.call('DEL', pod, 'x4', f.conf())).code).toBe(0);
     expect(existsSync(f.stored('x4'))).toBe(false);
@@ -282,7 +279,7 @@ describe('flannel through libcni (cnitool)', () => {
     const base = { network: 'cbr0', pod, node: f.node, confDir, cniPath: f.binDir, cacheDir, containerId: 'lib-ctr' };
     const add = await cnitool({ verb: 'add', ...base });
     expect(add.code, add.stderr).toBe(0);
-    expect(add.json.ips[0].address).toBe('10.244.1.2/24');
+    expect(addressOf(add)).toBe('10.244.1.2/24');
     const cached = JSON.parse(readFileSync(path.join(cacheDir, 'results', 'cbr0-lib-ctr-eth0'), 'utf8'));
     expect(cached.result.interfaces[2].sandbox).toBe(pod.path);
     // libcni's CHECK reaches the delegate (whose v1.1.1 CHECK rejects flannel's gateway-less routes).
@@ -307,7 +304,7 @@ describe('flannel runs our own bridge in-process', () => {
     const pod = await createNs('inp-a');
     const r = await ours.call('ADD', pod, 'in-a', ours.conf(), debug);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json.ips).toEqual([{ interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' }]);
+    expect(resultOf(r).ips).toEqual([{ interface: 2, address: '10.244.1.2/24', gateway: '10.244.1.1' }]);
     expect(r.stderr).toContain(`flannel: ADD of ${path.join(ours.binDir, 'bridge')} runs in-process`);
     const del = await ours.call('DEL', pod, 'in-a', ours.conf(), debug);
     expect([del.code, del.stdout], del.stderr).toEqual([0, '']);

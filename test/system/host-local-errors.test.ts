@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { confOf, hostLocal, leased, tempDir, tree, type Verb } from '../helpers/host-local.ts';
+import { addressOf, errorOf } from '../helpers/plugin.ts';
 
 const GOOD = { ranges: [[{ subnet: '10.30.0.0/29' }], [{ subnet: 'fd00:30::/125' }]] };
 
@@ -19,8 +20,8 @@ async function seeded(label: string) {
 async function refused(conf: unknown, code: number, verb: Verb = { command: 'ADD', id: 'x' }, msg?: RegExp) {
   const r = await hostLocal('ours', verb, conf);
   expect(r.code, r.stdout).toBe(1);
-  expect(r.json?.code, r.stdout).toBe(code);
-  if (msg) expect(r.json.msg).toMatch(msg);
+  expect(errorOf(r).code, r.stdout).toBe(code);
+  if (msg) expect(errorOf(r).msg).toMatch(msg);
   expect(r.stdout).not.toContain('\n');
   return r;
 }
@@ -80,7 +81,7 @@ describe('bad input changes nothing', () => {
     for (let i = 0; i < 5; i++) {
       const r = await hostLocal('ours', { command: 'ADD', id: `f${i}` }, conf);
       expect(r.code, r.stdout).toBe(0);
-      got.push(r.json.ips[0].address);
+      got.push(addressOf(r));
     }
     expect(got).toEqual(['10.30.0.2/29', '10.30.0.3/29', '10.30.0.4/29', '10.30.0.5/29', '10.30.0.6/29']);
     // The v4 set (5 addresses) is full; the v6 one is not: the ADD is refused as a whole.
@@ -89,7 +90,7 @@ describe('bad input changes nothing', () => {
     expect(tree(dataDir, true)).toEqual(before);
     expect((await hostLocal('ref', { command: 'DEL', id: 'f3' }, conf)).code).toBe(0);
     const again = await hostLocal('ours', { command: 'ADD', id: 'extra' }, conf);
-    expect(again.json.ips[0].address).toBe('10.30.0.5/29');
+    expect(addressOf(again)).toBe('10.30.0.5/29');
   });
 
   it('fails with code 5 on a store it cannot write, changing nothing', async () => {
@@ -129,7 +130,7 @@ describe('bad input changes nothing', () => {
     const conf = confOf(dataDir, GOOD);
     const add = await hostLocal('ours', { command: 'ADD', id: 'c1' }, conf);
     expect(add.code, add.stdout).toBe(0);
-    expect(add.json.ips[0].address).toBe('10.30.0.6/29');
+    expect(addressOf(add)).toBe('10.30.0.6/29');
     expect((await hostLocal('ours', { command: 'DEL', id: 'c1' }, conf)).code).toBe(0);
     expect(leased(dir)).toEqual(['10.30.0.2', '10.30.0.3', '10.30.0.4', '10.30.0.5']);
     expect(existsSync(path.join(dir, 'not-an-ip'))).toBe(true);

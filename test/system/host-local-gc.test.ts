@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { confOf, hostLocal, leased, tempDir, tree } from '../helpers/host-local.ts';
+import { errorOf, resultOf } from '../helpers/plugin.ts';
 
 const IPAM = { ranges: [[{ subnet: '10.40.0.0/29' }], [{ subnet: 'fd00:40::/125' }]] };
 
@@ -14,7 +15,7 @@ async function store(label: string, adds: [string, string][]) {
   for (const [id, ifname] of adds) {
     const r = await hostLocal('ours', { command: 'ADD', id, ifname }, conf);
     expect(r.code, r.stdout).toBe(0);
-    got[`${id}/${ifname}`] = r.json.ips.map((i: { address: string }) => i.address.split('/')[0]);
+    got[`${id}/${ifname}`] = (resultOf(r).ips ?? []).map((i) => i.address.split('/')[0]!);
   }
   return { dataDir, dir: path.join(dataDir, 'hlnet'), conf, got };
 }
@@ -70,11 +71,11 @@ describe('GC', () => {
     const s = await store('gc-bad', [['a', 'eth0']]);
     const before = tree(s.dataDir, true);
     const missing = await hostLocal('ours', { command: 'GC' }, s.conf);
-    expect([missing.code, missing.json.code]).toEqual([1, 7]);
+    expect([missing.code, errorOf(missing).code]).toEqual([1, 7]);
     const bad = await hostLocal('ours', { command: 'GC' }, gcConf(s.conf, [{ containerID: 5 }]));
-    expect(bad.json.code).toBe(7);
+    expect(errorOf(bad).code).toBe(7);
     const old = await hostLocal('ours', { command: 'GC' }, gcConf({ ...s.conf, cniVersion: '1.0.0' }, []));
-    expect(old.json.code).toBe(1);
+    expect(errorOf(old).code).toBe(1);
     expect(tree(s.dataDir, true)).toEqual(before);
   });
 
@@ -102,7 +103,7 @@ describe('STATUS', () => {
     execFileSync('chattr', ['+i', path.join(root, 'data')]);
     try {
       const r = await hostLocal('ours', { command: 'STATUS' }, confOf(path.join(root, 'data'), IPAM, '1.1.0'));
-      expect([r.code, r.json.code]).toEqual([1, 50]);
+      expect([r.code, errorOf(r).code]).toEqual([1, 50]);
     } finally {
       execFileSync('chattr', ['-i', path.join(root, 'data')]);
     }
@@ -113,7 +114,7 @@ describe('STATUS', () => {
       'status-full',
       [1, 2, 3, 4, 5].map((i) => [`f${i}`, 'eth0'] as [string, string]),
     );
-    expect((await hostLocal('ours', { command: 'ADD', id: 'one-more' }, s.conf)).json.code).toBe(11);
+    expect(errorOf(await hostLocal('ours', { command: 'ADD', id: 'one-more' }, s.conf)).code).toBe(11);
     const r = await hostLocal('ours', { command: 'STATUS' }, s.conf);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/range set 0 \(10\.40\.0\.1-10\.40\.0\.6\) has no free address/);
@@ -121,7 +122,7 @@ describe('STATUS', () => {
 
   it('answers 7 for a broken config', async () => {
     const r = await hostLocal('ours', { command: 'STATUS' }, confOf(tempDir('status-bad'), { ranges: [[{ subnet: '10.9.0.0/33' }]] }, '1.1.0'));
-    expect(r.json.code).toBe(7);
+    expect(errorOf(r).code).toBe(7);
   });
 });
 
@@ -139,7 +140,7 @@ describe('CHECK', () => {
     const wrong = { ...prev, ips: [{ address: '10.40.0.6/29' }] };
     const r = await hostLocal('ours', { command: 'CHECK', id: 'a' }, { ...conf, prevResult: wrong });
     expect(r.code).toBe(1);
-    expect(r.json.msg).toMatch(/10\.40\.0\.6/);
+    expect(errorOf(r).msg).toMatch(/10\.40\.0\.6/);
     // Without a prevResult: any lease of the container will do (as the reference).
     expect((await hostLocal('ours', { command: 'CHECK', id: 'a' }, conf)).code).toBe(0);
     expect((await hostLocal('ours', { command: 'CHECK', id: 'b' }, conf)).code).toBe(1);

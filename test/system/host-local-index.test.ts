@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileLock } from '../../src/sys/flock.ts';
 import { confOf, hostLocal, leased, tempDir } from '../helpers/host-local.ts';
+import { addressOf } from '../helpers/plugin.ts';
 
 const COUNT = 2000;
 const nth = (i: number) => `10.60.${(i + 2) >> 8}.${(i + 2) & 255}`;
@@ -52,7 +53,7 @@ describe('the lease index, end to end', () => {
 
     // The reference adds a lease: the index is stale, so a DEL must wait for the lock.
     const add = await hostLocal('ref', { command: 'ADD', id: 'refadd' }, conf);
-    expect(add.json.ips[0].address).toBe(`${nth(COUNT)}/16`);
+    expect(addressOf(add)).toBe(`${nth(COUNT)}/16`);
     await lock.acquire();
     const pending = hostLocal('ours', { command: 'DEL', id: 'refadd' }, conf);
     try {
@@ -66,6 +67,6 @@ describe('the lease index, end to end', () => {
 
     // And ours continues the round robin after the reference's address.
     const next = await hostLocal('ours', { command: 'ADD', id: 'after' }, conf);
-    expect(next.json.ips[0].address).toBe(`${nth(COUNT + 1)}/16`);
+    expect(addressOf(next)).toBe(`${nth(COUNT + 1)}/16`);
   });
 });

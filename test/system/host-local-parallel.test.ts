@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync, linkSync, existsSync } from 'no
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileLock } from '../../src/sys/flock.ts';
-import { ourBinDir } from '../helpers/plugin.ts';
+import { ipOf, ourBinDir } from '../helpers/plugin.ts';
 import { confOf, hostLocal, leased, tempDir, type Impl } from '../helpers/host-local.ts';
 
 const IPAM = { ranges: [[{ subnet: '10.20.0.0/24' }]] };
@@ -19,11 +19,11 @@ async function parallelAdds(impls: Impl[]) {
 
 function expectAllDistinct(run: Awaited<ReturnType<typeof parallelAdds>>, n: number) {
   for (const r of run.results) expect(r.code, r.stdout).toBe(0);
-  const addresses = run.results.map((r) => r.json.ips[0].address.split('/')[0]);
+  const addresses = run.results.map((r) => ipOf(r));
   expect(new Set(addresses).size).toBe(n);
   expect(leased(run.dir)).toEqual([...addresses].sort());
   run.results.forEach((_r, i) => {
-    expect(readFileSync(path.join(run.dir, addresses[i]), 'utf8')).toBe(`p${i}\r\neth0`);
+    expect(readFileSync(path.join(run.dir, addresses[i]!), 'utf8')).toBe(`p${i}\r\neth0`);
   });
 }
 
@@ -100,7 +100,7 @@ describe('the lock', () => {
     expect(after.code, after.stdout).toBe(0);
     const names = leased(dir);
     expect(new Set(names).size).toBe(names.length);
-    expect(names).toContain(after.json.ips[0].address.split('/')[0]);
+    expect(names).toContain(ipOf(after));
   });
 
   it('writes through no leftover temp file, even one still linked to a lease', async () => {

@@ -13,7 +13,7 @@ import { backdateLeases, bootTimeMs, leasesCli, rows, states } from '../helpers/
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { useNode } from '../helpers/node-fixture.ts';
 import { eventually, leases, veths } from '../helpers/node-state.ts';
-import { expectOk, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
+import { expectOk, ipOf, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
 
 const NET = 'rc';
 /** A /29: .1 the gateway, .2-.6 the five addresses a pod can get. */
@@ -63,13 +63,11 @@ function reclaimNode(tag: string, dir: () => string) {
   return f;
 }
 
-const addressOf = (r: CnitoolOutcome): string => String(r.json?.ips?.[0]?.address ?? '').split('/')[0]!;
-
 /** The address an ADD that must succeed got. */
 async function addOk(call: Promise<CnitoolOutcome>): Promise<string> {
   const r = await call;
   expectOk(r);
-  return addressOf(r);
+  return ipOf(r);
 }
 
 /** Deletes pods' namespaces without a DEL, and waits until their veths have left `node`. */
@@ -87,7 +85,7 @@ async function fill(add: (pod: Netns) => Promise<CnitoolOutcome>, label: string,
     const r = await add(pod);
     expectOk(r);
     pods.push(pod);
-    ips.push(addressOf(r));
+    ips.push(ipOf(r));
   }
   return { pods, ips };
 }
@@ -115,7 +113,7 @@ describe.each(IMPLS)('reclaiming dead leases through libcni: $impl host-local', 
       if (!ours) return expectExhausted(r1);
       expectOk(r1);
       const q2 = await createNs(`${impl[0]}vq2`);
-      expect([addressOf(r1), await addOk(f.add(q2))].sort()).toEqual([ips[1], ips[3]].sort());
+      expect([ipOf(r1), await addOk(f.add(q2))].sort()).toEqual([ips[1], ips[3]].sort());
       // The live pods' leases are as they were, and a new pod reaches a live one.
       for (const [ip, content] of liveBefore) expect(f.leases().get(ip)).toBe(content);
       expect(await q1.pings(ips[0]!, { wait: 2 })).toBe(true);
@@ -149,7 +147,7 @@ describe.each(IMPLS)('reclaiming dead leases through libcni: $impl host-local', 
         const r = await f.add(await createNs(`${impl[0]}bq${i}`), { node: node2 });
         if (!ours) return expectExhausted(r);
         expectOk(r);
-        got.push(addressOf(r));
+        got.push(ipOf(r));
       }
       expect(got.sort()).toEqual(ALL);
     });
@@ -175,7 +173,7 @@ describe.each(IMPLS)('reclaiming dead leases through libcni: $impl host-local', 
         return;
       }
       expectOk(r);
-      expect(addressOf(r)).toBe(want);
+      expect(ipOf(r)).toBe(want);
       // Its holder is alive now: refused, naming the holder's state.
       const third = await f.add(await createNs(`${impl[0]}i3`), { args });
       expect(third.error?.code).toBe(11);

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { confOf, hostLocal, leased, tempDir, tree, type Impl, type Verb } from '../helpers/host-local.ts';
+import { resultOf } from '../helpers/plugin.ts';
 
 const resolv = (() => {
   const dir = tempDir('resolv');
@@ -101,7 +102,7 @@ describe('host-local against the reference', () => {
     const r = await hostLocal('ours', { command: 'ADD', id: 'pod1' }, conf);
     expect(r.json).toEqual({ cniVersion: '1.0.0', ips: [{ address: '10.244.1.2/24', gateway: '10.244.1.1' }], routes: [{ dst: '10.244.0.0/16' }], dns: {} });
     const legacy = await hostLocal('ours', { command: 'ADD', id: 'pod2' }, { ...conf, cniVersion: '0.3.1' });
-    expect(legacy.json.ips).toEqual([{ version: '4', address: '10.244.1.3/24', gateway: '10.244.1.1' }]);
+    expect(resultOf(legacy).ips).toEqual([{ version: '4', address: '10.244.1.3/24', gateway: '10.244.1.1' }]);
     expect(tree(path.join(dataDir, 'cbr0'))).toMatchObject({
       '10.244.1.2': { mode: '644', content: 'pod1\r\neth0' },
       'last_reserved_ip.0': { mode: '644', content: '10.244.1.3' },

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNs } from '../helpers/netns.ts';
-import { callPlugin } from '../helpers/plugin.ts';
+import { addressOf, callPlugin, errorOf } from '../helpers/plugin.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-install-'));
@@ -86,7 +86,7 @@ describe('install.sh', () => {
     };
     const r = await callPlugin('bridge', { command: 'ADD', containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node }, dir);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json.ips[0].address).toBe('10.99.0.2/24');
+    expect(addressOf(r)).toBe('10.99.0.2/24');
     const after = statSync(addCache);
     expect([after.ino, after.mtimeMs]).toEqual([cached.ino, cached.mtimeMs]);
   });
@@ -98,7 +98,7 @@ describe('install.sh', () => {
     for (const command of ['add', 'FOO', 'BOGUS', 'X', 'del', '']) {
       const r = await callPlugin('host-local', { command, conf: { cniVersion: '1.0.0', name: 'n' } }, dir);
       expect(r.code).toBe(1);
-      expect(r.json?.code).toBe(4);
+      expect(errorOf(r).code).toBe(4);
     }
     expect(readdirSync(cacheDir).sort()).toEqual(before);
   });

@@ -6,11 +6,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cnitool, cnitoolContainerId, stageConf, type CnitoolCall, type CnitoolOutcome } from '../helpers/cnitool.ts';
+import { cnitool, type CnitoolCall, cnitoolContainerId, type CnitoolOutcome, type ConfFile, stageConf } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { useNode } from '../helpers/node-fixture.ts';
 import { bridgePorts, veths } from '../helpers/node-state.ts';
-import { expectOk, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
+import { type CniResult, expectOk, ourBinDir, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
+import { cidrsOf, type IpLink, type IpRoute } from '../helpers/ip-json.ts';
 
 const IMPLS = [
   { impl: 'ours', dir: () => ourBinDir() },
@@ -18,7 +19,7 @@ const IMPLS = [
 ];
 
 /** A node namespace with a staged NETCONFPATH, a data dir and a libcni cache, all private. */
-function nodeFixture(tag: string, dir: () => string, files: string[], edit?: (conf: any) => void) {
+function nodeFixture(tag: string, dir: () => string, files: string[], edit?: (conf: ConfFile) => void) {
   const f = useNode(
     { suite: 'libcni', tag, setup: (): void => stageConf(files, f.confDir, f.dataDir, edit) },
     {
@@ -57,34 +58,34 @@ function expectCheckPasses(r: CnitoolOutcome, impl: string) {
 }
 
 async function eth0(pod: Netns) {
-  const [link] = await pod.ipJson('-d', 'addr', 'show', 'dev', 'eth0');
-  const global = (fam: string) => link.addr_info.filter((a: any) => a.family === fam && a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`);
+  const [link] = await pod.ipJson<IpLink>('-d', 'addr', 'show', 'dev', 'eth0');
+  const global = (family: 'inet' | 'inet6') => cidrsOf(link, { family, scope: 'global' });
   return { link, v4: global('inet'), v6: global('inet6') };
 }
 
 /** Main-table routes as "dst [via gw] dev X", link-local ones left out. */
 async function routes(pod: Netns, family: '-4' | '-6'): Promise<string[]> {
-  const rs: any[] = await pod.ipJson(family, 'route', 'show');
+  const rs = await pod.ipJson<IpRoute>(family, 'route', 'show');
   return rs
     .filter((r) => !String(r.dst).startsWith('fe80:'))
     .map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`)
     .sort();
 }
 
-const byDst = (a: any, b: any) => (String(a.dst) < String(b.dst) ? -1 : 1);
+const byDst = (a: { dst: string }, b: { dst: string }) => (String(a.dst) < String(b.dst) ? -1 : 1);
 
 describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through libcni: $impl', ({ impl, dir }) => {
   const f = nodeFixture(`${impl[0]}f`, dir, ['10-flannelette.conflist']);
   let a: Netns, b: Netns;
-  let ra: any, rb: any;
+  let ra: CniResult, rb: CniResult;
 
   beforeAll(async () => {
     [a, b] = await Promise.all([f.pod('pa'), f.pod('pb')]);
   });
 
   it('ADD gives each pod the next address of the node range, the routes of the blog, and a hairpin port on cni0', async () => {
-    ra = expectOk(await f.call('add', 'cni0', a));
-    rb = expectOk(await f.call('add', 'cni0', b));
+    ra = resultOf(await f.call('add', 'cni0', a));
+    rb = resultOf(await f.call('add', 'cni0', b));
 
     for (const [r, pod, ip] of [
       [ra, a, '10.244.1.2/24'],
@@ -92,36 +93,36 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
     ] as const) {
       expect(r.cniVersion).toBe('1.0.0');
       expect(r.ips).toEqual([{ interface: expect.any(Number), address: ip, gateway: '10.244.1.1' }]);
-      const inside = r.interfaces[r.ips[0].interface];
+      const inside = r.interfaces?.[r.ips?.[0]?.interface ?? -1];
       expect(inside).toMatchObject({ name: 'eth0', sandbox: pod.path });
-      expect([...r.routes].sort(byDst)).toEqual([{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.244.0.0/16' }]);
-      expect(r.interfaces.map((i: any) => i.name)).toContain('cni0');
+      expect([...(r.routes ?? [])].sort(byDst)).toEqual([{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.244.0.0/16' }]);
+      expect(r.interfaces?.map((i) => i.name)).toContain('cni0');
 
       const e = await eth0(pod);
       expect(e.v4).toEqual([ip]);
-      expect(e.link).toMatchObject({ mtu: 1450, operstate: 'UP', address: inside.mac });
+      expect(e.link).toMatchObject({ mtu: 1450, operstate: 'UP', address: inside?.mac });
       expect(await routes(pod, '-4')).toEqual(['10.244.0.0/16 via 10.244.1.1 dev eth0', '10.244.1.0/24 dev eth0', 'default via 10.244.1.1 dev eth0']);
     }
 
-    const [cni0] = await f.node.ipJson('-d', 'addr', 'show', 'dev', 'cni0');
-    expect(cni0.linkinfo.info_kind).toBe('bridge');
-    expect(cni0.flags).toContain('UP');
-    expect(cni0.mtu).toBe(1450);
-    expect(cni0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`)).toEqual(['10.244.1.1/24']);
+    const [cni0] = await f.node.ipJson<IpLink>('-d', 'addr', 'show', 'dev', 'cni0');
+    expect(cni0?.linkinfo?.info_kind).toBe('bridge');
+    expect(cni0?.flags).toContain('UP');
+    expect(cni0?.mtu).toBe(1450);
+    expect(cidrsOf(cni0, { family: 'inet' })).toEqual(['10.244.1.1/24']);
 
     // Each pod's eth0 is the peer of one port of cni0, named in the result, hairpin on.
-    const ports: any[] = await f.node.ipJson('-d', 'link', 'show', 'master', 'cni0');
+    const ports = await f.node.ipJson<IpLink>('-d', 'link', 'show', 'master', 'cni0');
     expect(ports).toHaveLength(2);
     for (const [r, pod] of [
       [ra, a],
       [rb, b],
     ] as const) {
-      const peerIndex = (await eth0(pod)).link.link_index;
+      const peerIndex = (await eth0(pod)).link?.link_index;
       const peer = ports.find((p) => p.ifindex === peerIndex);
       expect(peer, `no port of cni0 is the peer of ${pod.name}'s eth0`).toBeDefined();
-      expect(r.interfaces.find((i: any) => i.name === peer.ifname && !i.sandbox)).toMatchObject({ mac: peer.address });
+      expect(r.interfaces?.find((i) => i.name === peer!.ifname && !i.sandbox)).toMatchObject({ mac: peer!.address });
       expect(peer).toMatchObject({ mtu: 1450, operstate: 'UP' });
-      expect(peer.linkinfo.info_slave_data.hairpin).toBe(true);
+      expect(peer!.linkinfo?.info_slave_data?.hairpin).toBe(true);
     }
 
     // host-local's store, in the reference's format, and libcni's cached result.
@@ -146,7 +147,7 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
     expectOk(await f.call('del', 'cni0', b));
     expect(await veths(f.node)).toEqual([]);
     expect(await bridgePorts(f.node)).toEqual([]);
-    for (const pod of [a, b]) expect((await pod.ipJson('link', 'show')).map((l: any) => l.ifname)).toEqual(['lo']);
+    for (const pod of [a, b]) expect((await pod.ipJson<IpLink>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
     expect(f.leases('cni0')).toEqual([]);
     expect(readdirSync(path.join(f.cacheDir, 'results'))).toEqual([]);
     expectOk(await f.call('del', 'cni0', a));
@@ -154,8 +155,8 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
 
   it('hands out the address asked for in CNI_ARGS, and one passed as the "ips" capability', async () => {
     const c = await f.pod('pc');
-    const r = expectOk(await f.call('add', 'cni0', c, { args: 'IgnoreUnknown=1;IP=10.244.1.77', containerId: 'args-c' }));
-    expect(r.ips.map((i: any) => i.address)).toEqual(['10.244.1.77/24']);
+    const r = resultOf(await f.call('add', 'cni0', c, { args: 'IgnoreUnknown=1;IP=10.244.1.77', containerId: 'args-c' }));
+    expect(r.ips?.map((i) => i.address)).toEqual(['10.244.1.77/24']);
     expect((await eth0(c)).v4).toEqual(['10.244.1.77/24']);
     expectOk(await f.call('del', 'cni0', c, { containerId: 'args-c' }));
     expect(f.leases('cni0')).toEqual([]);
@@ -163,11 +164,11 @@ describe.each(IMPLS)('flannel conflist (conf/10-flannelette.conflist) through li
     // libcni passes CAP_ARGS on only to plugins whose config declares the capability.
     const capDir = path.join(f.tmp, 'net.d-ips');
     stageConf(['10-flannelette.conflist'], capDir, f.dataDir, (conf) => {
-      conf.plugins[0].capabilities = { ips: true };
+      conf.plugins![0]!.capabilities = { ips: true };
     });
     const ips = { ips: ['10.244.1.88/24'] };
-    const rc = expectOk(await f.call('add', 'cni0', c, { confDir: capDir, capArgs: ips }));
-    expect(rc.ips.map((i: any) => i.address)).toEqual(['10.244.1.88/24']);
+    const rc = resultOf(await f.call('add', 'cni0', c, { confDir: capDir, capArgs: ips }));
+    expect(rc.ips?.map((i) => i.address)).toEqual(['10.244.1.88/24']);
     expect(f.leases('cni0')).toEqual(['10.244.1.88']);
     expectOk(await f.call('del', 'cni0', c, { confDir: capDir, capArgs: ips }));
     expect(f.leases('cni0')).toEqual([]);
@@ -183,14 +184,14 @@ describe.each(IMPLS)('single-plugin .conf at 0.4.0 (conf/20-bridge.conf) through
   });
 
   it('ADD starts at rangeStart, makes the bridge the default gateway, and answers in 0.4.0', async () => {
-    const r = expectOk(await f.call('add', 'mynet', a));
+    const r = resultOf(await f.call('add', 'mynet', a));
     expect(r.cniVersion).toBe('0.4.0');
     expect(r.ips).toEqual([{ version: '4', interface: expect.any(Number), address: '10.22.0.10/16', gateway: '10.22.0.1' }]);
     expect(r.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.22.0.1' }]);
     expect((await eth0(a)).v4).toEqual(['10.22.0.10/16']);
     expect(await routes(a, '-4')).toEqual(['10.22.0.0/16 dev eth0', 'default via 10.22.0.1 dev eth0']);
-    const [br] = await f.node.ipJson('addr', 'show', 'dev', 'mynet0');
-    expect(br.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`)).toEqual(['10.22.0.1/16']);
+    const [br] = await f.node.ipJson<IpLink>('addr', 'show', 'dev', 'mynet0');
+    expect(cidrsOf(br, { family: 'inet' })).toEqual(['10.22.0.1/16']);
     expect(await a.pings('10.22.0.1', { deadline: 3 })).toBe(true);
   });
 
@@ -218,13 +219,13 @@ describe.each(IMPLS)('dual-stack conflist (conf/30-dual-stack.conflist) through 
   });
 
   it('ADD gives both families with their routes; pods reach each other over both right away, and the gateway', async () => {
-    const ra = expectOk(await f.call('add', 'dualstack', a));
+    const ra = resultOf(await f.call('add', 'dualstack', a));
     expectOk(await f.call('add', 'dualstack', b));
-    expect(ra.ips.map((i: any) => [i.address, i.gateway])).toEqual([
+    expect(ra.ips?.map((i) => [i.address, i.gateway])).toEqual([
       ['10.245.1.2/24', '10.245.1.1'],
       ['fd00:10:245:1::2/64', 'fd00:10:245:1::1'],
     ]);
-    expect([...ra.routes].sort(byDst)).toEqual([
+    expect([...(ra.routes ?? [])].sort(byDst)).toEqual([
       { dst: '0.0.0.0/0', gw: '10.245.1.1' },
       { dst: '10.245.0.0/16' },
       { dst: '::/0', gw: 'fd00:10:245:1::1' },

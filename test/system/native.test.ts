@@ -12,10 +12,10 @@ import { addon } from '../../src/sys/addon.ts';
 import { FileLock } from '../../src/sys/flock.ts';
 import { NetnsHandle, netnsState, requireNetns } from '../../src/sys/netns.ts';
 import { run } from '../../src/sys/spawn.ts';
-import { jsonIn, type IpLink, type IpRoute } from '../helpers/kernel-state.ts';
+import type { IpLink, IpRoute } from '../helpers/ip-json.ts';
 import { holdLock } from '../helpers/lock-holder.ts';
 import { createNs } from '../helpers/netns.ts';
-import { callPlugin, ourBinDir } from '../helpers/plugin.ts';
+import { addressOf, callPlugin, ourBinDir } from '../helpers/plugin.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 let tmp = '';
@@ -131,10 +131,10 @@ describe('enabledad: routes wait until IPv6 duplicate address detection is throu
     };
     const r = await callPlugin('bridge', { command: 'ADD', containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json.ips[0].address).toBe('fd00:77::2/64');
-    const [eth0] = await jsonIn<IpLink>(pod, 'ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global');
+    expect(addressOf(r)).toBe('fd00:77::2/64');
+    const [eth0] = await pod.ipJson<IpLink>('-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global');
     expect((eth0?.addr_info ?? []).filter((a) => a.local).map((a) => [a.local, a.tentative ?? false])).toEqual([['fd00:77::2', false]]);
-    expect((await jsonIn<IpRoute>(pod, 'ip', '-6', 'route', 'show', 'fd00:78::/64'))[0]?.gateway).toBe('fd00:77::1');
+    expect((await pod.ipJson<IpRoute>('-6', 'route', 'show', 'fd00:78::/64'))[0]?.gateway).toBe('fd00:77::1');
     expect((await pod.exec('cat', ['/proc/sys/net/ipv6/conf/eth0/enhanced_dad'])).stdout).toBe('1');
   });
 });

@@ -11,21 +11,8 @@ import { Errno, KernelError } from '../../src/kernel/errors.ts';
 import { commandOf, describeOp, type Op } from '../../src/kernel/ops.ts';
 import { formatIP, parseCidr, parseIP, type Cidr, type IP } from '../../src/net/ip.ts';
 import { Nud, Ntf, Scope, Table } from '../../src/kernel/records.ts';
-import {
-  addrState,
-  fdbState,
-  jsonIn,
-  linkState,
-  neighState,
-  netlinkIn,
-  routeState,
-  runIn,
-  settled,
-  type IpFdb,
-  type IpLink,
-  type IpNeigh,
-  type IpRoute,
-} from '../helpers/kernel-state.ts';
+import { addrState, fdbState, linkState, neighState, netlinkIn, routeState, runIn, settled } from '../helpers/kernel-state.ts';
+import type { IpFdb, IpLink, IpNeigh, IpRoute } from '../helpers/ip-json.ts';
 import { createNs } from '../helpers/netns.ts';
 
 const cidr = (s: string): Cidr => {
@@ -142,7 +129,7 @@ describe("the bridge plugin's changes: Netlink against ip", () => {
         await nl.apply({ kind: 'addr', verb: 'add', cidr: cidr(`10.20.${i}.1/24`), dev: name });
         await nl.apply({ kind: 'link-set', dev: name, up: true });
       }
-      const shown = await jsonIn<IpLink>(ns, 'ip', 'addr', 'show');
+      const shown = await ns.ipJson<IpLink>('addr', 'show');
       for (const [i, name] of names.entries()) {
         expect(shown.find((l) => l.ifname === name)?.addr_info?.map((a) => a.local)).toContain(`10.20.${i}.1`);
         expect((await nl.link(name))?.name).toBe(name);
@@ -264,7 +251,7 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
     for (const op of OVERLAY) await runIn(ns, commandOf(op));
     const nl = netlinkIn(ns);
     try {
-      const ipLinks = await jsonIn<IpLink>(ns, 'ip', '-d', 'link', 'show');
+      const ipLinks = await ns.ipJson<IpLink>('-d', 'link', 'show');
       const links = await nl.links();
       const name = new Map(links.map((l) => [l.index, l.name]));
       expect(links.map((l) => l.name).sort()).toEqual(ipLinks.map((l) => l.ifname).sort());
@@ -287,7 +274,7 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
       expect(await nl.link('nothere0')).toBeUndefined();
 
       // Addresses.
-      const ipAddrs = (await jsonIn<IpLink>(ns, 'ip', 'addr', 'show')).flatMap((l) =>
+      const ipAddrs = (await ns.ipJson<IpLink>('addr', 'show')).flatMap((l) =>
         (l.addr_info ?? []).map((a) => `${l.ifname} ${a.local}/${a.prefixlen} ${a.scope}${a.tentative ? ' tentative' : ''}`),
       );
       const scopes: Record<number, string> = { [Scope.global]: 'global', [Scope.link]: 'link', [Scope.host]: 'host' };
@@ -299,7 +286,7 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
       expect((await nl.addrs({ family: 6, index: fl6.index })).map((a) => formatIP(a.address))).toContain('fd00:244:1::');
 
       // Routes: ip's main-table view of both families.
-      const ipRoutes = [...(await jsonIn<IpRoute>(ns, 'ip', '-4', 'route', 'show')), ...(await jsonIn<IpRoute>(ns, 'ip', '-6', 'route', 'show'))].map(
+      const ipRoutes = [...(await ns.ipJson<IpRoute>('-4', 'route', 'show')), ...(await ns.ipJson<IpRoute>('-6', 'route', 'show'))].map(
         (r) => `${r.dst} ${r.gateway ?? '-'} ${r.dev} ${(r.flags ?? []).includes('onlink') ? 'onlink' : ''} ${r.metric ?? ''}`,
       );
       const routes = await nl.routes({ table: Table.main });
@@ -313,7 +300,7 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
       ]);
 
       // Neighbours and fdb entries.
-      const ipNeighs = [...(await jsonIn<IpNeigh>(ns, 'ip', '-4', 'neigh', 'show')), ...(await jsonIn<IpNeigh>(ns, 'ip', '-6', 'neigh', 'show'))].map(
+      const ipNeighs = [...(await ns.ipJson<IpNeigh>('-4', 'neigh', 'show')), ...(await ns.ipJson<IpNeigh>('-6', 'neigh', 'show'))].map(
         (n) => `${n.dst} ${n.dev} ${n.lladdr ?? '-'} ${(n.state ?? []).join(',')}`,
       );
       const stateNames = (s: number) => Object.entries(Nud).flatMap(([k, bit]) => (s & bit ? [k.toUpperCase()] : []));
@@ -326,7 +313,7 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
         { index: fl.index, dst: ip('10.244.3.0'), lladdr: R4, state: Nud.permanent, flags: 0 },
       ]);
       for (const dev of [fl, fl6]) {
-        const ipFdb = (await jsonIn<IpFdb>(ns, 'bridge', 'fdb', 'show', 'dev', dev.name)).map(
+        const ipFdb = (await ns.bridgeJson<IpFdb>('fdb', 'show', 'dev', dev.name)).map(
           (f) => `${f.mac} ${f.dst ?? '-'} ${(f.flags ?? []).join(',')} ${f.state ?? ''}`,
         );
         const fdb = await nl.fdb({ index: dev.index });
@@ -352,7 +339,7 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
     for (const op of OVERLAY) await runIn(ns, commandOf(op));
     const nl = netlinkIn(ns);
     try {
-      const [got] = await jsonIn<IpRoute>(ns, 'ip', 'route', 'get', '10.244.2.7');
+      const [got] = await ns.ipJson<IpRoute>('route', 'get', '10.244.2.7');
       const r = await nl.routeGet({ dst: ip('10.244.2.7') });
       const fl = (await nl.link('flannel.1'))!;
       expect(got).toMatchObject({ dst: '10.244.2.7', gateway: '10.244.2.0', dev: 'flannel.1' });
@@ -416,7 +403,7 @@ describe('closing a connection', () => {
     await running;
     await expect(queued).rejects.toMatchObject({ errno: Errno.EBADF });
     await expect(nl.link('lo')).rejects.toMatchObject({ errno: Errno.EBADF });
-    expect((await jsonIn<IpLink>(ns, 'ip', 'link', 'show', 'c0'))[0]?.ifname).toBe('c0');
+    expect((await ns.ipJson<IpLink>('link', 'show', 'c0'))[0]?.ifname).toBe('c0');
   });
 });
 
@@ -464,7 +451,7 @@ describe('what lease liveness reads', () => {
       await runIn(p2, ['ip', 'addr', 'add', '10.5.0.3/24', 'dev', 'eth0']);
 
       const veths = await nl.links({ kind: 'veth' });
-      const ipLinks = await jsonIn<IpLink>(node, 'ip', 'link', 'show', 'type', 'veth');
+      const ipLinks = await node.ipJson<IpLink>('link', 'show', 'type', 'veth');
       for (const j of ipLinks) {
         const l = veths.find((x) => x.name === j.ifname)!;
         expect(l.peerIndex, j.ifname).toBe(j.link_index ?? ipLinks.find((x) => x.ifname === j.link)?.ifindex);
@@ -476,11 +463,11 @@ describe('what lease liveness reads', () => {
       expect(h1.peerNetnsId).toBeTypeOf('number');
       expect(h2.peerNetnsId).not.toBe(h1.peerNetnsId);
       expect(h3.peerNetnsId).toBeUndefined();
-      const [eth0] = await jsonIn<IpLink>(p1, 'ip', 'link', 'show', 'eth0');
+      const [eth0] = await p1.ipJson<IpLink>('link', 'show', 'eth0');
       expect(h1.peerIndex).toBe(eth0?.ifindex);
 
       const inP1 = await nl.addrs({ netnsId: h1.peerNetnsId! });
-      const want = (await jsonIn<IpLink>(p1, 'ip', 'addr', 'show')).flatMap((l) => (l.addr_info ?? []).map((a) => `${l.ifindex} ${a.local}/${a.prefixlen}`));
+      const want = (await p1.ipJson<IpLink>('addr', 'show')).flatMap((l) => (l.addr_info ?? []).map((a) => `${l.ifindex} ${a.local}/${a.prefixlen}`));
       expect(inP1.map((a) => `${a.index} ${formatIP(a.address)}/${a.prefix}`).sort()).toEqual(want.sort());
       expect(inP1.filter((a) => a.index === h1.peerIndex && a.scope === Scope.global).map((a) => formatIP(a.address))).toEqual(['10.5.0.2', 'fd00:5::2']);
       expect((await nl.addrs({ netnsId: h2.peerNetnsId!, family: 4 })).map((a) => formatIP(a.address))).toEqual(['127.0.0.1', '10.5.0.3']);

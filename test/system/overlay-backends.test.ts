@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
 import { ourBinDir } from '../helpers/plugin.ts';
 import { addPod, capture, Cluster, entriesOn, eventually, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
+import { cidrsOf, type IpLink } from '../helpers/ip-json.ts';
 
 type Pod = { ns: Netns; ip: string; ip6?: string };
 const NET6 = 'fd00:10:244::/56';
@@ -38,7 +39,7 @@ const leases = async (prefix: string) => {
     ]),
   );
 };
-const macOf = async (n: Node, dev: string) => (await n.ns.ipJson('link', 'show', 'dev', dev))[0].address as string;
+const macOf = async (n: Node, dev: string) => (await n.ns.ipJson<IpLink>('link', 'show', 'dev', dev))[0]!.address!;
 const expectTtl62 = async (from: Pod, to: string) => {
   const r = await from.ns.ping(to, PING);
   expect(r.stdout, r.stdout + r.stderr).toMatch(new RegExp(`bytes from ${to.replace(/\./g, '\\.')}: icmp_seq=\\d+ ttl=62`));
@@ -91,7 +92,7 @@ describe('host-gw, dual-stack', () => {
   it('route each peer subnet via its public address on enp0s8, both families, and make no device', async () => {
     await expectRoutes(a!, [b!]);
     await expectRoutes(b!, [a!]);
-    const kinds = (await a!.ns.ipJson('-d', 'link', 'show')).map((l: { linkinfo?: { info_kind: string } }) => l.linkinfo?.info_kind);
+    const kinds = (await a!.ns.ipJson<IpLink>('-d', 'link', 'show')).map((l) => l.linkinfo?.info_kind);
     expect(kinds).not.toContain('vxlan');
   });
 
@@ -191,13 +192,10 @@ describe('vxlan, dual-stack', () => {
       ['flannel.1', { local: '172.16.1.122' }, `${lb.gw}/32`, 1450],
       ['flannel-v6.1', { local6: 'fd00:172:16:1::122' }, `${lb.gw6}/128`, 1430],
     ] as const) {
-      const [d] = await b!.ns.ipJson('-d', 'addr', 'show', 'dev', dev);
-      expect(d.linkinfo.info_data).toMatchObject({ id: 1, port: 8472, learning: false, ...local, link: 'enp0s8' });
-      expect([d.mtu, d.flags.includes('UP')]).toEqual([mtu, true]);
-      const global = d.addr_info
-        .filter((x: { scope: string }) => x.scope === 'global')
-        .map((x: { local: string; prefixlen: number }) => `${x.local}/${x.prefixlen}`);
-      expect(global).toEqual([addr]);
+      const [d] = await b!.ns.ipJson<IpLink>('-d', 'addr', 'show', 'dev', dev);
+      expect(d?.linkinfo?.info_data).toMatchObject({ id: 1, port: 8472, learning: false, ...local, link: 'enp0s8' });
+      expect([d?.mtu, d?.flags.includes('UP')]).toEqual([mtu, true]);
+      expect(cidrsOf(d, { scope: 'global' })).toEqual([addr]);
       expect((await b!.ns.exec('cat', [`/proc/sys/net/ipv6/conf/${dev}/accept_ra`])).stdout).toBe('0');
     }
   });

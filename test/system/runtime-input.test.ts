@@ -17,30 +17,34 @@ import { createNs, type Netns } from '../helpers/netns.ts';
 import { eventually, leasesOf, podInterfaces, storeProblems, veths } from '../helpers/node-state.ts';
 import { flannelConf, pluginSets } from '../helpers/plugin-sets.ts';
 import { runPlugin, type PluginExit } from '../helpers/plugin-process.ts';
+import { type CniResult, errorOf, resultOf } from '../helpers/plugin.ts';
+import type { IpLink } from '../helpers/ip-json.ts';
 
 const NET = 'cbr0';
 const IN_RANGE = /^10\.244\.1\.\d+\/24$/;
 
 /** How a plugin answered: it worked (with its result), or a CNI error (code and msg). */
-type Outcome = { kind: 'works'; result: any } | { kind: 'error'; code: number; msg: string };
+type Outcome = { kind: 'works'; result: CniResult } | { kind: 'error'; code: number; msg: string };
 
 /** Classifies an answer; anything that is neither a result nor a clear CNI error fails. */
 function outcome(r: PluginExit): Outcome {
   const why = `exit ${r.code ?? r.signal}, stdout ${r.stdout}, stderr ${r.stderr}`;
-  let json: any;
+  let json: unknown;
   try {
     json = JSON.parse(r.stdout);
   } catch {
     throw new Error(`no JSON on stdout (${why})`);
   }
+  const ran = { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr, json };
   if (r.code === 0) {
-    expect(json.ips?.[0]?.address, why).toMatch(IN_RANGE);
-    return { kind: 'works', result: json };
+    const result = resultOf(ran);
+    expect(result.ips?.[0]?.address, why).toMatch(IN_RANGE);
+    return { kind: 'works', result };
   }
   expect(r.code, why).toBe(1);
-  expect(typeof json.code, why).toBe('number');
-  expect(json.msg, why).toMatch(/\S/);
-  return { kind: 'error', code: json.code, msg: json.msg };
+  const { code, msg } = errorOf(ran);
+  expect(msg, why).toMatch(/\S/);
+  return { kind: 'error', code, msg };
 }
 
 /** A failed call's answer, which must be a clear CNI error, as text. */
@@ -94,7 +98,7 @@ describe.each(pluginSets())('what runtimes send, to the $label plugins', (set) =
   // Ours must do what the reference does; only a foreign set (FLANNELETTE_PLUGINS=/a/dir)
   // may instead ignore or refuse what the reference honours.
   const likeReference = set.label === 'reference' || set.label === 'ours';
-  const eth0Of = (result: any) => result.interfaces?.find((i: any) => i.name === 'eth0' && i.sandbox);
+  const eth0Of = (result: CniResult) => result.interfaces?.find((i) => i.name === 'eth0' && i.sandbox);
 
   /** Nothing of `cid` anywhere: lease, node veth, pod interface, bad store file. */
   async function expectNothingOf(cid: string, podPath: string | undefined, when: string) {
@@ -115,8 +119,8 @@ describe.each(pluginSets())('what runtimes send, to the $label plugins', (set) =
     const add = outcome(await runPlugin(set.dir, 'bridge', node, { command: 'ADD', ...run }));
     let eth0: { addr: string; mac: string } | undefined;
     if (add.kind === 'works') {
-      const [link] = await pod.ipJson<any[]>('addr', 'show', 'dev', 'eth0');
-      eth0 = { addr: `${link.addr_info.find((a: any) => a.family === 'inet')?.local}`, mac: link.address };
+      const [link] = await pod.ipJson<IpLink>('addr', 'show', 'dev', 'eth0');
+      eth0 = { addr: `${link?.addr_info?.find((a) => a.family === 'inet')?.local}`, mac: `${link?.address}` };
     } else if (opts.referenceLeavesVeth && set.label === 'reference') {
       // The reference's known bug: an IPAM failure leaves the host veth (and the pod's
       // end) until the DEL. Asserted, so that a fixed reference shows up here.
@@ -170,12 +174,12 @@ describe.each(pluginSets())('what runtimes send, to the $label plugins', (set) =
         expect(add.kind).toBe('works');
         expect(eth0).toEqual({ addr: '10.244.1.77', mac: '0a:58:0a:f4:01:4d' });
         if (add.kind === 'works') {
-          expect(add.result.ips[0].address).toBe('10.244.1.77/24');
+          expect(add.result.ips?.[0]?.address).toBe('10.244.1.77/24');
           expect(eth0Of(add.result)?.mac).toBe('0a:58:0a:f4:01:4d');
         }
       } else if (add.kind === 'works') {
         // A foreign set may ignore IgnoreUnknown-covered keys; a result that disagrees with the pod is not allowed.
-        expect(add.result.ips[0].address).toBe(`${eth0!.addr}/24`);
+        expect(add.result.ips?.[0]?.address).toBe(`${eth0!.addr}/24`);
       }
     });
 
@@ -231,9 +235,9 @@ describe.each(pluginSets())('what runtimes send, to the $label plugins', (set) =
       if (likeReference) {
         expect(add.kind).toBe('works');
         expect(eth0?.addr).toBe('10.244.1.78');
-        if (add.kind === 'works') expect(add.result.ips[0].address).toBe('10.244.1.78/24');
+        if (add.kind === 'works') expect(add.result.ips?.[0]?.address).toBe('10.244.1.78/24');
       } else if (add.kind === 'works') {
-        expect(add.result.ips[0].address).toBe(`${eth0!.addr}/24`);
+        expect(add.result.ips?.[0]?.address).toBe(`${eth0!.addr}/24`);
       }
     });
 

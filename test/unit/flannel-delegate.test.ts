@@ -10,9 +10,18 @@ import type { NetConf } from '../../src/cni/skel.ts';
 
 const ENV = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 
-function delegateFor(conf: Record<string, unknown>, env = ENV): Record<string, any> {
+/** The delegate config as flannel stores it (JSON), open but for the fields these tests read. */
+interface Delegate {
+  type: string;
+  ipMasq?: boolean;
+  ipam: { type?: string; ranges?: unknown; routes?: unknown; [key: string]: unknown };
+  runtimeConfig?: unknown;
+  [key: string]: unknown;
+}
+
+function delegateFor(conf: Record<string, unknown>, env = ENV): Delegate {
   const c = readFlannelConf({ cniVersion: '1.0.0', name: 'cbr0', type: 'flannel', ...conf } as NetConf, true);
-  return JSON.parse(goJson(buildDelegateConf(c, parseSubnetEnv(env, 'subnet.env'))));
+  return JSON.parse(goJson(buildDelegateConf(c, parseSubnetEnv(env, 'subnet.env')))) as Delegate;
 }
 
 describe('the delegate config flannel builds', () => {
