@@ -6,8 +6,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ResultPromise } from 'execa';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { stopDaemon, writeContainerdConfig } from './containerd.ts';
+import { eventually } from './eventually.ts';
 import { removeCgroups } from './runtimes.ts';
 import type { Sandbox } from './sandbox.ts';
 
@@ -146,19 +148,8 @@ export class CriContainerd {
   private writeConfig(): string {
     for (const d of [this.root, this.state, path.join(this.dir, 'opt')]) mkdirSync(d, { recursive: true });
     const cri = 'plugins."io.containerd.grpc.v1.cri"';
-    const file = path.join(this.dir, 'config.toml');
-    writeFileSync(
-      file,
-      [
-        'version = 2',
-        `root = "${this.root}"`,
-        `state = "${this.state}"`,
-        // Snapshotters and tracing that only fail to load here.
-        'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]',
-        '[grpc]',
-        `  address = "${this.socket}"`,
-        '[ttrpc]',
-        `  address = "${this.socket}.ttrpc"`,
+    return writeContainerdConfig(this.dir, {
+      sections: [
         '[plugins."io.containerd.internal.v1.opt"]',
         `  path = "${path.join(this.dir, 'opt')}"`,
         `[${cri}]`,
@@ -176,10 +167,8 @@ export class CriContainerd {
         '  default_runtime_name = "runc"',
         `[${cri}.containerd.runtimes.runc]`,
         '  runtime_type = "io.containerd.runc.v2"',
-        '',
-      ].join('\n'),
-    );
-    return file;
+      ],
+    });
   }
 
   /** Starts containerd, imports the pause image, and waits until the CRI says the network is ready. */
@@ -203,12 +192,12 @@ export class CriContainerd {
     }
     await this.sb.exec('ctr', ['-a', this.socket, '-n', 'k8s.io', 'images', 'import', '--base-name', PAUSE_IMAGE.split(':')[0]!, PAUSE_TAR]);
     // The CRI loads the CNI config asynchronously: wait for it before the first sandbox.
-    for (;;) {
+    const networkReady = async () => {
       const c = await client.conditions();
-      if (c.NetworkReady?.status) return client;
-      if (Date.now() > end) throw new Error(`the CRI's network is not ready: ${JSON.stringify(c.NetworkReady)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      if (!c.NetworkReady?.status) throw new Error(`the CRI's network is not ready: ${JSON.stringify(c.NetworkReady)}`);
+    };
+    await eventually(networkReady, Math.max(0, end - Date.now()), 100);
+    return client;
   }
 
   /** Stops containerd (SIGTERM, then SIGKILL): the sandboxes and their shims stay, as they do. */
@@ -217,12 +206,7 @@ export class CriContainerd {
     this.client = undefined;
     const d = this.daemon;
     if (!d || d.exitCode !== null || d.signalCode !== null) return;
-    d.kill('SIGTERM');
-    const stopped = await Promise.race([d.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
-    if (!stopped) {
-      d.kill('SIGKILL');
-      await d;
-    }
+    await stopDaemon(d);
   }
 
   /**

@@ -6,6 +6,7 @@
 import { execa } from 'execa';
 import { NetnsHandle } from '../../src/sys/netns.ts';
 import { Netlink, type OpenOptions } from '../../src/kernel/netlink.ts';
+import { eventually } from './eventually.ts';
 import type { IpFdb, IpLink, IpNeigh, IpRoute } from './ip-json.ts';
 import type { Netns } from './netns.ts';
 
@@ -110,13 +111,10 @@ export async function fdbState(ns: Netns, keep: readonly string[], dev: string):
   return (await ns.bridgeJson<IpFdb>('fdb', 'show', 'dev', dev)).map((f) => JSON.stringify(normalise(f, keep))).sort();
 }
 
-/** Waits (up to 2 s) until linkwatch has given every link that is up its state. */
+/** Waits (up to 2 s; then the comparison that follows says what differs) until linkwatch has given every link that is up its state. */
 export async function settled(...nss: Netns[]): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const links = (await Promise.all(nss.map((ns) => ns.ipJson<IpLink>('-d', 'link', 'show')))).flat();
-    // A VXLAN device has no carrier of its own: UNKNOWN for good.
-    const waiting = (l: IpLink) => l.flags.includes('UP') && !l.flags.includes('LOOPBACK') && l.linkinfo?.info_kind !== 'vxlan' && l.operstate === 'UNKNOWN';
-    if (!links.some(waiting)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // A VXLAN device has no carrier of its own: UNKNOWN for good.
+  const waiting = (l: IpLink) => l.flags.includes('UP') && !l.flags.includes('LOOPBACK') && l.linkinfo?.info_kind !== 'vxlan' && l.operstate === 'UNKNOWN';
+  const done = async () => !(await Promise.all(nss.map((ns) => ns.ipJson<IpLink>('-d', 'link', 'show')))).flat().some(waiting);
+  await eventually(done, 2000, 50).catch(() => undefined);
 }

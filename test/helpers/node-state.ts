@@ -84,13 +84,3 @@ export async function rootLinkNames(): Promise<string[]> {
 export async function expectRootUntouched(before: string[]): Promise<void> {
   expect((await rootLinkNames()).filter((n) => !before.includes(n) && (n === 'cni0' || n.startsWith('veth')))).toEqual([]);
 }
-
-/** Polls `check` until it returns true or `ms` pass; returns the last answer. */
-export async function eventually(check: () => Promise<boolean> | boolean, ms = 3000, every = 20): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, every));
-  }
-}

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { eventually } from './eventually.ts';
 import type { Netns } from './netns.ts';
 
 export interface PluginRun {
@@ -94,11 +95,9 @@ export function groupMembers(pgid: number): number[] {
 }
 
 /** Waits until group `pgid` has no live process; returns the stragglers after `ms`. */
-export async function waitGroupGone(pgid: number, ms = 5000): Promise<number[]> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const left = groupMembers(pgid);
-    if (left.length === 0 || Date.now() > end) return left;
-    await new Promise((r) => setTimeout(r, 5));
-  }
+export function waitGroupGone(pgid: number, ms = 5000): Promise<number[]> {
+  return eventually(() => groupMembers(pgid).length === 0, ms, 5).then(
+    () => [],
+    () => groupMembers(pgid),
+  );
 }

@@ -7,7 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from './netns.ts';
-import { bridgePorts, eventually, expectRootUntouched, leases, rootLinkNames, veths } from './node-state.ts';
+import { stopDaemon, writeContainerdConfig } from './containerd.ts';
+import { eventually } from './eventually.ts';
+import { bridgePorts, expectRootUntouched, leases, rootLinkNames, veths } from './node-state.ts';
 import { flannelConflist, GATEWAY, pluginSets, type PluginSet } from './plugin-sets.ts';
 import { expectTwoContainersWorked } from './runtime-expect.ts';
 import { Sandbox } from './sandbox.ts';
@@ -166,23 +168,8 @@ export class Containerd implements ContainerRunner {
   /** Starts containerd with its root, state and socket in `dir`, and waits for it. */
   static async start(sb: Sandbox, dir: string, namespace: string): Promise<Containerd> {
     for (const d of ['root', 'state', 'fifo']) mkdirSync(path.join(dir, d), { recursive: true });
-    const config = path.join(dir, 'config.toml');
-    writeFileSync(
-      config,
-      [
-        'version = 2',
-        `root = "${path.join(dir, 'root')}"`,
-        `state = "${path.join(dir, 'state')}"`,
-        // No CRI (it would read /etc/cni itself), no /opt/containerd, no snapshotters that
-        // only fail to load here.
-        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]',
-        '[grpc]',
-        `  address = "${path.join(dir, 'containerd.sock')}"`,
-        '[ttrpc]',
-        `  address = "${path.join(dir, 'containerd.sock.ttrpc')}"`,
-        '',
-      ].join('\n'),
-    );
+    // No CRI (it would read /etc/cni itself), no /opt/containerd.
+    const config = writeContainerdConfig(dir, { disable: ['io.containerd.grpc.v1.cri', 'io.containerd.internal.v1.opt'] });
     const daemon = sb.spawn('containerd', ['--config', config], { timeout: 0 });
     const c = new Containerd(sb, dir, namespace, daemon);
     const end = Date.now() + 15_000;
@@ -247,12 +234,7 @@ export class Containerd implements ContainerRunner {
         await this.ctr(['tasks', 'delete', '-f', id], { reject: false });
         await this.ctr(['containers', 'delete', id], { reject: false });
       }
-      this.daemon.kill('SIGTERM');
-      const stopped = await Promise.race([this.daemon.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
-      if (!stopped) {
-        this.daemon.kill('SIGKILL');
-        await this.daemon;
-      }
+      await stopDaemon(this.daemon);
     }
     return removeCgroups(this.namespace);
   }
@@ -320,7 +302,10 @@ export async function runTwoContainers(
   try {
     // Up: both wrote their address; fail fast if a runtime gave up instead.
     const up = await Promise.race([
-      eventually(() => existsSync(path.join(shared, `${a}.up`)) && existsSync(path.join(shared, `${b}.up`)), 30_000),
+      eventually(() => existsSync(path.join(shared, `${a}.up`)) && existsSync(path.join(shared, `${b}.up`)), 30_000).then(
+        () => true,
+        () => false,
+      ),
       Promise.all(procs).then(() => false),
     ]);
     if (!up) {
@@ -332,8 +317,9 @@ export async function runTwoContainers(
     writeFileSync(path.join(shared, `${a}.peer`), addr(b).split('/')[0]!);
     writeFileSync(path.join(shared, `${b}.peer`), addr(a).split('/')[0]!);
     writeFileSync(path.join(shared, 'go'), '');
+    // Done, or given up on: a container that did not finish shows it in its view.
     await Promise.race([
-      eventually(() => existsSync(path.join(shared, `${a}.done`)) && existsSync(path.join(shared, `${b}.done`)), 30_000),
+      eventually(() => existsSync(path.join(shared, `${a}.done`)) && existsSync(path.join(shared, `${b}.done`)), 30_000).catch(() => undefined),
       Promise.all(procs),
     ]);
     writeFileSync(path.join(shared, 'end'), '');
@@ -349,8 +335,9 @@ export async function runTwoContainers(
       output: String(done[i]!.r.all ?? ''),
       ms: done[i]!.ms,
     });
-    // The host veth goes with the pod's netns, which the kernel tears down asynchronously.
-    await eventually(async () => (await veths(opts.node)).length === 0, 3000);
+    // The host veth goes with the pod's netns, which the kernel tears down asynchronously;
+    // one still there after 3 s shows in `after`.
+    await eventually(async () => (await veths(opts.node)).length === 0, 3000).catch(() => undefined);
     return {
       views: [view(a, 0), view(b, 1)],
       during,

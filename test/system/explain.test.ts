@@ -12,6 +12,7 @@ import { cnitool } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { callPlugin, cniBinDir, type CniResult, ipOf, ourBinDir, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
 import type { IpLink } from '../helpers/ip-json.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(ROOT, 'node_modules/.bin/node');
@@ -340,11 +341,8 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
   /** A process living in `ns` until killed; resolves once it is inside. */
   const hold = async (ns: Netns) => {
     const child = spawn('ip', ['netns', 'exec', ns.name, 'sleep', '60'], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      const { stdout } = await execa('ip', ['netns', 'pids', ns.name], { reject: false });
-      if (stdout.trim() !== '') break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const inside = async () => (await execa('ip', ['netns', 'pids', ns.name], { reject: false })).stdout.trim() !== '';
+    await eventually(inside, 2000, 20).catch(() => undefined);
     return child;
   };
 

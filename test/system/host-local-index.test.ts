@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { FileLock } from '../../src/sys/flock.ts';
 import { confOf, hostLocal, leased, tempDir } from '../helpers/host-local.ts';
 import { addressOf } from '../helpers/plugin.ts';
+import { settlesWithin } from '../helpers/eventually.ts';
 
 const COUNT = 2000;
 const nth = (i: number) => `10.60.${(i + 2) >> 8}.${(i + 2) & 255}`;
@@ -22,9 +23,6 @@ function referenceStore(): string {
   writeFileSync(path.join(dir, 'lock'), '');
   return dataDir;
 }
-
-/** Whether `p` settles within `ms`. */
-const settlesWithin = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 describe('the lease index, end to end', () => {
   it("answers without the lock while current, and notices the reference's changes", async () => {

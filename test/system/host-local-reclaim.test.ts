@@ -12,7 +12,8 @@ import { cnitool, type CnitoolCall, type CnitoolOutcome } from '../helpers/cnito
 import { backdateLeases, bootTimeMs, leasesCli, rows, states } from '../helpers/leases.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { useNode } from '../helpers/node-fixture.ts';
-import { eventually, leases, veths } from '../helpers/node-state.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { leases, veths } from '../helpers/node-state.ts';
 import { expectOk, ipOf, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
 
 const NET = 'rc';
@@ -74,7 +75,7 @@ async function addOk(call: Promise<CnitoolOutcome>): Promise<string> {
 async function vanish(node: Netns, pods: Netns[]): Promise<void> {
   const before = (await veths(node)).length;
   for (const p of pods) await p.delete();
-  expect(await eventually(async () => (await veths(node)).length === before - pods.length, 10_000)).toBe(true);
+  await eventually(async () => expect(await veths(node)).toHaveLength(before - pods.length), 10_000);
 }
 
 async function fill(add: (pod: Netns) => Promise<CnitoolOutcome>, label: string, n: number): Promise<{ pods: Netns[]; ips: string[] }> {

@@ -16,6 +16,7 @@ import type { IpLink, IpRoute } from '../helpers/ip-json.ts';
 import { holdLock } from '../helpers/lock-holder.ts';
 import { createNs } from '../helpers/netns.ts';
 import { addressOf, callPlugin, ourBinDir } from '../helpers/plugin.ts';
+import { settlesWithin } from '../helpers/eventually.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 let tmp = '';
@@ -25,8 +26,6 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const myNetns = () => readlinkSync('/proc/thread-self/ns/net');
-/** Resolves to true when `p` settles within `ms`. */
-const settlesWithin = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 describe('the addon', () => {
   it('is built and installed beside the plugins, and loads', () => {

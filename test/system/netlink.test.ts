@@ -14,6 +14,7 @@ import { Nud, Ntf, Scope, Table } from '../../src/kernel/records.ts';
 import { addrState, fdbState, linkState, neighState, netlinkIn, routeState, runIn, settled } from '../helpers/kernel-state.ts';
 import type { IpFdb, IpLink, IpNeigh, IpRoute } from '../helpers/ip-json.ts';
 import { createNs } from '../helpers/netns.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 const cidr = (s: string): Cidr => {
   const c = parseCidr(s)!;
@@ -475,8 +476,7 @@ describe('what lease liveness reads', () => {
       // The pod's namespace gone: its id names nothing any more.
       await p2.delete();
       // The kernel dismantles a namespace in its own time, its veths with it.
-      for (let i = 0; i < 100 && (await nl.link('h2')); i++) await new Promise((r) => setTimeout(r, 20));
-      expect(await nl.link('h2')).toBeUndefined();
+      await eventually(async () => expect(await nl.link('h2')).toBeUndefined(), 2000, 20);
       await expect(nl.addrs({ netnsId: h2.peerNetnsId! })).rejects.toMatchObject({ errno: Errno.EINVAL });
     } finally {
       nl.close();

@@ -3,7 +3,8 @@
 // without closing anything (SIGSTOP), they move on to the next: their leases keep renewing
 // (same etcd lease IDs), and a node added afterwards is programmed everywhere.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, eventually, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { Cluster, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
 
 let c: Cluster;
 const workers: Node[] = [];

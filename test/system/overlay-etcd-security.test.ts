@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, eventually, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { Cluster, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
 import { makePki, type Pki } from '../helpers/pki.ts';
 
 let c: Cluster;

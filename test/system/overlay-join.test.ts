@@ -5,7 +5,8 @@
 // about them is asserted.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, eventually, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { Cluster, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
 
 const N = 30;
 let c: Cluster;

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
 import { ourBinDir } from '../helpers/plugin.ts';
-import { addPod, capture, Cluster, eventually, httpGet, overlayOf, peerEntries, sorted, type Node } from '../helpers/overlay-cluster.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { addPod, capture, Cluster, httpGet, overlayOf, peerEntries, sorted, type Node } from '../helpers/overlay-cluster.ts';
 import { cidrsOf, type IpLink } from '../helpers/ip-json.ts';
 
 let c: Cluster;

@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CriContainerd, type CriClient, criMissing, sandboxPid } from '../helpers/cri.ts';
 import { backdateLeases } from '../helpers/leases.ts';
 import { createNs, RUN_PREFIX, type Netns } from '../helpers/netns.ts';
-import { eventually, expectRootUntouched, leases, rootLinkNames, veths } from '../helpers/node-state.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { expectRootUntouched, leases, rootLinkNames, veths } from '../helpers/node-state.ts';
 import { cniBinDir, ourBinDir, pluginsIn, REFERENCE_DIR } from '../helpers/plugin.ts';
 import { Sandbox } from '../helpers/sandbox.ts';
 
@@ -134,7 +135,7 @@ describe("containerd's CRI with kube-flannel's chain (flannel -> bridge -> host-
     await stopAndRemove(a.id);
     await stopAndRemove(b.id);
     expect(leases(dataDir(), NET).size).toBe(0);
-    expect(await eventually(async () => (await veths(node)).length === 0, 5000)).toBe(true);
+    await eventually(async () => expect(await veths(node)).toEqual([]), 5000);
     expect(await portmapLeft([a.id, b.id])).toEqual([]);
     await expectRootUntouched(rootBefore);
   });
@@ -154,7 +155,7 @@ describe("containerd's CRI with kube-flannel's chain (flannel -> bridge -> host-
     // containerd stopped, its state and the sandboxes' namespaces gone: the leases stay.
     expect(await ctd!.dropEverything()).toEqual([]);
     live.clear();
-    expect(await eventually(async () => (await veths(node)).length === 0, 10_000)).toBe(true);
+    await eventually(async () => expect(await veths(node)).toEqual([]), 10_000);
     expect(leases(dataDir(), NET).size).toBe(RANGE.length);
     // The pods died a while ago: their lease files are backdated past the in-flight grace.
     backdateLeases(dataDir(), NET, Date.now() - 120_000);
@@ -168,7 +169,7 @@ describe("containerd's CRI with kube-flannel's chain (flannel -> bridge -> host-
 
     for (const s of fresh) await stopAndRemove(s.id);
     expect(leases(dataDir(), NET).size).toBe(0);
-    expect(await eventually(async () => (await veths(node)).length === 0, 5000)).toBe(true);
+    await eventually(async () => expect(await veths(node)).toEqual([]), 5000);
     expect(await portmapLeft(fresh.map((s) => s.id))).toEqual([]);
   }, 120_000);
 });

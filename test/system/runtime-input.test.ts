@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { eventually, leasesOf, podInterfaces, storeProblems, veths } from '../helpers/node-state.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { leasesOf, podInterfaces, storeProblems, veths } from '../helpers/node-state.ts';
 import { flannelConf, pluginSets } from '../helpers/plugin-sets.ts';
 import { runPlugin, type PluginExit } from '../helpers/plugin-process.ts';
 import { type CniResult, errorOf, resultOf } from '../helpers/plugin.ts';
@@ -59,14 +60,13 @@ async function podProcess(): Promise<{ proc: ChildProcess; netns: string; exit: 
   const netns = `/proc/${proc.pid}/ns/net`;
   // unshare execs sleep once the namespace is made: wait until the path shows a new one.
   const own = readlinkSync('/proc/self/ns/net');
-  const fresh = () => {
-    try {
-      return readlinkSync(netns) !== own;
-    } catch {
-      return false;
-    }
-  };
-  if (!(await eventually(fresh, 3000, 5))) throw new Error('unshare --net did not start');
+  await eventually(
+    () => {
+      if (!existsSync(netns) || readlinkSync(netns) === own) throw new Error('unshare --net did not start');
+    },
+    3000,
+    5,
+  );
   const exit = async () => {
     const gone = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGKILL');
@@ -103,9 +103,8 @@ describe.each(pluginSets())('what runtimes send, to the $label plugins', (set) =
   /** Nothing of `cid` anywhere: lease, node veth, pod interface, bad store file. */
   async function expectNothingOf(cid: string, podPath: string | undefined, when: string) {
     // A pod namespace that died takes its veth pair along, asynchronously.
-    await eventually(async () => (await veths(node)).length === 0, 2000);
+    await eventually(async () => expect(await veths(node), `${when}: veths on the node`).toEqual([]), 2000);
     expect(leasesOf(dataDir, NET, cid), `${when}: leases`).toEqual([]);
-    expect(await veths(node), `${when}: veths on the node`).toEqual([]);
     if (podPath) expect(await podInterfaces(podPath), `${when}: pod interfaces`).toEqual([]);
     expect(storeProblems(dataDir, NET), `${when}: store`).toEqual([]);
   }
