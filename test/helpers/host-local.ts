@@ -5,6 +5,7 @@ import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
+import { leased as leasedIn } from './node-state.ts';
 import { callPlugin, REFERENCE_DIR, type Call, type Outcome } from './plugin.ts';
 
 export type Impl = 'ours' | 'ref';
@@ -76,11 +77,9 @@ export function tree(dir: string, withMeta = false): Record<string, Entry> {
   return out;
 }
 
-/** The addresses leased in a network directory (file names that are addresses). */
+/** The addresses leased in a network directory: node-state's `leased`, by the directory. */
 export function leased(netDir: string): string[] {
-  return readdirSync(netDir)
-    .filter((n) => /^[0-9.]+$|:/.test(n))
-    .sort();
+  return leasedIn(path.dirname(netDir), path.basename(netDir));
 }
 
 /** A host-local config on `dataDir`. */

@@ -17,9 +17,6 @@ import type { Pki } from './pki.ts';
 import { ourBinDir } from './plugin.ts';
 
 export const NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
-const SUBNETS = '/coreos.com/network/subnets/';
-
-export { eventually };
 
 /** A process in a namespace, its output kept for assertions and failure reports. */
 export class Daemon {
@@ -268,14 +265,19 @@ export class Cluster {
     return r.stdout;
   }
 
-  /** The subnet leases in etcd: key name ("10.244.1.0-24") -> parsed value (flanneld's JSON, or the text of a bad one), plus the TTL lease ID. */
-  async leases(): Promise<Map<string, { value: unknown; lease: string }>> {
+  /**
+   * The subnet leases in etcd under `prefix` (flannel's --etcd-prefix): key name
+   * ("10.244.1.0-24") -> value as stored (`text`) and parsed (flanneld's JSON, or the text of
+   * a bad one), plus the TTL lease ID.
+   */
+  async leases(prefix = '/coreos.com/network'): Promise<Map<string, { value: unknown; text: string; lease: string }>> {
+    const subnets = `${prefix}/subnets/`;
     // Lease IDs are 64-bit JSON numbers: keep them as strings.
-    const json = (await this.etcdctl('get', '--prefix', SUBNETS, '-w', 'json')).replace(/"lease":(\d+)/g, '"lease":"$1"');
+    const json = (await this.etcdctl('get', '--prefix', subnets, '-w', 'json')).replace(/"lease":(\d+)/g, '"lease":"$1"');
     const out = JSON.parse(json) as { kvs?: { key: string; value: string; lease?: string }[] };
-    const m = new Map<string, { value: unknown; lease: string }>();
+    const m = new Map<string, { value: unknown; text: string; lease: string }>();
     for (const kv of out.kvs ?? []) {
-      const key = Buffer.from(kv.key, 'base64').toString().slice(SUBNETS.length);
+      const key = Buffer.from(kv.key, 'base64').toString().slice(subnets.length);
       const text = Buffer.from(kv.value, 'base64').toString();
       let value: unknown = text;
       try {
@@ -283,7 +285,7 @@ export class Cluster {
       } catch {
         // a bad lease a test wrote: kept as text
       }
-      m.set(key, { value, lease: String(kv.lease ?? 0) });
+      m.set(key, { value, text, lease: String(kv.lease ?? 0) });
     }
     return m;
   }

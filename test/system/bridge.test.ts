@@ -3,14 +3,14 @@
 // reference host-local (symlinked next to our bridge in CNI_PATH), so that these tests
 // exercise the bridge alone; test/bridge-inproc.test.ts covers our host-local in-process.
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { addressOf, callPlugin, cniBinDir, errorOf, expectOk, ipOf, ourBinDir, type Outcome, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
 import type { BridgeVlans, IpLink, IpRoute } from '../helpers/ip-json.ts';
+import { leased } from '../helpers/node-state.ts';
 
 let tmp = '';
 let cniDir = '';
@@ -60,10 +60,7 @@ async function fixture(subnet = '10.244.1.0/24') {
       },
       cniDir,
     );
-  const leases = (network = 'testnet') => {
-    const d = path.join(dataDir, network);
-    return existsSync(d) ? readdirSync(d).filter((f) => isIP(f) !== 0) : [];
-  };
+  const leases = (network = 'testnet') => leased(dataDir, network);
   const links = async (): Promise<string[]> => (await node.ipJson<IpLink>('link', 'show')).map((l) => l.ifname).sort();
   return { node, dataDir, conf, call, leases, links, pod: (label: string) => createNs(`n${n}${label}`) };
 }

@@ -3,13 +3,12 @@
 // Ours and the reference are held to the same assertions; where the reference v1.1.1 is
 // known to be wrong, the test says so and expects its wrong answer.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cnitool, type CnitoolCall, cnitoolContainerId, type CnitoolOutcome, type ConfFile, stageConf } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { useNode } from '../helpers/node-fixture.ts';
-import { bridgePorts, veths } from '../helpers/node-state.ts';
+import { bridgePorts, leased, veths } from '../helpers/node-state.ts';
 import { type CniResult, expectOk, ourBinDir, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
 import { cidrsOf, type IpLink, type IpRoute } from '../helpers/ip-json.ts';
 
@@ -35,15 +34,7 @@ function nodeFixture(tag: string, dir: () => string, files: string[], edit?: (co
       pod: (label: string): Promise<Netns> => createNs(`${tag}-${label}`),
       call: (verb: CnitoolCall['verb'], network: string, pod: Netns, more: Partial<CnitoolCall> = {}): Promise<CnitoolOutcome> =>
         cnitool({ verb, network, pod, node: f.node, confDir: f.confDir, cniPath: dir(), cacheDir: f.cacheDir, ...more }),
-      /** Lease files of a network, which host-local names by their address. */
-      leases: (network: string): string[] => {
-        const d = path.join(f.dataDir, network);
-        return existsSync(d)
-          ? readdirSync(d)
-              .filter((n) => isIP(n) !== 0)
-              .sort()
-          : [];
-      },
+      leases: (network: string): string[] => leased(f.dataDir, network),
       lease: (network: string, ip: string): string => readFileSync(path.join(f.dataDir, network, ip), 'utf8'),
     },
   );

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
 import { ourBinDir } from '../helpers/plugin.ts';
-import { addPod, capture, Cluster, entriesOn, eventually, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { addPod, capture, Cluster, entriesOn, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
 import { cidrsOf, type IpLink } from '../helpers/ip-json.ts';
 
 type Pod = { ns: Netns; ip: string; ip6?: string };
@@ -30,15 +31,6 @@ const net = (n: 1 | 2, host: number) => ({
 });
 const addNode = (name: string, n: 1 | 2, host: number) => c.addNode(name, net(n, host).ip, net(n, host).o);
 const start = (node: Node, prefix: string, extra: string[] = []) => c.startAgent(node, ['--etcd-prefix', prefix, ...extra]);
-const leases = async (prefix: string) => {
-  const out = JSON.parse((await c.etcdctl('get', '--prefix', `${prefix}/subnets/`, '-w', 'json')).replace(/"lease":(\d+)/g, '"lease":"$1"'));
-  return new Map<string, string>(
-    (out.kvs ?? []).map((kv: { key: string; value: string }) => [
-      Buffer.from(kv.key, 'base64').toString().slice(`${prefix}/subnets/`.length),
-      Buffer.from(kv.value, 'base64').toString(),
-    ]),
-  );
-};
 const macOf = async (n: Node, dev: string) => (await n.ns.ipJson<IpLink>('link', 'show', 'dev', dev))[0]!.address!;
 const expectTtl62 = async (from: Pod, to: string) => {
   const r = await from.ns.ping(to, PING);
@@ -81,9 +73,9 @@ describe('host-gw, dual-stack', () => {
   it("leases as flanneld writes them (no backend data, PublicIPv6), one key naming both subnets; subnet.env with both families and the underlay's MTU", async () => {
     const [la, lb] = [await c.leaseOf(a!), await c.leaseOf(b!)];
     expect(la.key).toMatch(/^10\.244\.\d+\.0-24&fd00:10:244:[0-9a-f]+::-64$/);
-    const all = await leases(P);
+    const all = await c.leases(P);
     expect([...all.keys()].sort()).toEqual([la.key, lb.key].sort());
-    expect(all.get(lb.key)).toBe('{"PublicIP":"172.16.1.112","PublicIPv6":"fd00:172:16:1::112","BackendType":"host-gw"}');
+    expect(all.get(lb.key)?.text).toBe('{"PublicIP":"172.16.1.112","PublicIPv6":"fd00:172:16:1::112","BackendType":"host-gw"}');
     expect(readFileSync(a!.subnetFile, 'utf8')).toBe(
       `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${la.gw.replace(/0$/, '1')}/24\nFLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=${la.gw6}1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n`,
     );
@@ -175,7 +167,7 @@ describe('vxlan, dual-stack', () => {
 
   it("lease as flanneld writes it: PublicIPv6, BackendData and BackendV6Data with VNI and each device's MAC", async () => {
     const lb = await c.leaseOf(b!);
-    expect(JSON.parse((await leases(P)).get(lb.key)!)).toEqual({
+    expect((await c.leases(P)).get(lb.key)?.value).toEqual({
       PublicIP: '172.16.1.122',
       PublicIPv6: 'fd00:172:16:1::122',
       BackendType: 'vxlan',
