@@ -2,8 +2,9 @@
 // this 2-core machine. None may exit, every node must get a subnet of its own, and every
 // node must end up with every other node's route, neighbour and fdb entry. The time until
 // then and each agent's memory are measured and printed (the README's figures); nothing
-// about them is asserted.
-import { readFileSync } from 'node:fs';
+// about them is asserted. `npm run bench -- --only overlay` runs this file as its workload:
+// FLANNELETTE_JOIN_REPORT names a file for the figures as JSON.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.ts';
 import { Cluster, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
@@ -83,6 +84,21 @@ describe(`${N} nodes joining at once`, () => {
 
     const mem = nodes.map((n) => memory(n.agent!.pid));
     const col = (k: string) => mem.map((m) => m[k] ?? 0);
+    const report = process.env.FLANNELETTE_JOIN_REPORT;
+    if (report) {
+      writeFileSync(
+        report,
+        JSON.stringify({
+          nodes: N,
+          exits: 0,
+          leasedMs: leased,
+          convergedMs: converged,
+          lostRaces: races,
+          rssMiB: col('VmRSS').map((kb) => kb / 1024),
+          anonMiB: col('RssAnon').map((kb) => kb / 1024),
+        }),
+      );
+    }
     console.log(
       [
         `${N} agents started at once: every node had a lease after ${(leased / 1000).toFixed(1)} s and every peer after ${(converged / 1000).toFixed(1)} s; ${races} agent(s) lost a race for a subnet and chose again`,
