@@ -22,7 +22,11 @@ export function leases(dataDir: string, net: string): Map<string, string> {
 /** The names in network `net`'s directory that are addresses (leases, or whatever else a test put there), sorted; none without the directory. */
 export function leased(dataDir: string, net: string): string[] {
   const dir = path.join(dataDir, net);
-  return existsSync(dir) ? readdirSync(dir).filter((n) => isIP(n) !== 0).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => isIP(n) !== 0)
+        .sort()
+    : [];
 }
 
 /** The addresses leased to `containerId` (either store form: "id\r\nifname" or "id"). */
