@@ -16,7 +16,7 @@ import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from './flock.ts';
 import { writeFresh } from './fresh-file.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
-import { dirStamp, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
+import { dirStamp, readIndex, sameStamp, searchIndex, writeIndex, type DirStamp } from './lease-index.ts';
 import { formatLease, parseLease } from './lease-file.ts';
 import type { LeaseTxn } from './lease-store.ts';
 import { LeaseTable, type LeaseEntry } from './lease-table.ts';
@@ -108,6 +108,22 @@ export class DiskStore {
   /** Without the lock: the persisted index, when it still describes the directory. */
   peek(): Snapshot | undefined {
     return this.current();
+  }
+
+  /** Without the lock: true when the persisted index, still describing the directory,
+   *  shows that (id, ifname) holds no lease. The index is searched, not read in (DEL's
+   *  question; 0.4 MB at 10,000 leases); false when it may hold one or the index is not current. */
+  holdsNothing(id: string, ifname: string): boolean {
+    const key = LeaseTable.keyOf(id, ifname);
+    if (key === undefined) return true;
+    const idx = searchIndex(this.indexFile, key);
+    if (!idx || idx.found) return false;
+    try {
+      // Index first, then stat, as current() does.
+      return sameStamp(idx.stamp, dirStamp(this.dir));
+    } catch {
+      return false;
+    }
   }
 
   /** Reads every lease file; `stamp` is set when the directory did not change meanwhile. */

@@ -2,23 +2,33 @@
 // `cni.dev/valid-attachments`. An old one-line lease stays while its container ID has any
 // valid attachment; a file that holds no lease is released. Errors do not stop the sweep.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { forEachValidAttachment } from '../../cni/gc.ts';
-import type { Invocation, NetConf } from '../../cni/skel.ts';
+import { validAttachments, type ValidAttachments } from '../../cni/gc.ts';
+import type { Invocation } from '../../cni/skel.ts';
 import { loadIpamConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
-import type { Attachments } from '../../ipam/lease-table.ts';
+import type { Attachments, LeaseTable } from '../../ipam/lease-table.ts';
 
 /** Container ID → its ifname, or its ifnames when it has several. */
-function validAttachments(conf: NetConf): Attachments {
+function byId({ ids, ifnames }: ValidAttachments): Attachments {
   const valid: Attachments = new Map();
-  forEachValidAttachment(conf, (id, ifname) => {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    const ifname = ifnames[i]!;
     const had = valid.get(id);
     if (had === undefined) valid.set(id, ifname);
     else if (typeof had === 'string') {
       if (had !== ifname) valid.set(id, new Set([had, ifname]));
     } else had.add(ifname);
-  });
+  }
   return valid;
+}
+
+/** Whether `table` holds nothing to release. When every attachment has the same ifname
+ *  (every Kubernetes node), a walk beside the sorted IDs, with no set built; else a set. */
+function keepsAll(table: LeaseTable, valid: ValidAttachments): boolean {
+  // Sorted in place: with one ifname for all, no ID loses its pair.
+  if (valid.ifname !== undefined && table.allHeldBy(valid.ids.sort(), valid.ifname)) return true;
+  return table.notIn(byId(valid)).length === 0;
 }
 
 export async function gcLeases(inv: Invocation): Promise<void> {
@@ -27,10 +37,11 @@ export async function gcLeases(inv: Invocation): Promise<void> {
   const store = new DiskStore(cfg.dataDir, cfg.name);
   if (!store.exists()) return;
   const peeked = store.peek();
-  if (peeked && peeked.table.notIn(valid).length === 0) return;
+  if (peeked && keepsAll(peeked.table, valid)) return;
+  const keep = byId(valid);
   const failures: string[] = [];
   await store.update((tx) => {
-    for (const entry of tx.leases().notIn(valid)) {
+    for (const entry of tx.leases().notIn(keep)) {
       try {
         tx.releaseEntry(entry);
       } catch (err) {
