@@ -23,6 +23,11 @@
 //   nlRequestAsync(fd, msg) -> Promise<Buffer | -errno>   the same on a libuv worker thread, for
 //                                      kernel work that takes milliseconds (creating or
 //                                      deleting a veth) while the event loop runs on
+//   exit(code)                         _exit(2): ends the process without Node's teardown
+//                                      (joining V8's worker threads, which may be busy with a
+//                                      background compile; static destructors). The plugins'
+//                                      launcher calls it once process.exit has run its
+//                                      'exit' listeners; everything we write is synchronous.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -408,6 +413,12 @@ static napi_value js_nl_request_async(napi_env env, napi_callback_info info) {
   return start_job(env, &job->base, bad, "flannelette:netlink", nl_execute, nl_complete);
 }
 
+static napi_value js_exit(napi_env env, napi_callback_info info) {
+  int code = 0;
+  if (!one_int(env, info, &code)) code = 1;
+  _exit(code & 0xff);
+}
+
 static void set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -428,6 +439,7 @@ NAPI_MODULE_INIT() {
   set_fn(env, exports, "nlOpen", js_nl_open);
   set_fn(env, exports, "nlRequest", js_nl_request);
   set_fn(env, exports, "nlRequestAsync", js_nl_request_async);
+  set_fn(env, exports, "exit", js_exit);
   set_int(env, exports, "LOCK_SH", LOCK_SH);
   set_int(env, exports, "LOCK_EX", LOCK_EX);
   set_int(env, exports, "LOCK_UN", LOCK_UN);
