@@ -3,7 +3,8 @@
 # the pinned Node 24 runtime goes to DIR/.flannelette/node, and each plugin DIR/<name> is
 # a short script with that runtime's absolute path as its #! line, which runs its one
 # bundled file, DIR/.flannelette/<name>.cjs, with V8's code for it cached in
-# DIR/.flannelette/cache. So a runtime can exec DIR/bridge with an empty environment,
+# DIR/.flannelette/cache (a part a plugin loads only on a rare path, dist/<name>.<part>.cjs,
+# is copied beside it). So a runtime can exec DIR/bridge with an empty environment,
 # whatever Node (if any) the host has.
 #   scripts/install.sh [DIR] [--conf FILE]   (--conf also copies FILE into /etc/cni/net.d)
 set -euo pipefail
@@ -13,7 +14,7 @@ conf=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --conf) conf="$2"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) dir="$1"; shift ;;
   esac
 done
@@ -84,6 +85,11 @@ EOF
 }
 for js in "$root"/dist/*.cjs; do
   name="$(basename "$js" .cjs)"
+  case "$name" in
+    *.*) # A part of plugin <name> that it loads only when needed (scripts/build.mjs ON_DEMAND).
+      cp "$js" "$dir/.flannelette/$name.cjs.new" && mv -f "$dir/.flannelette/$name.cjs.new" "$dir/.flannelette/$name.cjs"
+      continue ;;
+  esac
   if [ "$name" = flannelette ]; then
     # The agent and explain command: long-lived or interactive, one file as it is.
     target="$dir/.flannelette/flannelette"
