@@ -26,7 +26,10 @@ const onDemand = (parts) => ({
       const part = args.kind === 'dynamic-import' && parts.find((p) => path.join(root, p.module) === path.resolve(args.resolveDir, args.path));
       return part ? { path: part.file, namespace: 'on-demand' } : undefined;
     });
-    b.onLoad({ filter: /./, namespace: 'on-demand' }, (args) => ({ contents: `module.exports = require(__dirname + ${JSON.stringify(`/${args.path}`)});`, loader: 'js' }));
+    b.onLoad({ filter: /./, namespace: 'on-demand' }, (args) => ({
+      contents: `module.exports = require(__dirname + ${JSON.stringify(`/${args.path}`)});`,
+      loader: 'js',
+    }));
   },
 });
 
