@@ -120,32 +120,10 @@ export class LeaseTable {
     this.names?.delete(name);
   }
 
-  /**
-   * Whether every lease is held by one of `ids` (container IDs, trimmed, sorted in code
-   * unit order, duplicates allowed) on interface `ifname`, or by its ID alone for an old
-   * one-line lease: GC's question when every valid attachment has the same ifname (as on
-   * every Kubernetes node), answered by walking the sorted lines beside `ids`: no line is
-   * taken apart and no string is made unless a line's ID is not the next one of `ids`.
-   * A file that holds no lease is never held. false means "not proven" (a lease to
-   * release, or an order this walk does not follow): ask notIn().
-   */
+  /** Whether every lease is held by one of `ids` (container IDs, trimmed, sorted in code
+   *  unit order) on interface `ifname`: walkHeld() over the whole table. */
   allHeldBy(ids: readonly string[], ifname: string): boolean {
-    const b = this.body;
-    const end = b.length;
-    let j = 0;
-    for (let at = 1; at < end; ) {
-      if (b.charCodeAt(at) === TAB) return false; // holds no lease
-      let id = ids[j];
-      while (id === undefined || !b.startsWith(id, at) || b.charCodeAt(at + id.length) !== TAB) {
-        if (id === undefined || id > b.slice(at, b.indexOf('\t', at))) return false;
-        id = ids[++j];
-      }
-      const f = at + id.length + 1;
-      const held = (b.startsWith(ifname, f) && b.charCodeAt(f + ifname.length) === TAB) || (b.charCodeAt(f) === SLASH && b.charCodeAt(f + 1) === TAB);
-      if (!held) return false;
-      at = b.indexOf('\n', f) + 1;
-    }
-    return true;
+    return walkHeld(this.body, 1, ids, 0, ifname) >= 0;
   }
 
   /** The leases not held by any of `valid` (container ID → its ifname or ifnames): a
@@ -188,4 +166,32 @@ export class LeaseTable {
     }
     return out;
   }
+}
+
+/**
+ * GC's walk, when every valid attachment has the same ifname (as on every Kubernetes
+ * node): over the lines of `text` from offset `at` (a line's start), beside `ids` (valid
+ * container IDs, trimmed, sorted in code unit order, duplicates allowed) from ids[j].
+ * Every line must be held by one of them on `ifname`, or by its ID alone for an old
+ * one-line lease; a file that holds no lease never is. No line is taken apart and no
+ * string is made unless a line's ID is not the next one of `ids`. The place reached in
+ * `ids` (to go on with the next lines), or -1 when a line is not proven held: a lease to
+ * release, or an order this walk does not follow; notIn() answers then.
+ */
+export function walkHeld(text: string, at: number, ids: readonly string[], j: number, ifname: string): number {
+  const b = text;
+  const end = b.length;
+  while (at < end) {
+    if (b.charCodeAt(at) === TAB) return -1; // holds no lease
+    let id = ids[j];
+    while (id === undefined || !b.startsWith(id, at) || b.charCodeAt(at + id.length) !== TAB) {
+      if (id === undefined || id > b.slice(at, b.indexOf('\t', at))) return -1;
+      id = ids[++j];
+    }
+    const f = at + id.length + 1;
+    const held = (b.startsWith(ifname, f) && b.charCodeAt(f + ifname.length) === TAB) || (b.charCodeAt(f) === SLASH && b.charCodeAt(f + 1) === TAB);
+    if (!held) return -1;
+    at = b.indexOf('\n', f) + 1;
+  }
+  return j;
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskStore } from '../../src/ipam/disk-store.ts';
 import { formatIP, parseIP } from '../../src/net/ip.ts';
-import { readIndex, searchIndex, writeIndex } from '../../src/ipam/lease-index.ts';
+import { eachIndexPiece, readIndex, searchIndex, writeIndex } from '../../src/ipam/lease-index.ts';
 import { LeaseTable } from '../../src/ipam/lease-table.ts';
 import { tempDir, tree } from '../helpers/host-local.ts';
 
@@ -220,6 +220,33 @@ describe('the lease index', () => {
     for (let i = 0; i < 2500; i += 7) expect(searchIndex(file, needle(i))?.found).toBe(true);
     expect(searchIndex(file, '\nc999999\t')).toEqual({ stamp, found: false });
     expect(readIndex(file)?.table.entries()).toHaveLength(2501);
+
+    // Walked piece by piece: every line once, in order, whole; header and trailer left out.
+    const pieces: string[] = [];
+    expect(eachIndexPiece(file, (lines) => pieces.push(lines) > 0)).toEqual(stamp);
+    expect(pieces.length).toBeGreaterThan(1);
+    for (const p of pieces) expect(p.endsWith('\n')).toBe(true);
+    expect(pieces.join('')).toBe(readIndex(file)?.table.text());
+    expect(eachIndexPiece(file, () => false)).toBeUndefined();
+    const whole = readFileSync(file);
+    for (const cut of [1, 5, 6, 40]) {
+      writeFileSync(file, whole.subarray(0, whole.length - cut));
+      expect(eachIndexPiece(file, () => true)).toBeUndefined();
+    }
+    // A line longer than a piece: not walked (the caller reads the index whole then).
+    writeIndex(file, path.join(dir, 'leases.tmp'), stamp, LeaseTable.fromEntries([{ name: '10.0.0.2', owner: { id: 'x'.repeat(70_000), ifname: 'eth0' } }]));
+    expect(eachIndexPiece(file, () => true)).toBeUndefined();
+    expect(readIndex(file)?.table.find('x'.repeat(70_000), 'eth0').exact).toEqual(['10.0.0.2']);
+  });
+
+  it("answers GC's question by walking the index: every lease held, or perhaps not", async () => {
+    const { store, dir } = await committed('held');
+    expect(store.allHeldBy(['a1', 'a2'], 'eth0')).toBe(true);
+    expect(store.allHeldBy(['a0', 'a1', 'a2', 'b'], 'eth0')).toBe(true);
+    expect(store.allHeldBy(['a2'], 'eth0')).toBe(false);
+    expect(store.allHeldBy(['a1', 'a2'], 'eth1')).toBe(false);
+    writeFileSync(path.join(dir, '10.0.0.9'), 'a1\r\neth0'); // held, but the index no longer says so
+    expect(store.allHeldBy(['a1', 'a2'], 'eth0')).toBe(false);
   });
 
   it('rescans before persisting when the directory changed during its operation', async () => {

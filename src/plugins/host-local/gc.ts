@@ -6,7 +6,7 @@ import { validAttachments, type ValidAttachments } from '../../cni/gc.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { loadIpamConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
-import type { Attachments, LeaseTable } from '../../ipam/lease-table.ts';
+import type { Attachments } from '../../ipam/lease-table.ts';
 
 /** Container ID → its ifname, or its ifnames when it has several. */
 function byId({ ids, ifnames }: ValidAttachments): Attachments {
@@ -23,22 +23,17 @@ function byId({ ids, ifnames }: ValidAttachments): Attachments {
   return valid;
 }
 
-/** Whether `table` holds nothing to release. When every attachment has the same ifname
- *  (every Kubernetes node), a walk beside the sorted IDs, with no set built; else a set. */
-function keepsAll(table: LeaseTable, valid: ValidAttachments): boolean {
-  // Sorted in place: with one ifname for all, no ID loses its pair.
-  if (valid.ifname !== undefined && table.allHeldBy(valid.ids.sort(), valid.ifname)) return true;
-  return table.notIn(byId(valid)).length === 0;
-}
-
 export async function gcLeases(inv: Invocation): Promise<void> {
   const cfg = loadIpamConfig(inv.conf, inv.args);
   const valid = validAttachments(inv.conf);
   const store = new DiskStore(cfg.dataDir, cfg.name);
   if (!store.exists()) return;
+  // Every attachment on one ifname (every Kubernetes node): a walk beside the sorted IDs
+  // (sorted in place: with one ifname for all, no ID loses its pair), no set built.
+  if (valid.ifname !== undefined && store.allHeldBy(valid.ids.sort(), valid.ifname)) return;
   const peeked = store.peek();
-  if (peeked && keepsAll(peeked.table, valid)) return;
   const keep = byId(valid);
+  if (peeked && peeked.table.notIn(keep).length === 0) return;
   const failures: string[] = [];
   await store.update((tx) => {
     for (const entry of tx.leases().notIn(keep)) {
