@@ -52,6 +52,15 @@ stub() { # BUNDLE CACHE-PREFIX ADDON
   cat <<EOF
 'use strict';
 // Written by flannelette's scripts/install.sh: runs the plugin's bundle with V8's cached code.
+// The exit, first: once process.exit has run the 'exit' listeners (the cache below is
+// written there), the addon's _exit(2) instead of Node's teardown, which joins V8's worker
+// threads (one may be finishing a background compile: milliseconds). Set before the plugin
+// runs, so that a plugin calling process.exit itself exits the same way.
+try {
+  const addon = { exports: {} };
+  process.dlopen(addon, $(jsstr "$3"));
+  if (typeof addon.exports.exit === 'function') process.reallyExit = addon.exports.exit;
+} catch {}
 const { readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
 const { Script } = require('node:vm');
 const file = $(jsstr "$1");
@@ -69,17 +78,8 @@ if (cache && (data === undefined || script.cachedDataRejected)) {
     try { writeFileSync(tmp, script.createCachedData()); renameSync(tmp, cache); } catch {}
   });
 }
-// Once the plugin is done, exit at once: process.exit runs the 'exit' listeners (the cache
-// is written there), then, instead of Node's teardown (joining V8's worker threads, which
-// may be finishing a background compile: milliseconds), the addon's _exit(2).
-process.once('beforeExit', () => {
-  try {
-    const addon = { exports: {} };
-    process.dlopen(addon, $(jsstr "$3"));
-    if (typeof addon.exports.exit === 'function') process.reallyExit = addon.exports.exit;
-  } catch {}
-  process.exit();
-});
+// Once the plugin is done, exit at once (through the addon's exit above).
+process.once('beforeExit', () => process.exit());
 script.runInThisContext()(exports, require, module, file, $(jsstr "$(dirname "$1")"));
 EOF
 }
