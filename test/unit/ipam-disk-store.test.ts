@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DiskStore } from '../../src/ipam/disk-store.ts';
 import { formatIP, parseIP } from '../../src/net/ip.ts';
 import { eachIndexPiece, readIndex, searchIndex, writeIndex } from '../../src/ipam/lease-index.ts';
-import { LeaseTable } from '../../src/ipam/lease-table.ts';
+import { LeaseTable, walkHeld } from '../../src/ipam/lease-table.ts';
 import { tempDir, tree } from '../helpers/host-local.ts';
 
 const ip = (s: string) => parseIP(s)!;
@@ -228,6 +228,14 @@ describe('the lease index', () => {
     for (const p of pieces) expect(p.endsWith('\n')).toBe(true);
     expect(pieces.join('')).toBe(readIndex(file)?.table.text());
     expect(eachIndexPiece(file, () => false)).toBeUndefined();
+    // GC's walk over the pieces: every lease held by the sorted IDs, and not once one is missing.
+    const ids = (readIndex(file)?.table.entries() ?? []).map((e) => e.owner!.id).sort();
+    const walk = (valid: string[]) => {
+      let j = 0;
+      return eachIndexPiece(file, (lines) => (j = walkHeld(lines, 0, valid, j, 'eth0')) >= 0);
+    };
+    expect(walk(ids)).toEqual(stamp);
+    expect(walk(ids.filter((_, i) => i !== 1234))).toBeUndefined();
     const whole = readFileSync(file);
     for (const cut of [1, 5, 6, 40]) {
       writeFileSync(file, whole.subarray(0, whole.length - cut));
