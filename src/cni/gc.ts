@@ -4,14 +4,17 @@
 import { CniError, ErrCode } from './errors.ts';
 import type { NetConf } from './skel.ts';
 
-/** The valid attachments as two lists of one length: container IDs (trimmed, as the
- *  reference does) and their ifnames. */
+/** The valid attachments: container IDs (trimmed, as the reference does) and their ifnames. */
 export interface ValidAttachments {
   ids: string[];
-  ifnames: string[];
-  /** The ifname every attachment has, when they all have the same one. */
+  /** The ifname every attachment has, when they all have the same one (then `ifnames` is not made). */
   ifname: string | undefined;
+  /** Each ID's ifname, when they differ. */
+  ifnames: string[] | undefined;
 }
+
+/** The ifname of attachment i. */
+export const ifnameOf = (v: ValidAttachments, i: number): string => v.ifnames?.[i] ?? v.ifname!;
 
 /** Reads the list. One plain loop, no call per entry: it runs over every attachment of the
  *  node (10,000 and more). */
@@ -22,9 +25,8 @@ export function validAttachments(conf: NetConf): ValidAttachments {
   }
   const n = list.length;
   const ids = new Array<string>(n);
-  const ifnames = new Array<string>(n);
-  let same: string | undefined = n > 0 ? undefined : '';
-  let uniform = true;
+  let ifnames: string[] | undefined;
+  let same = '';
   for (let i = 0; i < n; i++) {
     const a = list[i] as { containerID?: unknown; ifname?: unknown } | null;
     const raw = a?.containerID;
@@ -33,15 +35,18 @@ export function validAttachments(conf: NetConf): ValidAttachments {
       throw new CniError(ErrCode.InvalidNetworkConfig, `invalid entry in cni.dev/valid-attachments: ${JSON.stringify(a)}`);
     }
     ids[i] = raw.charCodeAt(0) <= 32 || raw.charCodeAt(raw.length - 1) <= 32 ? raw.trim() : raw;
-    ifnames[i] = ifname;
-    if (same === undefined) same = ifname;
-    else if (ifname !== same) uniform = false;
+    if (ifnames) ifnames[i] = ifname;
+    else if (i === 0 || ifname === same) same = ifname;
+    else {
+      ifnames = new Array<string>(n).fill(same, 0, i);
+      ifnames[i] = ifname;
+    }
   }
-  return { ids, ifnames, ifname: uniform ? same : undefined };
+  return { ids, ifname: ifnames ? undefined : same, ifnames };
 }
 
 /** Calls `each` for every valid attachment (container ID trimmed, as the reference does). */
 export function forEachValidAttachment(conf: NetConf, each: (containerId: string, ifname: string) => void): void {
-  const { ids, ifnames } = validAttachments(conf);
-  for (let i = 0; i < ids.length; i++) each(ids[i]!, ifnames[i]!);
+  const valid = validAttachments(conf);
+  for (let i = 0; i < valid.ids.length; i++) each(valid.ids[i]!, ifnameOf(valid, i));
 }

@@ -2,18 +2,19 @@
 // `cni.dev/valid-attachments`. An old one-line lease stays while its container ID has any
 // valid attachment; a file that holds no lease is released. Errors do not stop the sweep.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { validAttachments, type ValidAttachments } from '../../cni/gc.ts';
+import { ifnameOf, validAttachments, type ValidAttachments } from '../../cni/gc.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { loadIpamConfig } from '../../ipam/config.ts';
 import { DiskStore } from '../../ipam/disk-store.ts';
 import type { Attachments } from '../../ipam/lease-table.ts';
 
 /** Container ID → its ifname, or its ifnames when it has several. */
-function byId({ ids, ifnames }: ValidAttachments): Attachments {
+function byId(attachments: ValidAttachments): Attachments {
+  const { ids } = attachments;
   const valid: Attachments = new Map();
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
-    const ifname = ifnames[i]!;
+    const ifname = ifnameOf(attachments, i);
     const had = valid.get(id);
     if (had === undefined) valid.set(id, ifname);
     else if (typeof had === 'string') {
