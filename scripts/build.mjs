@@ -1,5 +1,6 @@
 // Bundles each executable in src/main/ into one CommonJS file under dist/, so that a
-// plugin call loads exactly one file and resolves nothing across node_modules at start.
+// plugin call loads exactly one file and resolves nothing across node_modules at start,
+// and builds the native addon they all load (dist/flannelette.node).
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle-options.mjs';
 import { execFileSync } from 'node:child_process';
@@ -68,14 +69,13 @@ for (const { out: name } of bundles) {
     );
 }
 
-// The native addon (flock, setns, posix_spawn): N-API is ABI-stable, so any Node's headers
-// build one that the pinned Node 24 loads. Optional: without it the plugins use flock(1),
-// nsenter and child_process, slower but the same, so a machine without a C compiler only
-// gets a warning.
+// The native addon (flock, setns, netlink, posix_spawn): every plugin needs it, so a build
+// that cannot make it fails. N-API is ABI-stable, so any Node's headers build one that the
+// pinned Node 24 loads.
 const addon = path.join(root, 'dist/flannelette.node');
 const headers = ['/usr/include/node', '/usr/local/include/node'].find((d) => existsSync(path.join(d, 'node_api.h')));
 try {
-  if (!headers) throw new Error('no node_api.h (install a C compiler and Node headers: scripts/setup.d/native.sh)');
+  if (!headers) throw new Error("no node_api.h: install Node's headers (scripts/setup.d/native.sh)");
   execFileSync('cc', ['-O2', '-Wall', '-shared', '-fPIC', `-I${headers}`, path.join(root, 'native/flannelette.c'), '-o', `${addon}.new`], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -83,7 +83,9 @@ try {
 } catch (err) {
   rmSync(`${addon}.new`, { force: true });
   rmSync(addon, { force: true });
-  console.error(`build: native addon not built, the plugins will use flock(1) and nsenter instead: ${err.message}`);
+  const why = err.code === 'ENOENT' ? 'no C compiler (cc): install one (scripts/setup.d/native.sh)' : err.message;
+  console.error(`build failed: the native addon (native/flannelette.c) could not be built, and the plugins cannot run without it: ${why}`);
+  process.exit(1);
 }
 if (failed.length > 0) {
   console.error(`build failed for: ${failed.join(', ')}`);

@@ -6,28 +6,36 @@
 # walk-through does, runs the explainer, and tears everything down (also on failure).
 # Every node, the underlay bridge and each pod is a network namespace named
 # fld<random>-*; the root namespace is never touched.
-#   scripts/demo.sh [--keep] [--reference]
+#   scripts/demo.sh [--keep] [--reference] [--backend vxlan|host-gw] [--dual-stack]
 #   scripts/demo.sh --cleanup PREFIX
 #     --keep       leave the cluster up, and print how to look at it and clean it up
 #     --reference  pods through the reference bridge + host-local (/usr/lib/cni), with the
 #                  config flannel would delegate, instead of our flannel, bridge, host-local
+#     --backend    the agents' backend: vxlan (the walk-through's, default) or host-gw
+#                  (a route via each node's address, no encapsulation)
+#     --dual-stack IPv6 too: fd00:172:16:1::/64 on the underlay, pods in fd00:10:244::/56
 #     --cleanup    stop and remove what a --keep run left (PREFIX as it printed)
 # Needs root, and `bash scripts/setup.sh && npm run build` done (npm run demo does both).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 keep=0
 reference=0
+backend=vxlan
+dual=0
 cleanup_prefix=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep=1 ;;
     --reference) reference=1 ;;
+    --backend) backend="${2:?--backend needs vxlan or host-gw}"; shift ;;
+    --dual-stack) dual=1 ;;
     --cleanup) cleanup_prefix="${2:?--cleanup needs the PREFIX a --keep run printed}"; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+case "$backend" in vxlan|host-gw) ;; *) echo "demo: --backend is vxlan or host-gw, not $backend" >&2; exit 2 ;; esac
 # shellcheck source=scripts/demo/lib.sh
 . "$root/scripts/demo/lib.sh"
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
@@ -58,6 +66,7 @@ finish() {
     bold "left up (--keep)"
     echo "nodes:    ip netns exec $prefix-worker01 ip route     (also $prefix-master, $prefix-worker02)"
     echo "pods:     ip netns exec $prefix-ubuntu ping 10.244.2.2 (also $prefix-ubuntu2)"
+    [ "$dual" = 1 ] && echo "          ip netns exec $prefix-ubuntu ping fd00:10:244:2::2"
     echo "etcd:     ip netns exec $prefix-master env ETCDCTL_API=3 etcdctl --endpoints $etcd_url get --prefix /coreos.com/network"
     echo "logs:     $state/*.log"
     echo "clean up: bash scripts/demo.sh --cleanup $prefix"
@@ -79,14 +88,18 @@ bold "installing flannelette into $bin (scripts/install.sh)"
 bash "$root/scripts/install.sh" "$bin" 2>&1 | sed 's/^/  /'
 [ "$reference" = 1 ] && echo "  pods go through the reference plugins in /usr/lib/cni (--reference)"
 
-bold "underlay 172.16.1.0/24: master .100, worker01 .101, worker02 .102 (namespaces $prefix-*)"
+if [ "$dual" = 1 ]; then
+  bold "underlay 172.16.1.0/24 + fd00:172:16:1::/64: master .100, worker01 .101, worker02 .102 (namespaces $prefix-*)"
+else
+  bold "underlay 172.16.1.0/24: master .100, worker01 .101, worker02 .102 (namespaces $prefix-*)"
+fi
 make_underlay
 start_etcd
 echo "etcd in master on $etcd_url"
 etcdctl_ put /coreos.com/network/config "$network_config" >/dev/null
 on master env ETCDCTL_API=3 etcdctl --endpoints "$etcd_url" get /coreos.com/network/config
 
-bold "a flannelette agent on each worker (worker01 first: subnets go in join order)"
+bold "a flannelette agent on each worker (each subnet file names the walk-through's subnet, which the agent claims)"
 for node in worker01 worker02; do
   start_agent "$node"
   wait_subnet_file "$node"
@@ -100,37 +113,14 @@ add_pod ubuntu worker01
 add_pod ubuntu2 worker02
 ip1="$(pod_ip ubuntu)"
 ip2="$(pod_ip ubuntu2)"
-printf '%-8s %-12s %s\n' NAME IP NODE ubuntu "$ip1" worker01 ubuntu2 "$ip2" worker02
+if [ "$dual" = 1 ]; then
+  printf '%-8s %-12s %-18s %s\n' NAME IP IPV6 NODE ubuntu "$ip1" "$(pod_ip6 ubuntu)" worker01 ubuntu2 "$ip2" "$(pod_ip6 ubuntu2)" worker02
+else
+  printf '%-8s %-12s %s\n' NAME IP NODE ubuntu "$ip1" worker01 ubuntu2 "$ip2" worker02
+fi
 
-bold "ubuntu (worker01) pings ubuntu2 (worker02)"
-# The capture on worker01's underlay shows the VXLAN packet: UDP to 8472, VNI 1.
-ip netns exec "$prefix-worker01" timeout 10 tcpdump -l -c 1 -vv -ni enp0s8 udp port 8472 >"$state/tcpdump.txt" 2>/dev/null &
-tcpdump_pid=$!
-sleep 0.5
-on ubuntu ping -c 3 "$ip2" | tee "$state/ping.txt"
-grep -q 'ttl=62' "$state/ping.txt" || die "expected ttl=62 (two routed hops: worker01, worker02)"
-wait "$tcpdump_pid" || true
-
-bold "1. in the pod: the route to $ip2"
-on ubuntu ip route
-on ubuntu ip route get "$ip2"
-bold "2. worker01: the pod's veth is a port of cni0"
-on worker01 ip -br link show master cni0
-on worker01 ip -4 -br addr show dev cni0
-bold "3. worker01: onlink route via flannel.1, PERMANENT neighbour, fdb entry to worker02"
-subnet2="$(ip -n "$prefix-ubuntu2" -4 -o route show dev eth0 scope link | awk '{print $1}')"
-gw2="${subnet2%/*}"
-on worker01 ip route
-on worker01 ip neigh show "$gw2"
-mac2="$(ip -n "$prefix-worker01" neigh show "$gw2" | awk '{print $5}')"
-on worker01 bridge fdb show dev flannel.1
-on worker01 ip -d link show flannel.1
-bold "4. on the wire: encapsulated in VXLAN, from 172.16.1.101 to 172.16.1.102:8472"
-sed 's/^/  /' "$state/tcpdump.txt"
-bold "5-7. worker02: decapsulated, routed to cni0 and the pod"
-on worker02 ip route get "$ip2"
-bold "who published worker02's VTEP: its lease in etcd (MAC $mac2)"
-on master env ETCDCTL_API=3 etcdctl --endpoints "$etcd_url" get "/coreos.com/network/subnets/${gw2}-${subnet2#*/}"
+if [ "$backend" = host-gw ]; then walk_host_gw; else walk_vxlan; fi
+[ "$dual" = 1 ] && walk_ipv6
 bold "how the entries got onto worker01: its agent's log"
 sed 's/^/  /' "$state/agent-worker01.log"
 bold "IPAM: host-local's lease on worker02"
@@ -144,4 +134,10 @@ if [ "$reference" = 1 ]; then
 elif ! ip netns exec "$prefix-worker01" "$bin/.flannelette/flannelette" explain "$ip1" --to "$ip2" \
   --data-dir "$state/worker01/networks" --cache-dir "$state/worker01/cache"; then
   echo "(the explainer failed: see above)"
+fi
+if [ "$dual" = 1 ] && [ "$reference" = 0 ]; then
+  ip61="$(pod_ip6 ubuntu)" ip62="$(pod_ip6 ubuntu2)"
+  bold "flannelette explain $ip61 --to $ip62 (on worker01)"
+  ip netns exec "$prefix-worker01" "$bin/.flannelette/flannelette" explain "$ip61" --to "$ip62" \
+    --data-dir "$state/worker01/networks" --cache-dir "$state/worker01/cache" || echo "(the explainer failed: see above)"
 fi

@@ -27,15 +27,11 @@ mkdir -p "$dir/.flannelette"
 dir="$(cd "$dir" && pwd)"
 # Replace, never overwrite in place: a running plugin keeps its old inode.
 cp "$node_bin" "$dir/.flannelette/node.new" && mv -f "$dir/.flannelette/node.new" "$dir/.flannelette/node"
-# The native addon (flock, setns, posix_spawn), when the build made one; without it the
-# plugins fall back to flock(1), nsenter and child_process.
-if [ -f "$root/dist/flannelette.node" ]; then
-  cp "$root/dist/flannelette.node" "$dir/.flannelette/flannelette.node.new"
-  mv -f "$dir/.flannelette/flannelette.node.new" "$dir/.flannelette/flannelette.node"
-  echo "installed $dir/.flannelette/flannelette.node" >&2
-else
-  rm -f "$dir/.flannelette/flannelette.node"
-fi
+# The native addon (flock, setns, netlink, posix_spawn): the plugins cannot run without it.
+[ -f "$root/dist/flannelette.node" ] || { echo "install: no dist/flannelette.node; run npm run build (it needs a C compiler)" >&2; exit 1; }
+cp "$root/dist/flannelette.node" "$dir/.flannelette/flannelette.node.new"
+mv -f "$dir/.flannelette/flannelette.node.new" "$dir/.flannelette/flannelette.node"
+echo "installed $dir/.flannelette/flannelette.node" >&2
 
 # V8's code for each plugin bundle, kept per verb after its first run (VERSION's is made
 # here), so that a call compiles almost nothing: ADD ~4.5 ms faster (measured), ~3 ms of

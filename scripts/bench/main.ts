@@ -1,6 +1,7 @@
 // `npm run bench`: flannelette's plugins beside the reference (/usr/lib/cni, v1.1.1) and
 // beside Node's own start, in private namespaces, alternating so that drift cancels.
-//   node scripts/bench.mjs [--quick] [--out DIR] [--only verbs,libcni,rss,parallel,leases,reclaim]
+//   node scripts/bench.mjs [--quick] [--out DIR] [--only verbs,libcni,rss,parallel,leases,reclaim,overlay]
+// (--quick leaves out `overlay`, 30 agents and an etcd, unless --only names it)
 // Writes DIR/latest.json and DIR/latest.md (default DIR: bench-results/).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { cleanupNow } from './cleanup.ts';
 import { makeCtx } from './context.ts';
 import { benchLeases, type LeasesResult } from './figures/leases.ts';
 import { benchLibcni, type LibcniResult } from './figures/libcni.ts';
+import { benchOverlayJoin, type JoinResult } from './figures/overlay-join.ts';
 import { benchParallel, type ParallelResult } from './figures/parallel.ts';
 import { benchReclaim, type ReclaimResult } from './figures/reclaim.ts';
 import { benchRss, type RssResult } from './figures/rss.ts';
@@ -18,7 +20,7 @@ import { benchVerbs, type VerbsResult } from './figures/verbs.ts';
 import { finish, markdown, r1, side, stat, textTable, type Row, type Side } from './report.ts';
 import type { Series } from './series.ts';
 
-const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases', 'reclaim'] as const;
+const FIGURES = ['verbs', 'libcni', 'rss', 'parallel', 'leases', 'reclaim', 'overlay'] as const;
 
 const { values } = parseArgs({
   options: {
@@ -31,7 +33,7 @@ const quick = values.quick === true;
 const P = quick
   ? { rounds: 5, libcniRounds: 5, rssRounds: 2, parRounds: 1, width: 8, leases: 500, leaseRounds: 5, leaseRss: 1, reclaimRounds: 3 }
   : { rounds: 60, libcniRounds: 40, rssRounds: 5, parRounds: 5, width: 64, leases: 10_000, leaseRounds: 40, leaseRss: 3, reclaimRounds: 30 };
-const only = new Set(values.only ? values.only.split(',') : FIGURES);
+const only = new Set<string>(values.only ? values.only.split(',') : FIGURES.filter((f) => !(quick && f === 'overlay')));
 for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`--only: unknown figure ${f}`);
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
   const reclaim: ReclaimResult = only.has('reclaim')
     ? await benchReclaim(ctx, P.reclaimRounds, log)
     : { normal: notSelected(), reclaiming: notSelected(), reference: notSelected() };
+  const join: JoinResult = only.has('overlay') ? benchOverlayJoin(ctx, log) : { converged: notSelected(), rss: notSelected() };
 
   const floor = stat(verbs.floor.length > 0 ? verbs.floor : leases.floor);
   const na = { status: 'n/a' as const, note: '—' };
@@ -239,6 +242,24 @@ async function main(): Promise<void> {
       },
       (o) => o.max <= 60,
     ),
+    finish({
+      id: 'overlay-join',
+      figure: '30 overlay agents joining one etcd at once: until every node has every peer',
+      unit: 'ms',
+      ours: side(join.converged),
+      reference: { status: 'n/a', note: 'no flanneld on this machine' },
+      target: 'report only (0 exits, 30 distinct subnets: asserted)',
+      verdict: '—',
+    }),
+    finish({
+      id: 'overlay-rss',
+      figure: 'RSS per overlay agent, 30 running',
+      unit: 'MiB',
+      ours: side(join.rss),
+      reference: { status: 'n/a', note: 'no flanneld on this machine' },
+      target: 'report only',
+      verdict: '—',
+    }),
   ];
   // The GC row compares with the reference's DEL, the only comparable it has.
   const gcRow = rows.find((r) => r.id === 'hl-gc')!;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The native addon (native/flannelette.c, built by scripts/build.mjs) needs a C compiler
 # and N-API's header (node_api.h, from any Node: the ABI is stable). Without them the
-# build only warns and the plugins use flock(1), nsenter and child_process, slower.
+# build fails: the plugins reach the kernel only through the addon.
 set -euo pipefail
 . "$(dirname "$0")/../lib/apt.sh"
 want=()

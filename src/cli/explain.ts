@@ -5,7 +5,7 @@ import { DEFAULT_CACHE_DIR } from '../explain/cni-cache.ts';
 import { DEFAULT_LEASE_DIR } from '../explain/leases.ts';
 import { ExplainError } from '../explain/locate-pod.ts';
 import { renderText } from '../explain/render.ts';
-import { trace } from '../explain/trace.ts';
+import { walk } from '../explain/walk.ts';
 
 export interface ExplainArgs {
   target: string;
@@ -42,7 +42,7 @@ export async function explainCommand(argv: ExplainArgs): Promise<number> {
     }
   }
   try {
-    const ex = await trace(target, ip, {
+    const ex = await walk(target, ip, {
       dataDir: argv.dataDir ?? DEFAULT_LEASE_DIR,
       cacheDir: argv.cacheDir ?? DEFAULT_CACHE_DIR,
       ...(argv.netns ? { netns: argv.netns } : {}),

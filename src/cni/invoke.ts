@@ -2,15 +2,18 @@
 // CNI_* variables and the config on stdin, and read its result or its error JSON; and
 // telling our own installed plugins apart, which callers may run in-process instead.
 import { accessSync, closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
-import path from 'node:path';
 import { CniError, ErrCode } from './errors.ts';
 import { parseConf, runVerb, type Invocation, type Plugin, type Verb } from './skel.ts';
+
+const baseName = (file: string) => file.slice(file.lastIndexOf('/') + 1);
 
 /** The full path of plugin `type` in CNI_PATH, or a code-7 error naming where we looked. */
 export function findPlugin(type: string, dirs: readonly string[]): string {
   if (!type || type.includes('/')) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid plugin type "${type}"`);
   for (const dir of dirs) {
-    const candidate = path.join(dir, type);
+    // Joined by hand: a default import of node:path costs the bundle a copy of the module's
+    // properties at start, and its first join compiles its normaliser.
+    const candidate = dir === '' || dir.endsWith('/') ? `${dir}${type}` : `${dir}/${type}`;
     // existsSync first: a missing file is the common miss, and a thrown error costs more.
     if (!existsSync(candidate)) continue;
     try {
@@ -33,8 +36,8 @@ export interface LocatedPlugin {
 
 /** Finds `type` in `dirs` now (code 7 when missing); `own` is how to load our code for it. */
 export function locatePlugin(type: string, dirs: readonly string[], own?: () => Promise<Plugin>): LocatedPlugin {
-  const path = findPlugin(type, dirs);
-  return { type, path, own: own && isOurPlugin(path) ? own : undefined };
+  const file = findPlugin(type, dirs);
+  return { type, path: file, own: own && isOurPlugin(file) ? own : undefined };
 }
 
 /**
@@ -42,7 +45,7 @@ export function locatePlugin(type: string, dirs: readonly string[], own?: () => 
  * through the same skel code its executable runs, else exec'd as libcni would. Resolves to
  * the parsed JSON it printed, or (in-process) the Result itself.
  */
-export async function callPlugin(p: LocatedPlugin, verb: Verb, inv: Invocation, stdin: Buffer = inv.stdin): Promise<unknown> {
+export async function runPlugin(p: LocatedPlugin, verb: Verb, inv: Invocation, stdin: Buffer = inv.stdin): Promise<unknown> {
   if (!p.own) return execPlugin(p.path, verb, inv, stdin);
   if (process.env.FLANNELETTE_DEBUG) process.stderr.write(`${inv.conf.type}: ${verb} of ${p.path} runs in-process\n`);
   // What the plugin's own skel would have made of the same bytes.
@@ -94,7 +97,7 @@ export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdi
         try {
           parsed = JSON.parse(text);
         } catch {
-          reject(new CniError(ErrCode.DecodingFailure, `plugin ${path.basename(pluginPath)} printed no JSON: ${text.slice(0, 200)}`));
+          reject(new CniError(ErrCode.DecodingFailure, `plugin ${baseName(pluginPath)} printed no JSON: ${text.slice(0, 200)}`));
           return;
         }
       }
@@ -106,7 +109,7 @@ export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdi
       if (e && typeof e.code === 'number') {
         reject(new CniError(e.code, e.msg ?? '', e.details ?? ''));
       } else {
-        reject(new CniError(ErrCode.Internal, `plugin ${path.basename(pluginPath)} failed (${signal ?? `exit ${code}`})`));
+        reject(new CniError(ErrCode.Internal, `plugin ${baseName(pluginPath)} failed (${signal ?? `exit ${code}`})`));
       }
     });
     child.stdin.on('error', () => {}); // a plugin that exits without reading stdin is not our failure

@@ -4,7 +4,7 @@
 // same config, one process start less. Anything else is exec'd. The plugin layer hands
 // the code in (plugins/bridge/ipam.ts): the protocol never imports a plugin.
 import { CniError, ErrCode } from './errors.ts';
-import { callPlugin, locatePlugin } from './invoke.ts';
+import { locatePlugin, runPlugin } from './invoke.ts';
 import { parseResult, type Result } from './result.ts';
 import type { Invocation, Plugin, Verb } from './skel.ts';
 
@@ -31,7 +31,7 @@ export function ipamType(conf: Record<string, unknown>): string {
  *  `own` loads our code for `type`, used when the file found is ours. */
 export function ipamFor(inv: Invocation, type: string, own?: () => Promise<Plugin>): Ipam {
   const p = locatePlugin(type, inv.path, own);
-  const call = (verb: Verb) => callPlugin(p, verb, inv);
+  const call = (verb: Verb) => runPlugin(p, verb, inv);
   return {
     async add() {
       const raw = await call('ADD');

@@ -1,23 +1,51 @@
 // Name rules shared with libcni (pkg/utils): container IDs, network names, interface names.
+// Checked character by character: every call runs once per process, where a regular
+// expression costs its compilation (and a second one when V8 tiers it up), 15-90 µs each.
 import { CniError, ErrCode } from './errors.ts';
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export const MAX_IFNAME = 15; // IFNAMSIZ - 1
+
+const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+
+/** libcni's names (container IDs, networks): [a-zA-Z0-9][a-zA-Z0-9_.-]*. */
+function isName(s: string): boolean {
+  if (s.length === 0 || !isAlnum(s.charCodeAt(0))) return false;
+  for (let i = 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!isAlnum(c) && c !== 95 && c !== 46 && c !== 45) return false; // _ . -
+  }
+  return true;
+}
+
+/** Go's unicode.IsSpace. */
+function isSpace(c: number): boolean {
+  if (c <= 0xff) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0x85 || c === 0xa0;
+  return c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+}
+
+/** A '/', ':' or white space in `name` (libcni refuses them in interface names). */
+function hasSlashColonOrSpace(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 47 || c === 58 || isSpace(c)) return true;
+  }
+  return false;
+}
 
 /** The kernel's rules for a link name, as libcni states them: IFNAMSIZ, no '/', ':' or
  *  whitespace, not '.' or '..'. */
 export function isKernelLinkName(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && Buffer.byteLength(name) <= MAX_IFNAME && !/[/:\s]/u.test(name);
+  return name !== '' && name !== '.' && name !== '..' && Buffer.byteLength(name) <= MAX_IFNAME && !hasSlashColonOrSpace(name);
 }
 
 export function validateContainerId(id: string): void {
   if (id === '') throw new CniError(ErrCode.UnknownContainer, 'missing containerID');
-  if (!NAME.test(id)) throw new CniError(ErrCode.InvalidEnvironment, 'invalid characters in containerID', id);
+  if (!isName(id)) throw new CniError(ErrCode.InvalidEnvironment, 'invalid characters in containerID', id);
 }
 
 export function validateNetworkName(name: unknown): string {
   if (typeof name !== 'string' || name === '') throw new CniError(ErrCode.InvalidNetworkConfig, 'missing network name');
-  if (!NAME.test(name)) throw new CniError(ErrCode.InvalidNetworkConfig, 'invalid characters found in network name', name);
+  if (!isName(name)) throw new CniError(ErrCode.InvalidNetworkConfig, 'invalid characters found in network name', name);
   return name;
 }
 
@@ -27,5 +55,5 @@ export function validateIfName(name: string): void {
     throw new CniError(ErrCode.InvalidEnvironment, 'interface name is too long', `interface name should be less than ${MAX_IFNAME + 1} characters`);
   }
   if (name === '.' || name === '..') throw new CniError(ErrCode.InvalidEnvironment, 'interface name is . or ..');
-  if (/[/:\s]/u.test(name)) throw new CniError(ErrCode.InvalidEnvironment, 'interface name contains / or : or whitespace characters');
+  if (hasSlashColonOrSpace(name)) throw new CniError(ErrCode.InvalidEnvironment, 'interface name contains / or : or whitespace characters');
 }

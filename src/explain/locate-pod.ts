@@ -1,11 +1,14 @@
 // Finding a pod from the node: its address and container (host-local's leases, libcni's
 // cache), its network namespace, the interface holding the address there, and the host
 // end of its veth pair: what the blog did with docker inspect, nsenter and ethtool -S.
-import { readdirSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { formatIP } from '../net/ip.ts';
 import { findCached, type CachedAttachment } from './cni-cache.ts';
-import { jsonIn, type Link } from './iproute.ts';
+import { NsView, type LinkInfo } from './kernel-view.ts';
 import { leasesOfContainer, leasesOfIp, readLeases, type Lease } from './leases.ts';
+
+const NETNS_DIR = '/var/run/netns';
 
 export type NetnsSource = 'option' | 'cache' | 'peer' | 'proc';
 
@@ -21,20 +24,43 @@ export interface FoundPod {
   cached?: CachedAttachment;
   netns: string;
   netnsSource: NetnsSource;
+  /** The pod's namespace, open (its owner closes it). */
+  view: NsView;
   /** The interface holding `ip` in the pod (eth0), with its addresses. */
-  iface: Link;
+  iface: LinkInfo;
   /** Its veth peer on the node, when it is one. */
-  hostVeth?: Link;
+  hostVeth?: LinkInfo;
 }
 
 export class ExplainError extends Error {}
 
-/** Namespaces named under /var/run/netns that a veth of the node leads into. */
-async function peerNamespaces(nodeLinks: Link[]): Promise<string[]> {
-  const ids = new Set(nodeLinks.flatMap((l) => (l.linkinfo?.info_kind === 'veth' && l.link_netnsid !== undefined ? [l.link_netnsid] : [])));
+/** Namespaces named under /var/run/netns that a veth of the node leads into (`ip netns list-id`). */
+async function peerNamespaces(node: NsView): Promise<string[]> {
+  const ids = new Set(node.links.flatMap(({ link }) => (link.kind === 'veth' && link.peerNetnsId !== undefined ? [link.peerNetnsId] : [])));
   if (ids.size === 0) return [];
-  const { rows } = await jsonIn<{ nsid: number; name?: string }>(undefined, 'ip', ['netns', 'list-id']);
-  return rows.flatMap((r) => (ids.has(r.nsid) && r.name ? [path.join('/var/run/netns', r.name)] : []));
+  let names: string[];
+  try {
+    names = readdirSync(NETNS_DIR).sort();
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const name of names) {
+    const file = path.join(NETNS_DIR, name);
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch {
+      continue;
+    }
+    try {
+      const id = await node.nsid(fd).catch(() => undefined);
+      if (id !== undefined && ids.has(id)) out.push(file);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return out;
 }
 
 /** One path per distinct namespace of a running process (other than ours). */
@@ -63,18 +89,19 @@ function processNamespaces(): string[] {
   return out;
 }
 
-/** The interface of `ns` holding `ip`, or undefined. */
-async function interfaceWith(ns: string, ip: string): Promise<Link | undefined> {
-  const { cmd, rows } = await jsonIn<Link>(ns, 'ip', ['-d', 'addr', 'show']);
-  if (!cmd.ok) return undefined;
-  return rows.find((l) => l.addr_info?.some((a) => a.local === ip));
+/** The namespace at `ns` and its interface holding `ip`; undefined when it has none (or cannot be read). */
+async function interfaceWith(ns: string, ip: string): Promise<{ view: NsView; iface: LinkInfo } | undefined> {
+  const view = await NsView.open(ns);
+  const iface = view?.links.find((l) => l.addrs.some((a) => formatIP(a.address) === ip));
+  if (view && iface) return { view, iface };
+  view?.close();
+  return undefined;
 }
 
 /** The node's veth whose peer is `iface` (ifindexes point at each other). */
-function hostPeer(iface: Link, nodeLinks: Link[]): Link | undefined {
-  if (iface.link_index === undefined) return undefined;
-  const peer = nodeLinks.find((l) => l.ifindex === iface.link_index);
-  return peer && peer.linkinfo?.info_kind === 'veth' && peer.link_index === iface.ifindex ? peer : undefined;
+function hostPeer(iface: LinkInfo, node: NsView): LinkInfo | undefined {
+  const peer = node.byIndex(iface.link.peerIndex);
+  return peer && peer.link.kind === 'veth' && peer.link.peerIndex === iface.link.index ? peer : undefined;
 }
 
 /** Which address a lease or cache entry gives for a container: IPv4 first, as flannel pods are. */
@@ -82,7 +109,7 @@ function preferV4<T extends { ip: string }>(xs: T[]): T | undefined {
   return xs.find((x) => !x.ip.includes(':')) ?? xs[0];
 }
 
-export async function locatePod(target: string, ip: string | undefined, opts: LocateOptions, nodeLinks: Link[]): Promise<FoundPod> {
+export async function locatePod(target: string, ip: string | undefined, opts: LocateOptions, node: NsView): Promise<FoundPod> {
   const leases = readLeases(opts.dataDir);
   let lease: Lease | undefined;
   let cached: CachedAttachment | undefined;
@@ -106,11 +133,15 @@ export async function locatePod(target: string, ip: string | undefined, opts: Lo
   const attempt = async (ns: string, source: NetnsSource): Promise<FoundPod | undefined> => {
     if (tried.includes(ns)) return undefined;
     tried.push(ns);
-    const iface = await interfaceWith(ns, ip);
-    if (!iface) return undefined;
-    const hostVeth = hostPeer(iface, nodeLinks);
-    if (!hostVeth && (source === 'peer' || source === 'proc')) return undefined;
-    const pod: FoundPod = { ip, netns: ns, netnsSource: source, iface };
+    const found = await interfaceWith(ns, ip);
+    if (!found) return undefined;
+    const { view, iface } = found;
+    const hostVeth = hostPeer(iface, node);
+    if (!hostVeth && (source === 'peer' || source === 'proc')) {
+      view.close();
+      return undefined;
+    }
+    const pod: FoundPod = { ip, netns: ns, netnsSource: source, view, iface };
     if (lease) pod.lease = lease;
     if (cached) pod.cached = cached;
     if (hostVeth) pod.hostVeth = hostVeth;
@@ -126,7 +157,7 @@ export async function locatePod(target: string, ip: string | undefined, opts: Lo
     const pod = await attempt(cached.sandbox, 'cache');
     if (pod) return pod;
   }
-  for (const ns of await peerNamespaces(nodeLinks)) {
+  for (const ns of await peerNamespaces(node)) {
     const pod = await attempt(ns, 'peer');
     if (pod) return pod;
   }

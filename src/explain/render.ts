@@ -1,5 +1,6 @@
-// The explanation as numbered hops, in the words and commands of the blog.
-import type { Explanation, Overlay, RouteLookup } from './trace.ts';
+// The explanation as numbered hops, in the words and commands of the blog (and, for the
+// backends the blog does not use, in the same style).
+import type { Explanation, Overlay, RouteLookup } from './walk.ts';
 
 const ind = (n: number) => ' '.repeat(n);
 
@@ -9,6 +10,9 @@ function lookup(r: RouteLookup, pad: number): string[] {
     : '';
   return [`${ind(pad)}$ ${r.command}`, `${ind(pad)}${r.text}${matched}`];
 }
+
+/** "172.16.1.102:8472", "[fd00:172:16:1::102]:8472". */
+const hostPort = (ip: string, port: number | undefined) => `${ip.includes(':') ? `[${ip}]` : ip}:${port ?? '?'}`;
 
 function overlayLines(o: Overlay, n: number, to: string, via: string): string[] {
   const out: string[] = [];
@@ -39,7 +43,7 @@ function overlayLines(o: Overlay, n: number, to: string, via: string): string[] 
   out.push(`${n}. ${o.device} is a VXLAN device (${desc || 'no details'}):`);
   if (o.remoteVtep) {
     out.push(
-      `${ind(3)}the packet leaves${v.dev ? ` ${v.dev}` : ''} encapsulated in UDP ${v.local ?? '?'} -> ${o.remoteVtep}:${v.dstport ?? '?'}, VNI ${v.id ?? '?'};`,
+      `${ind(3)}the packet leaves${v.dev ? ` ${v.dev}` : ''} encapsulated in UDP ${v.local ?? '?'} -> ${hostPort(o.remoteVtep, v.dstport)}, VNI ${v.id ?? '?'};`,
     );
     out.push(`${ind(3)}the node ${o.remoteVtep} decapsulates it and routes it to its own bridge.`);
   } else {
@@ -114,6 +118,16 @@ export function renderText(ex: Explanation): string {
   } else if (d?.kind === 'vxlan') {
     n++;
     out.push(...overlayLines(d.overlay, n, ex.to, ex.nodeRoute?.gateway ?? ex.to));
+  } else if (d?.kind === 'direct') {
+    n++;
+    out.push(`${n}. A route via another node: ${d.gateway} is on ${d.dev}'s network, and ${d.subnet} is a pod subnet of ${d.network}`);
+    out.push(`${ind(3)}(flannel's host-gw, or vxlan's DirectRouting): no encapsulation. The next hop in the neighbour table:`);
+    out.push(`${ind(5)}$ ip neigh show ${d.gateway} dev ${d.dev}`);
+    if (d.neighbour)
+      out.push(`${ind(5)}${[d.neighbour.ip, d.neighbour.lladdr && `lladdr ${d.neighbour.lladdr}`, ...d.neighbour.state].filter(Boolean).join(' ')}`);
+    else out.push(`${ind(5)}(no entry yet: the kernel asks for ${d.gateway}'s MAC with the first packet)`);
+    const mac = d.neighbour?.lladdr ? `, to ${d.neighbour.lladdr}` : '';
+    out.push(`${ind(3)}The packet leaves ${d.dev} as it is${mac}; the node ${d.gateway} routes it to its own bridge.`);
   } else if (d?.kind === 'route') {
     out.push(`${ind(3)}The packet leaves the node through ${d.dev}${d.gateway ? ` via ${d.gateway}` : ''}: outside the pod network.`);
   }

@@ -13,7 +13,7 @@
 import { lstatSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
-import { FileLock } from './flock.ts';
+import { FileLock } from '../sys/flock.ts';
 import { writeFresh } from './fresh-file.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
 import { dirStamp, eachIndexPiece, readIndex, sameStamp, searchIndex, writeIndex, type DirStamp } from './lease-index.ts';

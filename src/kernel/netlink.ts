@@ -6,7 +6,8 @@
 // A socket serves one request at a time, so requests run in the order they are made. An
 // idle connection starts a request at once, in the caller's turn; requests the kernel takes
 // milliseconds over (making and deleting links) run on a libuv worker thread, so the caller
-// goes on meanwhile. A failure rejects that request only: later ones still run.
+// goes on meanwhile; a connection opened offThread sends every request from one. A failure
+// rejects that request only: later ones still run.
 import { closeSync, openSync } from 'node:fs';
 import type { Family } from '../net/ip.ts';
 import { addon, type Addon } from '../sys/addon.ts';
@@ -24,6 +25,21 @@ import { decodeRoute, dumpRoutes, getRoute, routeChange, RTM_NEWROUTE, type Rout
 export type { RouteQuery };
 
 const NETLINK_ROUTE = 0;
+
+export interface OpenOptions {
+  /**
+   * Every request on a worker thread, never blocking Node's: for questions asked while a
+   * slow change of another connection holds the kernel's rtnl lock (most requests wait for it).
+   */
+  offThread?: boolean;
+  /**
+   * Remember the index of each link name this connection learns (a lookup per address or
+   * route op otherwise), for a connection that lives as long as one plugin call: a name
+   * another process gives to another link meanwhile would go unnoticed (a vanished one is
+   * looked up again).
+   */
+  rememberIndexes?: boolean;
+}
 /** A dump the kernel's tables changed under is asked again, this often at most. */
 const DUMP_TRIES = 5;
 
@@ -42,29 +58,46 @@ export class Netlink {
   // Plain fields, no parameter properties: src/cli runs under Node's type stripping.
   private readonly n: Addon;
   private fd: number | undefined;
+  /** Every request on a worker thread (see open). */
+  private readonly offThread: boolean;
+  /** Link indexes by name, as learned from answers (see open); undefined: asked each time. */
+  private readonly indexes: Map<string, number> | undefined;
   /** The last request queued, settled or not. */
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
+  private closing = false;
 
-  private constructor(n: Addon, fd: number) {
+  private constructor(n: Addon, fd: number, opts: OpenOptions) {
     this.n = n;
     this.fd = fd;
+    this.offThread = opts.offThread ?? false;
+    this.indexes = opts.rememberIndexes ? new Map() : undefined;
   }
 
   /** A connection in the calling thread's network namespace. */
-  static open(): Netlink {
+  static open(opts: OpenOptions = {}): Netlink {
     const n = addon();
     const fd = n.nlOpen(NETLINK_ROUTE);
     if (fd < 0) throw new KernelError(-fd, 'open a netlink socket');
-    return new Netlink(n, fd);
+    return new Netlink(n, fd, opts);
   }
 
   /** A connection inside `ns`, opened while the thread is there. */
-  static openIn(ns: NetnsHandle): Netlink {
-    return ns.run(() => Netlink.open());
+  static openIn(ns: NetnsHandle, opts: OpenOptions = {}): Netlink {
+    return ns.run(() => Netlink.open(opts));
   }
 
+  /**
+   * Closes the socket; a request still running (on a worker thread, whose answer nobody may
+   * wait for any more) keeps it open until it is done, so that its descriptor is never
+   * another file's by then. Requests made after this fail (EBADF).
+   */
   close(): void {
+    this.closing = true;
+    if (this.pending === 0) this.closeNow();
+  }
+
+  private closeNow(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
@@ -73,64 +106,112 @@ export class Netlink {
 
   /** Makes the change `op` describes; rejects with a KernelError naming it. */
   apply(op: Op): Promise<void> {
-    return this.serial(() => this.applyNow(op));
+    return this.serial(async () => {
+      const remembered: string[] = [];
+      try {
+        await this.applyNow(op, remembered);
+      } catch (err) {
+        // A remembered link gone since: forget it, and ask once more.
+        if (remembered.length === 0 || !(err instanceof KernelError) || err.errno !== Errno.ENODEV) throw err;
+        for (const name of remembered) this.indexes?.delete(name);
+        await this.applyNow(op, []);
+      }
+      this.forgetChanged(op);
+    });
   }
 
-  private applyNow(op: Op): Promise<void> | void {
-    const what = describeOp(op);
-    const send = (msg: Buffer) => void this.request(msg, what, op);
+  /** Names whose link an op makes or removes: their remembered index no longer holds. */
+  private forgetChanged(op: Op): void {
+    if (!this.indexes) return;
+    if (op.kind === 'link-del') this.indexes.delete(op.dev);
+    if (op.kind === 'veth-add') this.indexes.delete(op.peer.name);
+    if (op.kind === 'veth-add' || op.kind === 'bridge-add' || op.kind === 'vxlan-add') this.indexes.delete(op.name);
+  }
+
+  private async applyNow(op: Op, remembered: string[]): Promise<void> {
+    const send = (msg: Buffer) => this.request(msg, op);
     // ~0.5 ms of kernel work alone, milliseconds when other calls hold the kernel's rtnl
     // lock: on a worker thread, so the caller (IPAM) goes on meanwhile.
-    const sendSlow = async (msg: Buffer) => void (await this.requestAsync(msg, what, op));
-    const index = (dev: string) => this.indexOf(dev, what, op);
+    const sendSlow = (msg: Buffer) => this.requestOffThread(msg, op);
+    const index = (dev: string) => {
+      const known = this.indexes?.get(dev);
+      if (known === undefined) return this.indexOf(dev, op);
+      remembered.push(dev);
+      return known;
+    };
     switch (op.kind) {
       case 'veth-add': {
         const nsFd = op.peer.netns ? openSync(op.peer.netns, 'r') : undefined;
-        const close = () => nsFd !== undefined && closeSync(nsFd);
-        return sendSlow(vethAdd(op, nsFd)).finally(close);
+        try {
+          await sendSlow(vethAdd(op, nsFd));
+        } finally {
+          if (nsFd !== undefined) closeSync(nsFd);
+        }
+        return;
       }
       case 'bridge-add':
-        return sendSlow(bridgeAdd(op));
+        await sendSlow(bridgeAdd(op));
+        return;
       case 'vxlan-add':
-        return sendSlow(vxlanAdd(op, op.dev ? index(op.dev) : undefined));
+        await sendSlow(vxlanAdd(op, op.dev ? await index(op.dev) : undefined));
+        return;
       case 'link-del':
-        return sendSlow(linkDel(op.dev));
+        await sendSlow(linkDel(op.dev));
+        return;
       case 'link-set':
-        return send(linkSet(op, op.master ? index(op.master) : undefined));
+        await send(linkSet(op, op.master ? await index(op.master) : undefined));
+        return;
       case 'port-set':
-        return send(portSet(op));
+        await send(portSet(op));
+        return;
       case 'addr':
-        return send(addrChange(op, index(op.dev)));
+        await send(addrChange(op, await index(op.dev)));
+        return;
       case 'route':
-        return send(routeChange(op, op.dev ? index(op.dev) : undefined));
+        await send(routeChange(op, op.dev ? await index(op.dev) : undefined));
+        return;
       case 'neigh':
-        return send(neighChange(op, index(op.dev)));
+        await send(neighChange(op, await index(op.dev)));
+        return;
       case 'fdb':
-        return send(fdbChange(op, index(op.dev)));
+        await send(fdbChange(op, await index(op.dev)));
+        return;
     }
   }
 
   /** The index of link `dev`; ENODEV naming it when there is none. */
-  private indexOf(dev: string, what: string, op?: Op): number {
+  private async indexOf(dev: string, op: Op): Promise<number> {
     try {
-      const m = this.request(getLink(dev), what, op).find((x) => x.type === RTM_NEWLINK);
-      if (m) return indexIn(m);
+      const m = (await this.request(getLink(dev), op)).find((x) => x.type === RTM_NEWLINK);
+      if (m) {
+        const index = indexIn(m);
+        this.indexes?.set(dev, index);
+        return index;
+      }
     } catch (err) {
       if (!(err instanceof KernelError) || err.errno !== Errno.ENODEV) throw err;
     }
-    throw new KernelError(Errno.ENODEV, what, op, `no link named "${dev}"`);
+    throw new KernelError(Errno.ENODEV, describeOp(op), op, `no link named "${dev}"`);
   }
 
   // ---- questions -----------------------------------------------------------------------
 
   /** The link `dev` (a name or an index); undefined when there is none. */
   link(dev: string | number): Promise<Link | undefined> {
-    return this.serial(() => {
+    return this.serial(async () => {
       try {
-        const m = this.request(getLink(dev), `read link ${typeof dev === 'number' ? dev : `"${dev}"`}`).find((x) => x.type === RTM_NEWLINK);
-        return m && decodeLink(m);
+        const m = (await this.request(getLink(dev), `read link ${typeof dev === 'number' ? dev : `"${dev}"`}`)).find((x) => x.type === RTM_NEWLINK);
+        const link = m && decodeLink(m);
+        if (typeof dev === 'string') {
+          if (link) this.indexes?.set(dev, link.index);
+          else this.indexes?.delete(dev);
+        }
+        return link;
       } catch (err) {
-        if (err instanceof KernelError && err.errno === Errno.ENODEV) return undefined;
+        if (err instanceof KernelError && err.errno === Errno.ENODEV) {
+          if (typeof dev === 'string') this.indexes?.delete(dev);
+          return undefined;
+        }
         throw err;
       }
     });
@@ -138,12 +219,8 @@ export class Netlink {
 
   /** Every link, or those of one kind ("bridge", "veth", "vxlan"...). */
   links(q: { kind?: string } = {}): Promise<Link[]> {
-    return this.serial(() => {
-      const links = decodeAll(
-        this.dump(() => dumpLinks(q.kind), 'list links'),
-        RTM_NEWLINK,
-        decodeLink,
-      );
+    return this.serial(async () => {
+      const links = decodeAll(await this.dump(() => dumpLinks(q.kind), 'list links'), RTM_NEWLINK, decodeLink);
       return q.kind === undefined ? links : links.filter((l) => l.kind === q.kind);
     });
   }
@@ -154,24 +231,16 @@ export class Netlink {
    * Linux 4.20+; EINVAL when no namespace has that id).
    */
   addrs(q: { family?: Family; index?: number; netnsId?: number } = {}): Promise<Addr[]> {
-    return this.serial(() => {
-      const all = decodeAll(
-        this.dump(() => dumpAddrs(q), 'list addresses'),
-        RTM_NEWADDR,
-        decodeAddr,
-      );
+    return this.serial(async () => {
+      const all = decodeAll(await this.dump(() => dumpAddrs(q), 'list addresses'), RTM_NEWADDR, decodeAddr);
       return all.filter((a) => (q.family === undefined || a.address.family === q.family) && (q.index === undefined || a.index === q.index));
     });
   }
 
   /** Routes: of one family, of one table (default: every table), through one link (`oif`). */
   routes(q: { family?: Family; table?: number; oif?: number } = {}): Promise<Route[]> {
-    return this.serial(() => {
-      const all = decodeAll(
-        this.dump(() => dumpRoutes(q), 'list routes'),
-        RTM_NEWROUTE,
-        decodeRoute,
-      );
+    return this.serial(async () => {
+      const all = decodeAll(await this.dump(() => dumpRoutes(q), 'list routes'), RTM_NEWROUTE, decodeRoute);
       return all.filter(
         (r) =>
           (q.family === undefined || r.dst.ip.family === q.family) &&
@@ -183,9 +252,9 @@ export class Netlink {
 
   /** The kernel's route lookup for a packet (`ip route get`); rejects with its refusal (ENETUNREACH...). */
   routeGet(q: RouteQuery): Promise<Route> {
-    return this.serial(() => {
+    return this.serial(async () => {
       const what = 'look up a route';
-      const [r] = decodeAll(this.request(getRoute(q), what), RTM_NEWROUTE, decodeRoute);
+      const [r] = decodeAll(await this.request(getRoute(q), what), RTM_NEWROUTE, decodeRoute);
       if (!r) throw new KernelError(Errno.ENETUNREACH, what);
       return r;
     });
@@ -193,87 +262,82 @@ export class Netlink {
 
   /** Neighbour entries: of one family, of one link (`index`). */
   neighs(q: { family?: Family; index?: number } = {}): Promise<Neigh[]> {
-    return this.serial(() => {
-      const all = decodeAll(
-        this.dump(() => dumpNeighs(q), 'list neighbours'),
-        RTM_NEWNEIGH,
-        decodeNeigh,
-      );
+    return this.serial(async () => {
+      const all = decodeAll(await this.dump(() => dumpNeighs(q), 'list neighbours'), RTM_NEWNEIGH, decodeNeigh);
       return all.filter((x) => (q.family === undefined || x.dst.family === q.family) && (q.index === undefined || x.index === q.index));
     });
   }
 
   /** Forwarding-database entries, of one device (`index`). */
   fdb(q: { index?: number } = {}): Promise<Fdb[]> {
-    return this.serial(() => {
-      const all = decodeAll(
-        this.dump(() => dumpFdb(q), 'list fdb entries'),
-        RTM_NEWNEIGH,
-        decodeFdb,
-      );
+    return this.serial(async () => {
+      const all = decodeAll(await this.dump(() => dumpFdb(q), 'list fdb entries'), RTM_NEWNEIGH, decodeFdb);
       return q.index === undefined ? all : all.filter((x) => x.index === q.index);
     });
   }
 
   /** The id this namespace gives the namespace open as `fd`; undefined when it has none. */
   nsid(fd: number): Promise<number | undefined> {
-    return this.serial(() => {
-      const m = this.request(getNsid(fd), 'read a namespace id').find((x) => x.type === RTM_NEWNSID);
+    return this.serial(async () => {
+      const m = (await this.request(getNsid(fd), 'read a namespace id')).find((x) => x.type === RTM_NEWNSID);
       return m && decodeNsid(m);
     });
   }
 
   // ---- the socket ----------------------------------------------------------------------
 
-  /** Runs `fn` once every earlier request is done: now, when there is none. */
-  private serial<T>(fn: () => T | Promise<T>): Promise<T> {
-    let p: Promise<T>;
-    if (this.pending === 0) {
-      try {
-        p = Promise.resolve(fn());
-      } catch (err) {
-        p = Promise.reject(err);
-      }
-    } else {
-      p = this.tail.then(fn);
-    }
+  /** Runs `fn` once every earlier request is done: now, in the caller's turn, when there is none. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.pending === 0 ? fn() : this.tail.then(fn);
     this.pending++;
-    const done = () => void this.pending--;
+    const done = () => {
+      if (--this.pending === 0 && this.closing) this.closeNow();
+    };
     this.tail = p.then(done, done);
     return p;
   }
 
-  private live(what: string): number {
-    if (this.fd === undefined) throw new KernelError(Errno.EBADF, what, undefined, 'netlink socket closed');
-    return this.fd;
+  /**
+   * One request and its answer; `what` names it in errors (a change is described only when
+   * it fails). A system call of microseconds on this thread, made before this returns;
+   * on a worker thread when the connection was opened `offThread`.
+   */
+  private async request(msg: Buffer, what: Op | string): Promise<Message[]> {
+    if (this.offThread) return this.requestOffThread(msg, what);
+    return this.answer(this.n.nlRequest(this.live(what), msg), what);
   }
 
-  private request(msg: Buffer, what: string, op?: Op): Message[] {
-    return this.answer(this.n.nlRequest(this.live(what), msg), what, op);
-  }
-
-  private async requestAsync(msg: Buffer, what: string, op?: Op): Promise<Message[]> {
-    return this.answer(await this.n.nlRequestAsync(this.live(what), msg), what, op);
+  private async requestOffThread(msg: Buffer, what: Op | string): Promise<Message[]> {
+    return this.answer(await this.n.nlRequestAsync(this.live(what), msg), what);
   }
 
   /** A dump's messages; asked again when the kernel says its tables changed meanwhile (an
    *  answer that may miss entries, which a caller could take for their absence). */
-  private dump(build: () => Buffer, what: string): Message[] {
+  private async dump(build: () => Buffer, what: string): Promise<Message[]> {
     for (let attempt = 1; ; attempt++) {
-      const messages = this.request(build(), what);
+      const messages = await this.request(build(), what);
       if (!messages.some((m) => m.flags & NLM_F_DUMP_INTR)) return messages;
       if (attempt >= DUMP_TRIES) throw new KernelError(Errno.EINTR, what, undefined, 'the dump was interrupted by changes each time');
     }
   }
 
+  private live(what: Op | string): number {
+    if (this.fd === undefined || this.closing) throw this.error(Errno.EBADF, what, 'netlink socket closed');
+    return this.fd;
+  }
+
+  private error(errno: number, what: Op | string, kernelMessage?: string): KernelError {
+    return typeof what === 'string' ? new KernelError(errno, what, undefined, kernelMessage) : new KernelError(errno, describeOp(what), what, kernelMessage);
+  }
+
   /** The messages of an answer, up to its end; throws the KernelError it ends with. */
-  private answer(r: Buffer | number, what: string, op?: Op): Message[] {
-    if (typeof r === 'number') throw new KernelError(-r, what, op);
+  private answer(r: Buffer | number, what: Op | string): Message[] {
+    if (typeof r === 'number') throw this.error(-r, what);
     const out: Message[] = [];
     for (const m of decodeMessages(r)) {
       if (m.type === NLMSG_DONE || m.type === NLMSG_ERROR) {
         const { errno, message } = m.type === NLMSG_DONE ? decodeDone(m) : decodeError(m);
-        if (errno !== 0) throw new KernelError(errno, what, op, message);
+        if (errno !== 0) throw this.error(errno, what, message);
         break;
       }
       out.push(m);

@@ -5,7 +5,8 @@
 import { formatCidr, formatIP, type Cidr, type IP } from '../net/ip.ts';
 
 export type Op =
-  | { kind: 'veth-add'; name: string; mtu?: number; mac?: string; peer: { name: string; mtu?: number; mac?: string; netns?: string } }
+  /** A veth pair; `up` brings this end up at creation (the peer stays down). */
+  | { kind: 'veth-add'; name: string; mtu?: number; mac?: string; up?: boolean; peer: { name: string; mtu?: number; mac?: string; netns?: string } }
   | { kind: 'bridge-add'; name: string; mtu?: number; mac?: string; vlanFiltering?: boolean }
   /** A VXLAN device. Options left undefined are the kernel's defaults (not sent). */
   | {
@@ -109,6 +110,7 @@ export function commandOf(op: Op): string[] {
         op.name,
         ...opt('mtu', op.mtu),
         ...opt('address', op.mac),
+        ...(op.up ? ['up'] : []),
         'type',
         'veth',
         'peer',

@@ -1,6 +1,6 @@
 // Sysctls of the namespace this process runs in (the node's): plain reads and writes of
 // /proc/sys, no process spawned. A pod's sysctls are written from inside its namespace
-// (see pod-session.ts), because /proc/sys/net follows the namespace of whoever opens it.
+// (NetnsHandle.run), because /proc/sys/net follows the namespace of whoever opens it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
 

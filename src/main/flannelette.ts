@@ -10,19 +10,33 @@ void yargs(hideBin(process.argv))
   .scriptName('flannelette')
   .command(
     'agent',
-    'run the VXLAN overlay agent of this node (subnet lease in etcd, flannel.1, routes to the other nodes)',
+    'run the overlay agent of this node (subnet lease in etcd; vxlan or host-gw routes to the other nodes, IPv4 and IPv6)',
     (y) =>
       y
-        .option('etcd-endpoints', { type: 'string', default: 'http://127.0.0.1:2379', describe: 'etcd client URLs, comma-separated (http only)' })
+        // flanneld's flags (and, as flanneld, FLANNELD_<FLAG> in the environment), so its manifests carry over.
+        .env('FLANNELD')
+        .option('etcd-endpoints', {
+          type: 'string',
+          default: 'http://127.0.0.1:4001,http://127.0.0.1:2379',
+          describe: 'etcd client URLs (http:// or https://), comma-separated; the next is tried when one stops answering',
+        })
         .option('etcd-prefix', { type: 'string', default: '/coreos.com/network', describe: 'where the network config and the subnet leases live' })
+        .option('etcd-cafile', { type: 'string', describe: "PEM file of the CA that signed etcd's certificate" })
+        .option('etcd-certfile', { type: 'string', describe: "PEM file of this client's certificate (etcd's --client-cert-auth)" })
+        .option('etcd-keyfile', { type: 'string', describe: "PEM file of this client's private key" })
+        .option('etcd-username', { type: 'string', describe: 'etcd user (auth enabled); its role needs readwrite on the prefix' })
+        .option('etcd-password', { type: 'string', describe: "the etcd user's password (better: FLANNELD_ETCD_PASSWORD in the environment)" })
         .option('iface', { type: 'string', describe: "underlay interface (name or address); default: the default route's" })
         .option('public-ip', { type: 'string', describe: "this node's address for the other nodes; default: the interface's first IPv4" })
+        .option('public-ipv6', { type: 'string', describe: "dual-stack: this node's IPv6 address for the other nodes; default: the interface's first IPv6" })
         .option('subnet-file', {
           type: 'string',
           default: '/run/flannel/subnet.env',
-          describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ',
+          describe: 'where to write FLANNEL_NETWORK, FLANNEL_SUBNET (and FLANNEL_IPV6_*), FLANNEL_MTU, FLANNEL_IPMASQ',
         })
         .option('ip-masq', { type: 'boolean', default: false, describe: 'masquerade traffic from pods leaving the overlay' })
+        .option('healthz-ip', { type: 'string', default: '0.0.0.0', describe: 'address of the health endpoint (GET /healthz, /readyz)' })
+        .option('healthz-port', { type: 'number', default: 0, describe: 'port of the health endpoint (0: none)' })
         .option('lease-ttl', { type: 'number', default: 86400, describe: 'subnet lease TTL in seconds (renewed every third of it)' })
         .option('release-on-exit', { type: 'boolean', default: false, describe: 'revoke the lease on SIGTERM/SIGINT instead of keeping it for a restart' }),
     async (argv) => finish(await (await import('../cli/agent.ts')).agentCommand(argv)),

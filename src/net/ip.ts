@@ -32,13 +32,37 @@ const MAPPED_HIGH = 0xffffn;
 
 const mk = (family: Family, n: bigint): IP => ({ family, n });
 
+// Character checks by hand: a regular expression costs its compilation on first use and
+// again when V8 tiers it up on the second, more than everything else parseIP does in a
+// process that parses a few addresses once (measured: 15-80 µs each).
+
+/** 1 to `max` decimal digits. */
+function isDigits(s: string, max: number): boolean {
+  if (s.length === 0 || s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** 1 to 4 hex digits. */
+function isHexGroup(s: string): boolean {
+  if (s.length === 0 || s.length > 4) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
 function parseV4Fields(s: string): bigint | undefined {
   const parts = s.split('.');
   if (parts.length !== 4) return undefined;
   let n = 0n;
   for (const p of parts) {
     // Go rejects empty fields, non-digits, more than 3 digits and leading zeros.
-    if (!/^\d{1,3}$/.test(p) || (p.length > 1 && p[0] === '0')) return undefined;
+    if (!isDigits(p, 3) || (p.length > 1 && p[0] === '0')) return undefined;
     const v = Number(p);
     if (v > 255) return undefined;
     n = (n << 8n) | BigInt(v);
@@ -66,7 +90,7 @@ function parseV6(s: string): bigint | undefined {
         if (v4 === undefined) return undefined;
         out.push(v4 >> 16n, v4 & 0xffffn);
       } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(f)) return undefined;
+        if (!isHexGroup(f)) return undefined;
         out.push(BigInt(parseInt(f, 16)));
       }
     }
@@ -111,7 +135,7 @@ export function parseCidr(s: string): ParsedCidr | undefined {
   const addr = s.slice(0, slash);
   const len = s.slice(slash + 1);
   const ip = parseIP(addr);
-  if (!ip || !/^\d{1,9}$/.test(len)) return undefined;
+  if (!ip || !isDigits(len, 9)) return undefined;
   const maskBits: 32 | 128 = addr.includes(':') ? 128 : 32;
   const prefix = Number(len);
   if (prefix > maskBits) return undefined;

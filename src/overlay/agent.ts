@@ -1,28 +1,34 @@
-// The overlay agent (`flannelette agent`): holds this node's subnet lease in the store,
-// sets up flannel.<VNI> and the subnet file, and keeps every other node's route,
-// neighbour and fdb entry in step with the store, as flanneld's vxlan backend does.
+// The overlay agent (`flannelette agent`): holds this node's subnet lease in the store
+// (dual-stack: its IPv4 and IPv6 subnets under one key), sets up its backend (vxlan or
+// host-gw) and the subnet file, and keeps every other node's entries in step with the
+// store, as flanneld does.
 //
 // Two loops run until stop(): one renews the lease (and claims it back if it vanished);
-// the other lists all leases, makes the kernel match them, then follows the store's
-// changes. When the store goes away the programmed entries stay (pods keep talking), and
-// on reconnection the full listing is applied again, so nothing missed is left behind.
-import { acquireLease, type Identity } from './acquire.ts';
-import { parseNetworkConfig, type NetworkConfig } from './config.ts';
-import { EtcdError, WatchCompacted } from './etcd.ts';
-import { enableForwarding, ensureForwardAccept, ensureMasquerade } from './host.ts';
-import { formatCidr } from './ipv4.ts';
+// the other lists all leases, hands them to the peer table (peer-table.ts: each peer on its
+// own, refusals retried, bad leases logged once), then follows the store's changes. When
+// the store goes away the programmed entries stay (pods keep talking), and on reconnection
+// the full listing is applied again, so nothing missed is left behind.
+import { formatCidr, formatIP, type Cidr } from '../net/ip.ts';
+import { tryAcquire, type Attempt, type Claim, type Me, type Ranges } from './acquire.ts';
+import type { Backend, BackendContext } from './backend.ts';
+import { backoffDelay, sleep, type Backoff, type Timer } from './backoff.ts';
+import { parseNetworkConfig, type BackendConfig, type NetworkConfig } from './config.ts';
+import type { Dataplane } from './dataplane.ts';
+import { hostGwBackend } from './hostgw-backend.ts';
+import { leaseValue } from './lease.ts';
 import type { Logger } from './log.ts';
-import { applyPeers, peerOf, reconcilePeers, samePeer, type Peer } from './peers.ts';
-import type { LeaseChange, StoredLease, SubnetStore } from './store.ts';
-import { readPreviousSubnet, writeSubnetFile } from './subnet-file.ts';
-import { resolveUnderlay } from './underlay.ts';
-import { applyVtep, planVtep, vtepName } from './vtep.ts';
+import { PeerTable, type PeerCounts } from './peer-table.ts';
+import { ListAgain, StoreError, type LeaseChange, type SubnetStore } from './subnet-store.ts';
+import { readPreviousSubnets, writeSubnetFile, type PreviousSubnets } from './subnet-file.ts';
+import { vxlanBackend } from './vxlan-backend.ts';
 
 export interface AgentOptions {
   /** Underlay interface name or address; default: the default route's. */
   iface?: string;
   /** The address other nodes reach this one at; default: the interface's first IPv4. */
   publicIp?: string;
+  /** Dual-stack: the IPv6 one; default: the interface's first IPv6 (global before link-local). */
+  publicIpv6?: string;
   subnetFile: string;
   /** Masquerade traffic leaving the overlay (and say so in the subnet file). */
   ipMasq: boolean;
@@ -32,33 +38,85 @@ export interface AgentOptions {
   releaseOnExit: boolean;
 }
 
-/** VXLAN's own headers: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-const VXLAN_OVERHEAD = 50;
-/** Retries against an unreachable store back off from 250 ms to this. */
-const MAX_BACKOFF_MS = 2000;
-const describe = (p: Peer) => `${formatCidr(p.subnet)} at ${p.publicIP} (${p.vtepMAC})`;
+/** How long to wait before retrying; the unit tests shorten them. */
+export interface Timing {
+  /** An unreachable store. */
+  store: Backoff;
+  /** Another node claimed the subnet we chose first. */
+  race: Backoff;
+  /** No free subnet (leases may expire). */
+  full: Backoff;
+  /** A peer the kernel refused. */
+  peer: Backoff;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  store: { baseMs: 250, maxMs: 5000 },
+  race: { baseMs: 50, maxMs: 2000 },
+  full: { baseMs: 1000, maxMs: 30_000 },
+  peer: { baseMs: 1000, maxMs: 30_000 },
+};
+
+export interface AgentDeps {
+  store: SubnetStore;
+  dataplane: Dataplane;
+  log: Logger;
+  timing?: Partial<Timing>;
+  timer?: Timer;
+  random?: () => number;
+}
+
+/** What /healthz reports. */
+export interface AgentStatus {
+  healthy: boolean;
+  /** Whether the subnet file is written (flannel's /readyz). */
+  ready: boolean;
+  subnet?: string;
+  ipv6Subnet?: string;
+  peers?: PeerCounts;
+  /** One line: why not healthy, or what is held. */
+  detail: string;
+}
+
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** The backend the config names. */
+export function createBackend(config: BackendConfig, ctx: BackendContext): Backend {
+  return config.type === 'host-gw' ? hostGwBackend(ctx) : vxlanBackend(config, ctx);
+}
+
+/** "10.244.1.0/24" or, dual-stack, "10.244.1.0/24 + fd00:10:244:1::/64". */
+const describeClaim = (c: Claim) => `${formatCidr(c.subnet)}${c.ipv6Subnet ? ` + ${formatCidr(c.ipv6Subnet)}` : ''}`;
 
 export class Agent {
   private readonly stopCtl = new AbortController();
   private watchCtl = new AbortController();
-  private queue: Promise<unknown> = Promise.resolve();
-  private peers = new Map<number, Peer>();
-  private wakeRenewal?: () => void;
+  private readonly timing: Timing;
+  private wakeRenewal?: AbortController;
   /** Our key vanished from the store: its TTL lease may live on, but the key must be rewritten. */
   private ownKeyGone = false;
   private fatal?: Error;
+  /** When the lease was last known held (claimed or renewed), ms since the epoch. */
+  private confirmedAt = 0;
+  private synced = false;
+  private syncProblem = 'not started';
+  private ready = false;
   // Set once run() holds a lease.
-  private config!: NetworkConfig;
-  private me!: Identity;
-  private own!: StoredLease;
-  private dev = '';
+  private config?: NetworkConfig;
+  private me?: Me;
+  private own?: Claim;
+  private peers?: PeerTable;
 
   constructor(
     private readonly opts: AgentOptions,
-    private readonly store: SubnetStore,
-    private readonly log: Logger,
-  ) {}
+    private readonly deps: AgentDeps,
+  ) {
+    this.timing = { ...DEFAULT_TIMING, ...deps.timing };
+  }
+
+  private get log(): Logger {
+    return this.deps.log;
+  }
 
   private get stopped(): boolean {
     return this.stopCtl.signal.aborted;
@@ -70,69 +128,173 @@ export class Agent {
     this.watchCtl.abort();
   }
 
-  /** Runs until stop(); rejects on what retrying cannot mend (bad config, subnet lost). */
+  /** Healthy while the lease is held and the peers follow a live watch of the store. */
+  status(): AgentStatus {
+    const own = this.own;
+    const base = {
+      ready: this.ready,
+      ...(own ? { subnet: formatCidr(own.subnet) } : {}),
+      ...(own?.ipv6Subnet ? { ipv6Subnet: formatCidr(own.ipv6Subnet) } : {}),
+      ...(this.peers ? { peers: this.peers.counts() } : {}),
+    };
+    if (!own) return { ...base, healthy: false, detail: 'no subnet lease yet' };
+    const ttlMs = this.opts.leaseTtl * 1000;
+    const lease = describeClaim(own);
+    if (this.ownKeyGone) return { ...base, healthy: false, detail: `lease ${lease} is gone from the store` };
+    if (Date.now() - this.confirmedAt > ttlMs) return { ...base, healthy: false, detail: `lease ${lease} not renewed within its TTL` };
+    if (!this.synced) return { ...base, healthy: false, detail: `peers not in sync with the store: ${this.syncProblem}` };
+    return { ...base, healthy: true, detail: `lease ${lease}; ${this.describePeers()}` };
+  }
+
+  /** Runs until stop(); rejects on what retrying cannot mend (bad config, credentials, subnet lost). */
   async run(): Promise<void> {
     const { log, opts } = this;
-    const underlay = await resolveUnderlay(opts.iface, opts.publicIp);
-    log.info(`underlay ${underlay.name} (mtu ${underlay.mtu}), public address ${underlay.publicIP}`);
-    if (enableForwarding()) log.info('set net.ipv4.ip_forward=1');
+    const dp = this.deps.dataplane;
+    const where = { ...(opts.iface ? { iface: opts.iface } : {}), ...(opts.publicIp ? { publicIP: opts.publicIp } : {}) };
+    // The underlay first, so that a wrong --iface fails at once, before waiting for the store.
+    let underlay = await dp.underlay({ ...where, ipv6: false });
+    if (dp.enableForwarding()) log.info('set net.ipv4.ip_forward=1');
 
     const config = await this.retrying('the network config', async () => {
-      const text = await this.store.getConfig();
+      const text = await this.deps.store.getConfig();
       return text === undefined ? undefined : parseNetworkConfig(text);
     });
     if (!config) return;
     this.config = config;
-    if (await ensureForwardAccept(config.network)) log.info(`FORWARD policy is not ACCEPT: accepting ${formatCidr(config.network)} (chain FLANNEL-FWD)`);
+    for (const w of config.warnings) log.warn(w);
+    if (config.v6) underlay = await dp.underlay({ ...where, ...(opts.publicIpv6 ? { publicIPv6: opts.publicIpv6 } : {}), ipv6: true });
+    const v6 = underlay.publicIPv6 ? `, public IPv6 address ${formatIP(underlay.publicIPv6)}` : '';
+    log.info(`underlay ${underlay.name} (mtu ${underlay.mtu}), public address ${formatIP(underlay.publicIP)}${v6}; backend ${config.backend.type}`);
+    const network = config.v4.network;
+    const ipv6Network = config.v6?.network;
 
-    const plan = await planVtep({
-      name: vtepName(config.vni),
-      vni: config.vni,
-      port: config.port,
-      local: underlay.publicIP,
-      dev: underlay.name,
-      mtu: underlay.mtu - VXLAN_OVERHEAD,
+    const ctx: BackendContext = { dp, underlay, network, ...(ipv6Network ? { ipv6Network } : {}) };
+    const backend = createBackend(config.backend, ctx);
+    const attrs = await backend.prepare();
+    this.me = {
+      publicIP: underlay.publicIP,
+      value: leaseValue({ publicIP: underlay.publicIP, ...(config.v6 ? { publicIPv6: underlay.publicIPv6! } : {}), backendType: backend.type, ...attrs }),
+    };
+    const previous = await readPreviousSubnets(opts.subnetFile);
+    const own = await this.acquire(previous);
+    if (!own) return;
+    this.own = own;
+    this.confirmedAt = Date.now();
+    const { mtu, summary } = await backend.activate(own);
+    await writeSubnetFile(opts.subnetFile, {
+      network,
+      subnet: own.subnet,
+      ...(ipv6Network && own.ipv6Subnet ? { ipv6Network, ipv6Subnet: own.ipv6Subnet } : {}),
+      mtu,
+      ipMasq: opts.ipMasq,
     });
-    this.dev = plan.spec.name;
-    this.me = { publicIP: underlay.publicIP, vtepMAC: plan.spec.mac };
-    const previous = await readPreviousSubnet(opts.subnetFile);
-    const got = await this.retrying('a subnet lease', () => acquireLease(this.store, config, this.me, opts.leaseTtl, previous));
-    if (!got) return;
-    this.own = got.lease;
-    await applyVtep(plan, this.own.subnet);
-    await writeSubnetFile(opts.subnetFile, { network: config.network, subnet: this.own.subnet, mtu: plan.spec.mtu, ipMasq: opts.ipMasq });
-    if (opts.ipMasq) await ensureMasquerade(config.network, this.own.subnet);
-    log.info(
-      `${got.how} lease ${formatCidr(this.own.subnet)} (ttl ${opts.leaseTtl}s); ${this.dev} ${plan.existing ? 'kept' : 'created'}` +
-        ` with MAC ${plan.spec.mac}, mtu ${plan.spec.mtu}; wrote ${opts.subnetFile}`,
-    );
+    this.ready = true;
+    log.info(`${own.how} lease ${describeClaim(own)} (ttl ${opts.leaseTtl}s); ${summary}; wrote ${opts.subnetFile}`);
 
-    await Promise.all([this.renewLoop(), this.syncLoop()]);
-    await this.queue;
+    this.peers = new PeerTable({
+      dataplane: dp,
+      backend,
+      log,
+      self: {
+        key: own.lease.key,
+        subnet: own.subnet,
+        publicIP: underlay.publicIP,
+        network,
+        ...(ipv6Network && own.ipv6Subnet ? { ipv6Network, ipv6Subnet: own.ipv6Subnet, publicIPv6: underlay.publicIPv6! } : {}),
+      },
+      retry: this.timing.peer,
+      ...(this.deps.timer ? { timer: this.deps.timer } : {}),
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+    });
+    const firewalls = [this.firewall(network, own.subnet)];
+    if (ipv6Network && own.ipv6Subnet) firewalls.push(this.firewall(ipv6Network, own.ipv6Subnet));
+    await Promise.all([...firewalls, this.renewLoop(), this.syncLoop()]);
+    await this.peers.close();
     if (this.fatal) throw this.fatal;
     if (opts.releaseOnExit) {
-      await this.store.release(this.own).then(
-        () => log.info(`released lease ${formatCidr(this.own.subnet)}`),
+      await this.deps.store.release(this.own.lease).then(
+        () => log.info(`released lease ${describeClaim(own)}`),
         (err) => log.warn(`could not release the lease: ${message(err)}`),
       );
+    }
+  }
+
+  /**
+   * FORWARD accepts for the cluster network (when the chain's policy would drop it) and, with
+   * --ip-masq, the masquerade rules. A failure (iptables' lock held too long, say) is logged and
+   * retried with backoff, beside the peers: it never stops the agent.
+   */
+  private async firewall(network: Cidr, subnet: Cidr): Promise<void> {
+    const dp = this.deps.dataplane;
+    const v = network.ip.family === 4 ? '' : ' (IPv6)';
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        if (await dp.forwardAccept(network)) this.log.info(`FORWARD policy${v} is not ACCEPT: accepting ${formatCidr(network)} (chain FLANNEL-FWD)`);
+        if (this.opts.ipMasq) await dp.masquerade(network, subnet);
+        if (attempt > 1) this.log.info(`firewall rules${v} in place`);
+        return;
+      } catch (err) {
+        const delay = backoffDelay(attempt, this.timing.peer, this.deps.random);
+        this.log.warn(`firewall rules${v} not set: ${message(err)}; retrying in ${(delay / 1000).toFixed(1)} s`);
+        await sleep(delay, this.stopCtl.signal);
+      }
     }
   }
 
   /** Calls `fn` until it yields a value, waiting out an unreachable store or a missing key. */
   private async retrying<T>(what: string, fn: () => Promise<T | undefined>): Promise<T | undefined> {
     let said = '';
-    for (let delay = 250; !this.stopped; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
+    for (let attempt = 1; !this.stopped; attempt++) {
       let why: string;
       try {
         const v = await fn();
         if (v !== undefined) return v;
         why = `waiting for ${what}`;
       } catch (err) {
-        if (!(err instanceof EtcdError)) throw err; // e.g. a bad config: retrying will not mend it
+        // A bad config or a credential the store refuses: retrying will not mend it.
+        if (!(err instanceof StoreError) || err.fatal) throw err;
         why = `waiting for ${what}: ${err.message}`;
       }
       if (why !== said) this.log.info((said = why));
-      await this.sleep(delay);
+      await sleep(backoffDelay(attempt, this.timing.store, this.deps.random), this.stopCtl.signal);
+    }
+    return undefined;
+  }
+
+  /** Takes a lease: lost races, a full range and an unreachable store are waited out for as long as it takes. */
+  private async acquire(previous: PreviousSubnets): Promise<Claim | undefined> {
+    const { config, me, log } = this;
+    let races = 0;
+    let fulls = 0;
+    let down = 0;
+    let said = '';
+    while (!this.stopped) {
+      let r: Attempt;
+      try {
+        r = await tryAcquire(this.deps.store, this.ranges(), me!, this.opts.leaseTtl, log, previous, this.deps.random);
+        down = 0;
+      } catch (err) {
+        if (!(err instanceof StoreError) || err.fatal) throw err;
+        const why = `waiting for a subnet lease: ${err.message}`;
+        if (why !== said) log.info((said = why));
+        await sleep(backoffDelay(++down, this.timing.store, this.deps.random), this.stopCtl.signal);
+        continue;
+      }
+      if ('how' in r) return r;
+      let delay: number;
+      if ('lost' in r) {
+        delay = backoffDelay(++races, this.timing.race, this.deps.random);
+        if (races === 1 || races % 10 === 0) log.info(`another node took ${r.lost} first (${races} lost so far): choosing again in ${delay} ms`);
+      } else {
+        delay = backoffDelay(++fulls, this.timing.full, this.deps.random);
+        if (fulls === 1 || fulls % 10 === 0) {
+          const v6 = config!.v6 ? ` or ${formatCidr(config!.v6.network)} (IPv6SubnetLen ${config!.v6.subnetLen})` : '';
+          log.warn(
+            `no free subnet in ${formatCidr(config!.v4.network)} (SubnetLen ${config!.v4.subnetLen})${v6}: trying again in ${(delay / 1000).toFixed(1)} s`,
+          );
+        }
+      }
+      await sleep(delay, this.stopCtl.signal);
     }
     return undefined;
   }
@@ -140,25 +302,33 @@ export class Agent {
   private async renewLoop(): Promise<void> {
     const every = Math.max(1000, (this.opts.leaseTtl * 1000) / 3);
     let failing = false;
+    const own = () => this.own!;
     while (!this.stopped) {
-      await this.sleep(failing ? Math.min(1000, every) : every, true);
+      this.wakeRenewal = new AbortController();
+      const wake = AbortSignal.any([this.stopCtl.signal, this.wakeRenewal.signal]);
+      await sleep(failing ? Math.min(1000, every) : every, wake);
       if (this.stopped) break;
       try {
-        if (!this.ownKeyGone && (await this.store.renew(this.own))) {
-          if (failing) this.log.info(`lease ${formatCidr(this.own.subnet)} renewed again`);
+        if (!this.ownKeyGone && (await this.deps.store.renew(own().lease))) {
+          this.confirmedAt = Date.now();
+          if (failing) this.log.info(`lease ${formatCidr(own().subnet)} renewed again`);
           failing = false;
           continue;
         }
-        this.log.warn(`lease ${formatCidr(this.own.subnet)} is gone (expired or deleted): claiming it again`);
-        const got = await acquireLease(this.store, this.config, this.me, this.opts.leaseTtl, this.own.subnet);
-        if (got.lease.subnet.ip !== this.own.subnet.ip) {
-          await this.store.release(got.lease).catch(() => {});
-          this.fail(new Error(`subnet ${formatCidr(this.own.subnet)} was taken by another node while our lease was gone; its pods must move`));
+        const mine = describeClaim(own());
+        this.log.warn(`lease ${mine} is gone (expired or deleted): claiming it again`);
+        const was: PreviousSubnets = { subnet: own().subnet, ...(own().ipv6Subnet ? { ipv6Subnet: own().ipv6Subnet } : {}) };
+        const r = await tryAcquire(this.deps.store, this.ranges(), this.me!, this.opts.leaseTtl, this.log, was, this.deps.random);
+        if (!('how' in r)) throw new StoreError(`could not claim ${mine} again (${'lost' in r ? `${r.lost} was taken first` : 'no free subnet'})`);
+        if (r.lease.key !== own().lease.key) {
+          await this.deps.store.release(r.lease).catch(() => {});
+          this.fail(new Error(`subnet ${mine} was taken by another node while our lease was gone; its pods must move`));
           return;
         }
-        this.own = got.lease;
+        this.own = r;
         this.ownKeyGone = false;
-        this.log.info(`lease ${formatCidr(this.own.subnet)} claimed again`);
+        this.confirmedAt = Date.now();
+        this.log.info(`lease ${describeClaim(r)} claimed again`);
         failing = false;
       } catch (err) {
         if (!failing) this.log.warn(`lease renewal failed: ${message(err)}; retrying every second`);
@@ -171,101 +341,73 @@ export class Agent {
 
   private async syncLoop(): Promise<void> {
     let failing = false;
-    for (let delay = 250; !this.stopped; ) {
+    const peers = this.peers!;
+    for (let attempt = 1; !this.stopped; ) {
       try {
-        const { leases, revision } = await this.store.listLeases();
-        if (!leases.some((l) => l.subnet.ip === this.own.subnet.ip && l.publicIP === this.me.publicIP)) this.ownGone();
-        const n = await this.serial(() => this.reconcile(leases));
-        if (failing) this.log.info(`store reachable again: re-programmed ${n} peer(s) from a full listing`);
+        const { leases, revision } = await this.deps.store.listLeases();
+        const ownKey = this.own!.lease.key;
+        if (!leases.some((l) => l.key === ownKey && l.value === this.me!.value)) this.ownGone();
+        await peers.resync(leases);
+        if (failing) this.log.info(`store reachable again: re-programmed from a full listing (${this.describePeers()})`);
         failing = false;
-        delay = 250;
+        attempt = 1;
         this.watchCtl = new AbortController();
         if (this.stopped) break;
-        await this.store.watchLeases(revision, this.watchCtl.signal, (changes) => this.serial(() => this.apply(changes)));
+        this.synced = true;
+        await this.deps.store.watchLeases(revision, this.watchCtl.signal, (changes) => this.apply(changes));
+        if (!this.stopped) this.unsynced('the watch was restarted');
       } catch (err) {
+        this.unsynced(message(err));
         if (this.stopped) break;
-        if (err instanceof WatchCompacted) continue;
-        if (!failing) this.log.warn(`lost the store (${message(err)}): programmed peers stay; retrying`);
+        if (err instanceof ListAgain) {
+          this.log.info(`${err.message}: listing again`);
+          continue;
+        }
+        if (!(err instanceof StoreError)) {
+          this.fail(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+        if (!failing) this.log.warn(`lost the store (${err.message}): programmed peers stay; retrying`);
         failing = true;
-        await this.sleep(delay);
-        delay = Math.min(delay * 2, MAX_BACKOFF_MS);
+        await sleep(backoffDelay(attempt++, this.timing.store, this.deps.random), this.stopCtl.signal);
       }
     }
   }
 
-  /** Makes the kernel carry exactly the peers of `leases`; returns how many. */
-  private async reconcile(leases: readonly StoredLease[]): Promise<number> {
-    const wanted = new Map<number, Peer>();
-    for (const l of leases) {
-      if (l.subnet.ip === this.own.subnet.ip) continue;
-      const p = peerOf(l);
-      if (p) wanted.set(p.subnet.ip, p);
-    }
-    await reconcilePeers(this.dev, this.config.network, [...wanted.values()]);
-    for (const [ip, p] of wanted) if (!this.peers.has(ip) || !samePeer(this.peers.get(ip)!, p)) this.log.info(`peer ${describe(p)} programmed`);
-    for (const [ip, p] of this.peers) if (!wanted.has(ip)) this.log.info(`peer ${describe(p)} removed`);
-    this.peers = wanted;
-    return wanted.size;
+  private ranges(): Ranges {
+    const c = this.config!;
+    return c.v6 ? { v4: c.v4, v6: c.v6 } : { v4: c.v4 };
   }
 
-  /** Applies one batch of changes: per subnet, from the state before the batch to the state after. */
+  private unsynced(why: string): void {
+    this.synced = false;
+    this.syncProblem = why;
+  }
+
+  private describePeers(): string {
+    const c = this.peers!.counts();
+    return `${c.programmed} peer(s) programmed, ${c.pending} being retried, ${c.refused} lease(s) refused`;
+  }
+
+  /** A batch of changes from the watch, in order. */
   private async apply(changes: readonly LeaseChange[]): Promise<void> {
-    const before = new Map<number, Peer | undefined>();
     for (const c of changes) {
-      const ip = c.kind === 'set' ? c.lease.subnet.ip : c.subnet.ip;
-      if (ip === this.own.subnet.ip) {
-        if (c.kind === 'gone') this.ownGone();
-        else if (c.lease.publicIP !== this.me.publicIP) this.log.warn(`${c.lease.publicIP} wrote a lease on our subnet ${formatCidr(c.lease.subnet)}`);
+      if (c.key === this.own!.lease.key) {
+        if (c.value === undefined) this.ownGone();
+        else if (c.value !== this.me!.value) this.log.warn(`lease ${c.key} (our subnet) was rewritten by someone else: ${c.value}`);
         continue;
       }
-      if (!before.has(ip)) before.set(ip, this.peers.get(ip));
-      const p = c.kind === 'set' ? peerOf(c.lease) : undefined;
-      if (p) this.peers.set(ip, p);
-      else this.peers.delete(ip);
+      await this.peers!.update(c.key, c.value);
     }
-    const set: Peer[] = [];
-    const drop: Peer[] = [];
-    for (const [ip, old] of before) {
-      const now = this.peers.get(ip);
-      if (old && now && samePeer(old, now)) continue;
-      if (old) drop.push(old);
-      if (now) set.push(now);
-    }
-    await applyPeers(this.dev, set, drop);
-    for (const p of drop) if (!set.some((s) => s.subnet.ip === p.subnet.ip)) this.log.info(`peer ${describe(p)} removed`);
-    for (const p of set) this.log.info(`peer ${describe(p)} programmed`);
   }
 
   private ownGone(): void {
     this.ownKeyGone = true;
-    this.wakeRenewal?.();
+    this.wakeRenewal?.abort();
   }
 
   private fail(err: Error): void {
     this.fatal = err;
     this.stop();
-  }
-
-  /** Kernel changes one at a time, in the order the store reported them. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn);
-    this.queue = p.catch(() => {});
-    return p;
-  }
-
-  /** Waits `ms`, less if stopped (or, for the renewal loop, if woken early). */
-  private sleep(ms: number, wakeable = false): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.stopCtl.signal;
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        if (wakeable) this.wakeRenewal = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done);
-      if (wakeable) this.wakeRenewal = done;
-    });
   }
 }

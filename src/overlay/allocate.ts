@@ -1,22 +1,53 @@
-// Choosing a free subnet: pure address logic, no store. Lowest free first, so a fresh
-// cluster hands out 10.244.1.0/24, 10.244.2.0/24... in join order, as in the walk-through.
-import type { NetworkConfig } from './config.ts';
-import { blockSize, contains, type Cidr } from './ipv4.ts';
+// Choosing a free subnet as flannel's etcd subnet manager does: walk from SubnetMin towards
+// SubnetMax, collect up to 100 subnets that overlap no lease, and take one of them at
+// random. Nodes starting together then rarely pick the same one, and a lost race costs
+// one retry instead of a queue of nodes all fighting for the lowest free subnet.
+import type { Cidr } from '../net/ip.ts';
+import type { SubnetRange } from './config.ts';
+import { blockSize, overlaps, within } from './subnets.ts';
 
-/** Whether `subnet` is one this config may lease: the right size, between SubnetMin and SubnetMax. */
-export function isLeasable(config: NetworkConfig, subnet: Cidr): boolean {
-  return subnet.len === config.subnetLen && contains(config.network, subnet.ip) && subnet.ip >= config.subnetMin && subnet.ip <= config.subnetMax;
+/** How many free subnets to choose among (flannel's number). */
+export const CANDIDATES = 100;
+
+/** Whether `subnet` is one this range may lease: the right size, between SubnetMin and SubnetMax. */
+export function isLeasable(range: SubnetRange, subnet: Cidr): boolean {
+  return (
+    subnet.prefix === range.subnetLen &&
+    subnet.ip.family === range.network.ip.family &&
+    within(range.network, subnet) &&
+    subnet.ip.n >= range.min.n &&
+    subnet.ip.n <= range.max.n
+  );
+}
+
+/** Up to `limit` leasable subnets overlapping none of `taken`, lowest first. */
+export function freeSubnets(range: SubnetRange, taken: readonly Cidr[], limit = CANDIDATES): Cidr[] {
+  const family = range.network.ip.family;
+  const size = blockSize(family, range.subnetLen);
+  // Leases of the range's own size are looked up by address; only odd-sized ones (a config
+  // changed under a running cluster) need an overlap test per candidate.
+  const sameSize = new Set<bigint>();
+  const odd: Cidr[] = [];
+  for (const t of taken) {
+    if (t.ip.family !== family) continue;
+    if (t.prefix === range.subnetLen) sameSize.add(t.ip.n);
+    else odd.push(t);
+  }
+  const out: Cidr[] = [];
+  for (let n = range.min.n; n <= range.max.n && out.length < limit; n += size) {
+    if (sameSize.has(n)) continue;
+    const c: Cidr = { ip: { family, n }, prefix: range.subnetLen };
+    if (!odd.some((t) => overlaps(t, c))) out.push(c);
+  }
+  return out;
 }
 
 /**
- * A free subnet: `preferred` when it is leasable and free, else the lowest free one;
- * undefined when the range is full. `taken` holds the network addresses of leased subnets.
+ * A free subnet: `preferred` (the one this node had) when it is leasable and free, else one
+ * picked at random among the first free ones; undefined when the range is full.
  */
-export function pickSubnet(config: NetworkConfig, taken: ReadonlySet<number>, preferred?: Cidr): Cidr | undefined {
-  if (preferred && isLeasable(config, preferred) && !taken.has(preferred.ip)) return preferred;
-  const size = blockSize(config.subnetLen);
-  for (let ip = config.subnetMin; ip <= config.subnetMax; ip += size) {
-    if (!taken.has(ip)) return { ip, len: config.subnetLen };
-  }
-  return undefined;
+export function pickSubnet(range: SubnetRange, taken: readonly Cidr[], preferred?: Cidr, random: () => number = Math.random): Cidr | undefined {
+  if (preferred && isLeasable(range, preferred) && !taken.some((t) => overlaps(t, preferred))) return preferred;
+  const free = freeSubnets(range, taken);
+  return free.length === 0 ? undefined : free[Math.min(free.length - 1, Math.floor(random() * free.length))];
 }

@@ -1,12 +1,17 @@
 // The node-wide settings pod traffic needs, in the agent's own network namespace:
 // IP forwarding, FORWARD accepts for the cluster network when the chain's policy would
-// drop it, and (with --ip-masq) flannel's masquerade rules for traffic leaving the overlay.
+// drop it, and (with --ip-masq) flannel's masquerade rules for traffic leaving the overlay;
+// for each family of the cluster network (iptables, ip6tables), as flanneld sets them.
+// IPv6 forwarding is left to the bridge plugin (on for a pod's IPv6 gateway), as with
+// flanneld: turning net.ipv6.conf.all.forwarding on stops a node accepting router
+// advertisements, which is not the agent's call to make.
 import { run, runOk } from '../kernel/run.ts';
 import { ensureSysctl, readSysctl } from '../kernel/sysctl.ts';
-import { formatCidr, type Cidr } from './ipv4.ts';
+import { formatCidr, type Cidr, type Family } from '../net/ip.ts';
 
-const IPTABLES = '/usr/sbin/iptables';
-const IPTABLES_RESTORE = '/usr/sbin/iptables-restore';
+const iptables = (f: Family) => (f === 4 ? '/usr/sbin/iptables' : '/usr/sbin/ip6tables');
+const iptablesRestore = (f: Family) => `${iptables(f)}-restore`;
+const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 const FORWARDING = 'net/ipv4/ip_forward';
 
 /** Sets net.ipv4.ip_forward=1 (per namespace: /proc/sys/net follows the caller's netns); true if it was off. */
@@ -17,14 +22,14 @@ export function enableForwarding(): boolean {
 }
 
 /** Replaces the rules of `chain` in `table` and makes sure `parent` jumps to it once. */
-async function ownChain(table: string, parent: string, chain: string, comment: string, rules: string[]): Promise<void> {
+async function ownChain(f: Family, table: string, parent: string, chain: string, comment: string, rules: string[]): Promise<void> {
   const c = `-m comment --comment "${comment}"`;
   const body = [`*${table}`, `:${chain} - [0:0]`, ...rules.map((r) => `-A ${chain} ${c} ${r}`), 'COMMIT', ''].join('\n');
   // Declaring the chain flushes it, so a restart rewrites the rules instead of adding copies.
-  await runOk(IPTABLES_RESTORE, ['-w', '5', '--noflush'], body);
+  await runOk(iptablesRestore(f), ['-w', '5', '--noflush'], body);
   const base = ['-w', '5', '-t', table];
   const jump = ['-m', 'comment', '--comment', comment, '-j', chain];
-  if ((await run(IPTABLES, [...base, '-C', parent, ...jump])).code !== 0) await runOk(IPTABLES, [...base, '-A', parent, ...jump]);
+  if ((await run(iptables(f), [...base, '-C', parent, ...jump])).code !== 0) await runOk(iptables(f), [...base, '-A', parent, ...jump]);
 }
 
 /**
@@ -32,10 +37,11 @@ async function ownChain(table: string, parent: string, chain: string, comment: s
  * flannel's FLANNEL-FWD chain); leaves the firewall untouched otherwise. True if it acted.
  */
 export async function ensureForwardAccept(network: Cidr): Promise<boolean> {
-  const policy = /^-P FORWARD (\S+)/m.exec(await runOk(IPTABLES, ['-w', '5', '-S', 'FORWARD']))?.[1];
+  const f = network.ip.family;
+  const policy = /^-P FORWARD (\S+)/m.exec(await runOk(iptables(f), ['-w', '5', '-S', 'FORWARD']))?.[1];
   if (policy === 'ACCEPT') return false;
   const net = formatCidr(network);
-  await ownChain('filter', 'FORWARD', 'FLANNEL-FWD', 'flanneld forward', [`-s ${net} -j ACCEPT`, `-d ${net} -j ACCEPT`]);
+  await ownChain(f, 'filter', 'FORWARD', 'FLANNEL-FWD', 'flanneld forward', [`-s ${net} -j ACCEPT`, `-d ${net} -j ACCEPT`]);
   return true;
 }
 
@@ -45,9 +51,10 @@ export async function ensureForwardAccept(network: Cidr): Promise<boolean> {
  */
 export async function ensureMasquerade(network: Cidr, subnet: Cidr): Promise<void> {
   const net = formatCidr(network);
-  await ownChain('nat', 'POSTROUTING', 'FLANNEL-POSTRTG', 'flanneld masq', [
+  const f = network.ip.family;
+  await ownChain(f, 'nat', 'POSTROUTING', 'FLANNEL-POSTRTG', 'flanneld masq', [
     `-s ${net} -d ${net} -j RETURN`,
-    `-s ${net} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully`,
+    `-s ${net} ! -d ${MULTICAST[f]} -j MASQUERADE --random-fully`,
     `! -s ${net} -d ${formatCidr(subnet)} -j RETURN`,
     `! -s ${net} -d ${net} -j MASQUERADE --random-fully`,
   ]);

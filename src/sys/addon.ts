@@ -3,7 +3,6 @@
 // it): it sits beside the bundle, dist/flannelette.node in a checkout,
 // <DIR>/.flannelette/flannelette.node when installed, and a missing one is an installation
 // fault, reported as such.
-import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 
 export interface Addon {
@@ -38,18 +37,16 @@ let loaded: Addon | undefined;
 
 /** Where the addon may be: beside the bundle (dist/, or <DIR>/.flannelette/ for the
  *  installed bundles); the build's dist/ when running from source; .flannelette/ beside
- *  the executable that was run. */
+ *  the executable that was run. Plain string work: node:path's first use costs more than
+ *  the whole lookup (measured). */
 function candidates(): string[] {
+  // A bundle is CommonJS (__dirname); source runs as ESM under vitest (which gives
+  // __dirname too) or Node's type stripping (import.meta.url; the bundles define it away).
+  const here = typeof __dirname === 'string' ? __dirname : import.meta.url ? new URL('.', import.meta.url).pathname.replace(/\/$/, '') : undefined;
   const out: string[] = [];
-  // A bundle is CommonJS (__filename); source runs as ESM under vitest (which gives
-  // __filename too) or Node's type stripping (import.meta.url; the bundles define it away).
-  const self = typeof __filename === 'string' ? __filename : import.meta.url ? new URL(import.meta.url).pathname : undefined;
-  if (self) {
-    const here = path.dirname(self);
-    out.push(/[\\/]src[\\/]sys$/.test(here) ? path.join(here, '../../dist', FILE) : path.join(here, FILE));
-    out.push(path.join(here, '.flannelette', FILE));
-  }
-  if (process.argv[1]) out.push(path.join(path.dirname(process.argv[1]), '.flannelette', FILE));
+  if (here) out.push(here.endsWith('/src/sys') ? `${here.slice(0, -'src/sys'.length)}dist/${FILE}` : `${here}/${FILE}`, `${here}/.flannelette/${FILE}`);
+  const exe = process.argv[1];
+  if (exe) out.push(`${exe.slice(0, exe.lastIndexOf('/') + 1)}.flannelette/${FILE}`);
   return out;
 }
 

@@ -35,6 +35,16 @@ export function requireNetns(path: string): void {
   if (state === 'other') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": not a network namespace`);
 }
 
+/** Why a namespace could not be entered: its path names nothing, or no network namespace. */
+export class NetnsError extends CniError {
+  readonly reason: 'missing' | 'not-netns' | 'other';
+
+  constructor(reason: NetnsError['reason'], message: string, cause?: unknown) {
+    super(ErrCode.InvalidEnvironment, message, '', cause === undefined ? undefined : { cause });
+    this.reason = reason;
+  }
+}
+
 let home: number | undefined;
 
 /** The namespace Node's main thread started in (opened once, kept for the process). */
@@ -57,25 +67,35 @@ export class NetnsHandle {
   }
 
   /**
-   * Opens `path` as a network namespace. Throws code 4 when it is missing or not a network
-   * namespace, before anything ran; the error's cause is the open's, when that failed.
+   * Opens `path` as a network namespace. Throws a NetnsError (code 4) when it is missing or
+   * not a network namespace, before anything ran.
    */
   static open(path: string): NetnsHandle {
+    return NetnsHandle.openRunning(path, () => undefined).ns;
+  }
+
+  /**
+   * Opens `path` and runs `inside` there at once: the first entry is also the check that it
+   * is a network namespace (setns refuses anything else), so a caller with work to do inside
+   * does not enter twice. Throws code 4 as open does; the handle stays open.
+   */
+  static openRunning<T>(path: string, inside: () => T): { ns: NetnsHandle; value: T } {
     const n = addon();
     let fd: number;
     try {
       fd = openSync(path, 'r');
     } catch (err) {
-      throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": ${(err as Error).message}`, '', { cause: err });
+      const code = (err as NodeJS.ErrnoException).code;
+      const reason = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'other';
+      throw new NetnsError(reason, `failed to open netns "${path}": ${(err as Error).message}`, err);
     }
     const ns = new NetnsHandle(path, n, fd);
     try {
-      ns.run(() => undefined); // setns refuses anything but a network namespace: ask now
+      return { ns, value: ns.run(inside) };
     } catch (err) {
       ns.close();
       throw err;
     }
-    return ns;
   }
 
   /** The open namespace file (for a request that names a namespace by descriptor). */
@@ -91,8 +111,8 @@ export class NetnsHandle {
     const errno = this.n.setns(fd, this.n.CLONE_NEWNET);
     if (errno !== 0) {
       const why = errnoName(errno);
-      if (why === 'EINVAL') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${this.path}": not a network namespace`);
-      throw new CniError(ErrCode.InvalidEnvironment, `failed to enter netns "${this.path}": setns: ${why}`);
+      if (why === 'EINVAL') throw new NetnsError('not-netns', `failed to open netns "${this.path}": not a network namespace`);
+      throw new NetnsError('other', `failed to enter netns "${this.path}": setns: ${why}`);
     }
     try {
       return fn();

@@ -5,14 +5,14 @@
 // its twin must leave the same state.
 import { execa } from 'execa';
 import { NetnsHandle } from '../../src/sys/netns.ts';
-import { Netlink } from '../../src/kernel/netlink.ts';
+import { Netlink, type OpenOptions } from '../../src/kernel/netlink.ts';
 import type { Netns } from './netns.ts';
 
 /** A Netlink connection inside the test namespace `ns`. */
-export function netlinkIn(ns: Netns): Netlink {
+export function netlinkIn(ns: Netns, opts: OpenOptions = {}): Netlink {
   const h = NetnsHandle.open(ns.path);
   try {
-    return Netlink.openIn(h);
+    return Netlink.openIn(h, opts);
   } finally {
     h.close();
   }

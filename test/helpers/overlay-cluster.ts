@@ -1,33 +1,24 @@
 // The walk-through's cluster for the overlay tests, in namespaces made with createNs: an
-// underlay bridge in its own "wire" namespace, a master running etcd on 172.16.1.100,
-// and workers (172.16.1.101...) each running the INSTALLED `flannelette agent` with a
-// temp subnet file. Processes are killed and the temp dir removed after the file, also
-// when a test fails; the namespaces go with the netns helper.
+// underlay bridge in its own "wire" namespace, a master running etcd on 172.16.1.100 (or
+// three members, .100, .91 and .92; over https with client certificates; with auth), and
+// workers (172.16.1.101...) each running the INSTALLED `flannelette agent` with a temp
+// subnet file. Processes are killed and the temp dir removed after the file, also when a
+// test fails; the namespaces go with the netns helper.
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { cnitool } from './cnitool.ts';
+import { eventually } from './eventually.ts';
 import { createNs, type Netns } from './netns.ts';
+import type { Pki } from './pki.ts';
 import { ourBinDir } from './plugin.ts';
 
-export const ETCD_URL = 'http://172.16.1.100:2379';
 export const NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
 const SUBNETS = '/coreos.com/network/subnets/';
 
-/** Polls `fn` until it stops throwing; rethrows its last error after `ms`. */
-export async function eventually<T>(fn: () => Promise<T> | T, ms = 10_000, every = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, every));
-    }
-  }
-}
+export { eventually };
 
 /** A process in a namespace, its output kept for assertions and failure reports. */
 export class Daemon {
@@ -59,6 +50,8 @@ export interface Node {
   name: string;
   ns: Netns;
   ip: string;
+  /** Its IPv6 address on enp0s8, if it has one. */
+  ip6?: string;
   dir: string;
   subnetFile: string;
   agent?: Daemon;
@@ -87,88 +80,190 @@ process.once('exit', () => {
   }
 });
 
+/** How the cluster's etcd runs. */
+export interface EtcdSetup {
+  /** Members, each in a namespace of its own on the wire: 1 (master, .100) or 3 (also .91, .92). */
+  members?: 1 | 3;
+  /** https with these certificates, and client certificates required (--client-cert-auth). */
+  tls?: Pki;
+}
+
+export interface Member {
+  name: string;
+  node: Node;
+  url: string;
+  daemon?: Daemon;
+}
+
+const MEMBER_IPS = ['172.16.1.100', '172.16.1.91', '172.16.1.92'];
+
 export class Cluster {
   readonly nodes = new Map<string, Node>();
-  etcd?: Daemon;
-  /** Where etcd runs (no agent there, as in the walk-through). */
-  master!: Node;
+  readonly members: Member[] = [];
+  /** etcdctl's credentials once auth is on (root). */
+  private root?: string;
+  /** The agents' credentials, given to startAgent(). */
+  agentAuth: string[] = [];
+  /** The agents' client certificate and key (with tls): the PKI's client certificate unless changed. */
+  clientCert?: { cert: string; key: string };
   private constructor(
     readonly tmp: string,
     readonly wire: Netns,
+    readonly setup: EtcdSetup,
   ) {}
 
-  /** The wire, master with etcd running and the network config written. */
-  static async create(): Promise<Cluster> {
+  /** Where the first member runs (no agent there, as in the walk-through). */
+  get master(): Node {
+    return this.members[0]!.node;
+  }
+
+  /** The first member's process. */
+  get etcd(): Daemon | undefined {
+    return this.members[0]!.daemon;
+  }
+
+  /** Every member's client URL, comma-separated (--etcd-endpoints). */
+  get endpoints(): string {
+    return this.members.map((m) => m.url).join(',');
+  }
+
+  /** The wire, etcd running and the network config written. */
+  static async create(setup: EtcdSetup = {}): Promise<Cluster> {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-overlay-'));
     const wire = await createNs('wire');
     await wire.ip('link', 'add', 'br0', 'type', 'bridge');
     await wire.ip('link', 'set', 'br0', 'up');
-    const c = new Cluster(tmp, wire);
+    const c = new Cluster(tmp, wire, setup);
     clusters.add(c);
-    c.master = await c.addNode('master', '172.16.1.100');
+    if (setup.tls) c.clientCert = { cert: setup.tls.clientCert, key: setup.tls.clientKey };
+    const scheme = setup.tls ? 'https' : 'http';
+    for (let i = 0; i < (setup.members ?? 1); i++) {
+      const name = i === 0 ? 'master' : `master${i + 1}`;
+      const ip = MEMBER_IPS[i]!;
+      c.members.push({ name, node: await c.addNode(name, ip), url: `${scheme}://${ip}:2379` });
+    }
     await c.startEtcd();
     await c.etcdctl('put', '/coreos.com/network/config', NETWORK_CONFIG);
     return c;
   }
 
-  /** A node namespace on the wire: enp0s8 with `ip`/24, as on the walk-through's VMs. */
-  async addNode(name: string, ip: string): Promise<Node> {
+  /**
+   * A node namespace on the wire: enp0s8 with `ip`/24, as on the walk-through's VMs; with
+   * `o.ip6`, also that IPv6 address (/64); with `o.via`, default routes through that router
+   * (routeWire() makes the wire one).
+   */
+  async addNode(name: string, ip: string, o: { ip6?: string; via?: { v4: string; v6?: string } } = {}): Promise<Node> {
     const ns = await createNs(name);
     await this.wire.ip('link', 'add', `u-${name}`, 'type', 'veth', 'peer', 'name', 'enp0s8', 'netns', ns.name);
     await this.wire.ip('link', 'set', `u-${name}`, 'master', 'br0', 'up');
     await ns.ip('addr', 'add', `${ip}/24`, 'dev', 'enp0s8');
+    if (o.ip6) await ns.ip('addr', 'add', `${o.ip6}/64`, 'dev', 'enp0s8', 'nodad');
     await ns.ip('link', 'set', 'enp0s8', 'up');
+    if (o.via) await ns.ip('route', 'add', 'default', 'via', o.via.v4);
+    if (o.via?.v6) await ns.ip('-6', 'route', 'add', 'default', 'via', o.via.v6);
     const dir = path.join(this.tmp, name);
     mkdirSync(dir, { recursive: true });
-    const node: Node = { name, ns, ip, dir, subnetFile: path.join(dir, 'subnet.env') };
+    const node: Node = { name, ns, ip, ...(o.ip6 ? { ip6: o.ip6 } : {}), dir, subnetFile: path.join(dir, 'subnet.env') };
     this.nodes.set(name, node);
     return node;
   }
 
-  /** Starts etcd in master, with a fresh data dir if `fresh`; waits until it answers. */
+  /** Makes the wire a router too: br0 gets these addresses (the first the master's network's), and forwards. */
+  async routeWire(addrs: string[]): Promise<void> {
+    for (const a of addrs) await this.wire.ip('addr', 'add', a, 'dev', 'br0', ...(a.includes(':') ? ['nodad'] : []));
+    await this.wire.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    await this.master.ns.ip('route', 'add', 'default', 'via', addrs[0]!.split('/')[0]!);
+  }
+
+  /** Starts every member not running (all of a new cluster at once), with fresh data if `fresh`; waits until they answer. */
   async startEtcd(fresh = false): Promise<void> {
-    const data = path.join(this.tmp, 'etcd');
+    const stopped = this.members.filter((m) => !m.daemon);
+    for (const m of stopped) this.startMember(m, fresh);
+    await eventually(() => this.etcdctl('endpoint', 'health', '--endpoints', stopped.map((m) => m.url).join(',')), 20_000, 200);
+  }
+
+  private startMember(m: Member, fresh: boolean): void {
+    const data = path.join(this.tmp, `etcd-${m.name}`);
     if (fresh) rmSync(data, { recursive: true, force: true });
+    const ip = m.node.ip;
+    const initial = this.members.map((x) => `${x.name}=http://${x.node.ip}:2380`).join(',');
+    const tls = this.setup.tls;
     const proc = execa(
       'ip',
       [
         'netns',
         'exec',
-        this.master.ns.name,
+        m.node.ns.name,
         'etcd',
         '--name',
-        'master',
+        m.name,
         '--data-dir',
         data,
         '--listen-client-urls',
-        ETCD_URL,
+        m.url,
         '--advertise-client-urls',
-        ETCD_URL,
+        m.url,
         '--listen-peer-urls',
-        'http://127.0.0.1:2380',
+        `http://${ip}:2380`,
         '--initial-advertise-peer-urls',
-        'http://127.0.0.1:2380',
+        `http://${ip}:2380`,
         '--initial-cluster',
-        'master=http://127.0.0.1:2380',
+        initial,
+        '--initial-cluster-token',
+        path.basename(this.tmp),
+        ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
       ],
       { reject: false, buffer: false },
     );
-    this.etcd = new Daemon(proc);
-    daemons.add(this.etcd);
-    await eventually(() => this.etcdctl('endpoint', 'health'), 15_000);
+    m.daemon = new Daemon(proc);
+    daemons.add(m.daemon);
+  }
+
+  /** Stops member `i` (SIGTERM; SIGKILL when asked). */
+  async stopMember(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const m = this.members[i]!;
+    if (!m.daemon) return;
+    await m.daemon.stop(signal);
+    daemons.delete(m.daemon);
+    m.daemon = undefined;
   }
 
   async stopEtcd(): Promise<void> {
-    if (!this.etcd) return;
-    await this.etcd.stop('SIGTERM');
-    daemons.delete(this.etcd);
-    this.etcd = undefined;
+    for (let i = 0; i < this.members.length; i++) await this.stopMember(i);
   }
 
+  /** Turns auth on: user root, and user `user` whose role `user` may read and write the network prefix. */
+  async enableAuth(user: string, password: string): Promise<void> {
+    await this.etcdctl('user', 'add', 'root', '--new-user-password=root-secret', '--interactive=false');
+    await this.etcdctl('user', 'add', user, `--new-user-password=${password}`, '--interactive=false');
+    await this.etcdctl('role', 'add', user);
+    await this.etcdctl('role', 'grant-permission', user, '--prefix=true', 'readwrite', '/coreos.com/network/');
+    await this.etcdctl('user', 'grant-role', user, user);
+    await this.etcdctl('auth', 'enable');
+    this.root = 'root:root-secret';
+    this.agentAuth = ['--etcd-username', user, '--etcd-password', password];
+  }
+
+  /** etcdctl against the running members (or `--endpoints` given in `args`), with the cluster's TLS and root credentials. */
   async etcdctl(...args: string[]): Promise<string> {
-    const r = await execa('ip', ['netns', 'exec', this.master.ns.name, 'etcdctl', '--endpoints', ETCD_URL, '--command-timeout=2s', ...args], {
-      env: { ETCDCTL_API: '3' },
-    });
+    const running = this.members.filter((m) => m.daemon).map((m) => m.url);
+    const tls = this.setup.tls;
+    const r = await execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.master.ns.name,
+        'etcdctl',
+        '--endpoints',
+        running.join(','),
+        '--command-timeout=3s',
+        ...(tls ? ['--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : []),
+        ...(this.root ? ['--user', this.root] : []),
+        ...args,
+      ],
+      { env: { ETCDCTL_API: '3' } },
+    );
     return r.stdout;
   }
 
@@ -179,13 +274,31 @@ export class Cluster {
     const m = new Map<string, { value: any; lease: string }>();
     for (const kv of out.kvs ?? []) {
       const key = Buffer.from(kv.key, 'base64').toString().slice(SUBNETS.length);
-      m.set(key, { value: JSON.parse(Buffer.from(kv.value, 'base64').toString()), lease: String(kv.lease ?? 0) });
+      const text = Buffer.from(kv.value, 'base64').toString();
+      let value: unknown = text;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        // a bad lease a test wrote: kept as text
+      }
+      m.set(key, { value, lease: String(kv.lease ?? 0) });
     }
     return m;
   }
 
-  /** Starts the installed agent in `node`'s namespace (the test's lease TTL: 3 s). */
-  startAgent(node: Node, extra: string[] = []): Daemon {
+  /** The flags that reach this cluster's etcd: endpoints, certificates, credentials. */
+  etcdArgs(): string[] {
+    const tls = this.setup.tls;
+    return [
+      '--etcd-endpoints',
+      this.endpoints,
+      ...(tls && this.clientCert ? ['--etcd-cafile', tls.ca, '--etcd-certfile', this.clientCert.cert, '--etcd-keyfile', this.clientCert.key] : []),
+      ...this.agentAuth,
+    ];
+  }
+
+  /** Starts the installed agent in `node`'s namespace (lease TTL 3 s unless `extra` says); `etcd` replaces etcdArgs(). */
+  startAgent(node: Node, extra: string[] = [], etcd: string[] = this.etcdArgs()): Daemon {
     const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
     const proc = execa(
       'ip',
@@ -195,14 +308,12 @@ export class Cluster {
         node.ns.name,
         exe,
         'agent',
-        '--etcd-endpoints',
-        ETCD_URL,
+        ...etcd,
         '--iface',
         'enp0s8',
         '--subnet-file',
         node.subnetFile,
-        '--lease-ttl',
-        '3',
+        ...(extra.includes('--lease-ttl') ? [] : ['--lease-ttl', '3']),
         '--ip-masq',
         ...extra,
       ],
@@ -214,12 +325,26 @@ export class Cluster {
   }
 
   /** Waits for the node's subnet file; its FLANNEL_SUBNET ("10.244.1.1/24"). */
-  async subnetOf(node: Node): Promise<string> {
+  async subnetOf(node: Node, ms = 10_000): Promise<string> {
     return eventually(() => {
       const m = existsSync(node.subnetFile) && /^FLANNEL_SUBNET=(.+)$/m.exec(readFileSync(node.subnetFile, 'utf8'));
       if (!m) throw new Error(`no FLANNEL_SUBNET in ${node.subnetFile}; agent log:\n${node.agent?.log}`);
       return m[1]!;
-    });
+    }, ms);
+  }
+
+  /**
+   * The node's subnet ("10.244.7.0/24") and its lease key ("10.244.7.0-24"), once it has one;
+   * dual-stack, also its IPv6 subnet and gateway ("fd00:10:244:7::/64", "fd00:10:244:7::"),
+   * and the key names both ("10.244.7.0-24&fd00:10:244:7::-64").
+   */
+  async leaseOf(node: Node): Promise<{ subnet: string; key: string; gw: string; subnet6?: string; gw6?: string }> {
+    const [gw1, len] = (await this.subnetOf(node)).split('/') as [string, string];
+    const gw = gw1.replace(/\.1$/, '.0');
+    const v6 = /^FLANNEL_IPV6_SUBNET=(.+)::1\/(\d+)$/m.exec(readFileSync(node.subnetFile, 'utf8'));
+    if (!v6) return { subnet: `${gw}/${len}`, key: `${gw}-${len}`, gw };
+    const gw6 = `${v6[1]}::`;
+    return { subnet: `${gw}/${len}`, key: `${gw}-${len}&${gw6}-${v6[2]}`, gw, subnet6: `${gw6}/${v6[2]}`, gw6 };
   }
 
   async destroy(): Promise<void> {
@@ -229,6 +354,43 @@ export class Cluster {
     daemons.clear();
     rmSync(this.tmp, { recursive: true, force: true });
   }
+}
+
+/** GET `url` from inside `ns` (with the test's own Node): the status and body. */
+export async function httpGet(ns: Netns, url: string): Promise<{ status: number; body: string }> {
+  const script = `fetch(${JSON.stringify(url)}).then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })), (e) => { console.log(JSON.stringify({ status: 0, body: String(e.cause ?? e) })); })`;
+  const r = await execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script]);
+  return JSON.parse(r.stdout) as { status: number; body: string };
+}
+
+/**
+ * What a node's kernel holds on `dev` for its peers, one line per entry as iproute2 prints
+ * it, sorted: routes through a gateway ("10.244.2.0/24 via 10.244.2.0 onlink"), and for a
+ * VXLAN device its neighbours ("10.244.2.0 lladdr <mac> PERMANENT") and fdb entries ("<mac>
+ * dst 172.16.1.102 self permanent"). On the underlay, only routes inside `within` (a prefix
+ * of the cluster network: "10.244.", "fd00:10:244:") count: the node's own are not the agent's.
+ */
+export async function entriesOn(ns: Netns, family: 4 | 6, dev: string, within?: string): Promise<string[]> {
+  const f = `-${family}`;
+  const routes = (await ns.ipJson(f, 'route', 'show', 'dev', dev)) as Array<{ dst: string; gateway?: string; flags?: string[] }>;
+  const out = routes
+    .filter((r) => r.gateway && (!within || r.dst.startsWith(within)))
+    .map((r) => `route ${r.dst} via ${r.gateway}${r.flags?.includes('onlink') ? ' onlink' : ''}`);
+  if (!dev.startsWith('flannel')) return out.sort();
+  const neighs = (await ns.ipJson(f, 'neigh', 'show', 'dev', dev)) as Array<{ dst: string; lladdr?: string; state?: string[] }>;
+  // The kernel's own neighbours (link-local, the multicast ones of IPv6's MLD) are not the agent's.
+  out.push(...neighs.filter((n) => !/^(fe80|ff[0-9a-f]{2}):/.test(n.dst)).map((n) => `neigh ${n.dst} lladdr ${n.lladdr} ${(n.state ?? []).join(',')}`));
+  const fdb = (await execa('bridge', ['-n', ns.name, '-j', 'fdb', 'show', 'dev', dev])).stdout;
+  for (const e of (fdb.trim() ? JSON.parse(fdb) : []) as Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>) {
+    if (e.dst?.includes(':') === (family === 6)) out.push(`fdb ${e.mac} dst ${e.dst} ${(e.flags ?? []).join(',')} ${e.state}`);
+  }
+  return out.sort();
+}
+
+/** What flanneld's vxlan backend programs on `dev` for a peer (its source, vxlan_network.go). */
+export function vxlanPeer(subnet: string, publicIP: string, mac: string): string[] {
+  const gw = subnet.split('/')[0]!;
+  return [`route ${subnet} via ${gw} onlink`, `neigh ${gw} lladdr ${mac} PERMANENT`, `fdb ${mac} dst ${publicIP} self permanent`];
 }
 
 /** The VXLAN forwarding state of `node`: routes, neighbours and fdb entries on flannel.1. */
@@ -276,7 +438,7 @@ export async function capture(ns: Netns, iface: string, filter: string): Promise
  * kube-flannel's CNI config, i.e. our flannel plugin delegating to our bridge and
  * host-local, with every state path in the node's temp dir. Its eth0 address.
  */
-export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip: string }> {
+export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip: string; ip6?: string }> {
   const ns = await createNs(name);
   const confDir = path.join(node.dir, 'net.d');
   mkdirSync(confDir, { recursive: true });
@@ -290,6 +452,9 @@ export async function addPod(node: Node, name: string): Promise<{ ns: Netns; ip:
   writeFileSync(path.join(confDir, '10-flannel.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'cni0', plugins: [flannel] }));
   const r = await cnitool({ verb: 'add', network: 'cni0', pod: ns, node: node.ns, confDir, cniPath: ourBinDir(), cacheDir: path.join(node.dir, 'cache') });
   if (r.code !== 0) throw new Error(`ADD ${name} on ${node.name}: ${r.stderr}`);
-  const addrs = await ns.ipJson('-4', 'addr', 'show', 'dev', 'eth0');
-  return { ns, ip: addrs[0].addr_info[0].local };
+  const addrs = await ns.ipJson('addr', 'show', 'dev', 'eth0');
+  const of = (family: string) =>
+    (addrs[0].addr_info as Array<{ family: string; local: string; scope: string }>).find((a) => a.family === family && a.scope === 'global')?.local;
+  const ip6 = of('inet6');
+  return { ns, ip: of('inet')!, ...(ip6 ? { ip6 } : {}) };
 }

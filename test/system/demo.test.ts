@@ -47,7 +47,7 @@ describe('the three-node demo', () => {
     const mac = /^10\.244\.2\.0 dev flannel\.1 lladdr ([0-9a-f:]{17}) PERMANENT/m.exec(out)?.[1];
     expect(mac).toBeDefined();
     expect(out).toContain(`${mac} dst 172.16.1.102 self permanent`);
-    expect(out).toContain(`{"PublicIP":"172.16.1.102","BackendType":"vxlan","BackendData":{"VtepMAC":"${mac}"}}`);
+    expect(out).toContain(`{"PublicIP":"172.16.1.102","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`);
     expect(out).toMatch(/172\.16\.1\.101\.\d+ > 172\.16\.1\.102\.8472: \[no cksum\] OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
     expect(out).toMatch(/10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
     const explained = out.slice(out.indexOf('flannelette explain 10.244.1.2 --to 10.244.2.2'));
@@ -57,6 +57,38 @@ describe('the three-node demo', () => {
     expect(await namespaces(prefix)).toEqual([]);
     expect(await processes(prefix)).toEqual([]);
     expect(existsSync(`/tmp/flannelette-demo-${prefix}`)).toBe(false);
+  });
+
+  it("--backend host-gw: a route via worker02 on enp0s8, no overlay device, the pod's own packet on the wire", async () => {
+    const { code, out, prefix } = await demo('--backend', 'host-gw');
+    expect(prefix, out).toMatch(PREFIX);
+    expect(code, out).toBe(0);
+    expect(out).toContain('{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}');
+    expect(out).toContain('{"PublicIP":"172.16.1.102","PublicIPv6":null,"BackendType":"host-gw"}');
+    expect(out).toMatch(/64 bytes from 10\.244\.2\.2: icmp_seq=1 ttl=62/);
+    expect(out).toMatch(/^10\.244\.2\.0\/24 via 172\.16\.1\.102 dev enp0s8 $/m);
+    expect(out).not.toContain('flannel.1');
+    expect(out).toContain("4. A route via another node: 172.16.1.102 is on enp0s8's network, and 10.244.2.0/24 is a pod subnet of 10.244.0.0/16");
+    expect(out).toMatch(/ethertype IPv4 \(0x0800\).*\n\s+10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
+    expect(await namespaces(prefix)).toEqual([]);
+  });
+
+  it('--dual-stack: both families in the lease, the subnet file and the pods; IPv6 pods ping (hop limit 62) through flannel-v6.1, VXLAN over IPv6', async () => {
+    const { code, out, prefix } = await demo('--dual-stack');
+    expect(prefix, out).toMatch(PREFIX);
+    expect(code, out).toBe(0);
+    expect(out).toContain('FLANNEL_IPV6_NETWORK=fd00:10:244::/56 FLANNEL_IPV6_SUBNET=fd00:10:244:2::1/64');
+    expect(out).toMatch(/^\/coreos\.com\/network\/subnets\/10\.244\.2\.0-24&fd00:10:244:2::-64$/m);
+    expect(out).toMatch(
+      /"PublicIPv6":"fd00:172:16:1::102","BackendType":"vxlan","BackendData":\{"VNI":1,"VtepMAC":"[0-9a-f:]{17}"\},"BackendV6Data":\{"VNI":1,"VtepMAC":"[0-9a-f:]{17}"\}/,
+    );
+    expect(out).toMatch(/^ubuntu2\s+10\.244\.2\.2\s+fd00:10:244:2::2\s+worker02$/m);
+    expect(out).toMatch(/64 bytes from fd00:10:244:2::2: icmp_seq=\d ttl=62/);
+    expect(out).toMatch(/^fd00:10:244:2::\/64 via fd00:10:244:2:: dev flannel-v6\.1 metric 1024 onlink/m);
+    expect(out).toMatch(/fd00:172:16:1::101\.\d+ > fd00:172:16:1::102\.8472: .*OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
+    const explained = out.slice(out.indexOf('flannelette explain fd00:10:244:1::2 --to fd00:10:244:2::2'));
+    expect(explained).toContain('so the remote VTEP for fd00:10:244:2::2 is fd00:172:16:1::102.');
+    expect(await namespaces(prefix)).toEqual([]);
   });
 
   it('--keep leaves the cluster running; --cleanup PREFIX stops and removes all of it', async () => {

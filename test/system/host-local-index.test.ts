@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileLock } from '../../src/ipam/flock.ts';
+import { FileLock } from '../../src/sys/flock.ts';
 import { confOf, hostLocal, leased, tempDir } from '../helpers/host-local.ts';
 
 const COUNT = 2000;

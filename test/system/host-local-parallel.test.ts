@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, linkSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileLock } from '../../src/ipam/flock.ts';
+import { FileLock } from '../../src/sys/flock.ts';
 import { ourBinDir } from '../helpers/plugin.ts';
 import { confOf, hostLocal, leased, tempDir, type Impl } from '../helpers/host-local.ts';
 

@@ -1,20 +1,20 @@
-// Our native addon (native/flannelette.c) and the paths that use it: flock(2) that still
-// excludes util-linux's flock(1) (and so the reference), setns(2) that puts sysctls and
-// processes in the pod and always comes back, posix_spawn; and the same plugins working
-// without it (FLANNELETTE_NO_NATIVE=1: flock(1), nsenter and a shell, as on a machine
-// where the build found no C compiler).
+// Our native addon (native/flannelette.c) and what src/sys builds on it: flock(2) that
+// still excludes util-linux's flock(1) (and so the reference), setns(2) that puts sysctls
+// and netlink sockets in the pod and always comes back, posix_spawn; the netns checks; and
+// the wait for IPv6 duplicate address detection that enabledad asks for.
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
-import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLock } from '../../src/ipam/flock.ts';
-import { Netns as EnteredNetns } from '../../src/kernel/enter-netns.ts';
-import { IpSession } from '../../src/kernel/ip-session.ts';
-import { native } from '../../src/kernel/native.ts';
+import { Netlink } from '../../src/kernel/netlink.ts';
+import { addon } from '../../src/sys/addon.ts';
+import { FileLock } from '../../src/sys/flock.ts';
+import { NetnsHandle, netnsState, requireNetns } from '../../src/sys/netns.ts';
+import { run } from '../../src/sys/spawn.ts';
+import { jsonIn, type IpLink, type IpRoute } from '../helpers/kernel-state.ts';
 import { holdLock } from '../helpers/lock-holder.ts';
-import { createNs, type Netns } from '../helpers/netns.ts';
+import { createNs } from '../helpers/netns.ts';
 import { callPlugin, ourBinDir } from '../helpers/plugin.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -32,7 +32,7 @@ describe('the addon', () => {
   it('is built and installed beside the plugins, and loads', () => {
     expect(existsSync(path.join(root, 'dist/flannelette.node'))).toBe(true);
     expect(existsSync(path.join(ourBinDir(), '.flannelette/flannelette.node'))).toBe(true);
-    expect(typeof native()?.flock).toBe('function');
+    expect(typeof addon().flock).toBe('function');
   });
 
   it("locks as util-linux's flock does, and waits without blocking the event loop", async () => {
@@ -64,18 +64,19 @@ describe('the addon', () => {
     }
   });
 
-  it('enters a pod for sysctls and processes only, and always comes back', async () => {
+  it('enters a pod for sysctls and sockets only, and always comes back', async () => {
     const pod = await createNs('pod');
     await pod.ip('link', 'add', 'n0', 'type', 'veth', 'peer', 'name', 'n1');
     const home = myNetns();
-    const ns = EnteredNetns.open(pod.path)!;
-    const session = ns.run(() => {
+    const ns = NetnsHandle.open(pod.path);
+    const nl = ns.run(() => {
       process.getBuiltinModule('node:fs').writeFileSync('/proc/sys/net/ipv4/conf/n0/arp_notify', '1');
-      return IpSession.spawn(['/usr/sbin/ip', '-j', '-batch', '-']);
+      return Netlink.open();
     });
     expect(myNetns()).toBe(home);
-    const [shown] = await session.finish([{ line: 'link show dev n0', what: 'read n0', output: true }]);
-    expect(shown![0].ifname).toBe('n0');
+    // The socket answers for the pod from then on.
+    expect((await nl.link('n0'))?.name).toBe('n0');
+    nl.close();
     expect((await pod.exec('cat', ['/proc/sys/net/ipv4/conf/n0/arp_notify'])).stdout).toBe('1');
     // A failure inside still brings the thread back.
     expect(() =>
@@ -88,92 +89,52 @@ describe('the addon', () => {
   });
 
   it('refuses what is not a network namespace with code 4, before entering anything', () => {
-    expect(() => EnteredNetns.open('/proc/self/ns/mnt')).toThrow(
+    expect(() => NetnsHandle.open('/proc/self/ns/mnt')).toThrow(
       expect.objectContaining({ code: 4, message: expect.stringMatching(/not a network namespace/) }),
     );
-    expect(() => EnteredNetns.open(path.join(tmp, 'missing'))).toThrow(expect.objectContaining({ code: 4 }));
+    expect(() => NetnsHandle.open(path.join(tmp, 'missing'))).toThrow(expect.objectContaining({ code: 4 }));
   });
 
-  it('reports a program that cannot start as child_process does', async () => {
-    const s = IpSession.spawn(['/nonexistent/ip', '-j', '-batch', '-']);
-    await expect(s.finish([{ line: 'link show dev lo', what: 'read lo', output: true }])).rejects.toThrow(/failed to run \/nonexistent\/ip/);
+  it('tells a namespace from a missing path and from a plain file', async () => {
+    const ns = await createNs('chk');
+    expect(netnsState(ns.path)).toBe('netns');
+    expect(netnsState('/proc/self/ns/net')).toBe('netns');
+    expect(netnsState('/var/run/netns/surely-not-there')).toBe('missing');
+    expect(netnsState('/etc/hostname')).toBe('other');
+    expect(() => requireNetns('relative/path')).toThrow(/not an absolute path/);
+    expect(() => requireNetns('/etc/hostname')).toThrow(/not a network namespace/);
+  });
+
+  it('runs a program through posix_spawn, with input, output and status; one that cannot start is code 5', async () => {
+    const r = await run('/usr/bin/tr', ['a-z', 'A-Z'], 'hello');
+    expect(r).toEqual({ code: 0, stdout: 'HELLO', stderr: '' });
+    // More input than a pipe holds, while the child writes as much back.
+    const big = 'x'.repeat(200_000);
+    expect((await run('/usr/bin/cat', [], big)).stdout).toHaveLength(200_000);
+    expect((await run('/bin/sh', ['-c', 'echo oops >&2; exit 3'])).code).toBe(3);
+    await expect(run('/nonexistent/ip', [])).rejects.toMatchObject({ code: 5, message: expect.stringMatching(/failed to run \/nonexistent\/ip: ENOENT/) });
   });
 });
 
-describe('work queued before the pod batch (enabledad: single ip commands, then waiting for DAD)', () => {
-  for (const mode of ['addon', 'no addon'] as const) {
-    it(`adds IPv6 addresses, waits until they are no longer tentative, then routes (${mode})`, async () => {
-      const node = await createNs(`d${mode === 'addon' ? 1 : 2}`);
-      const pod = await createNs(`dp${mode === 'addon' ? 1 : 2}`);
-      const conf = {
-        cniVersion: '1.0.0',
-        name: 'dad',
-        type: 'bridge',
-        bridge: 'cni0',
-        isGateway: true,
-        enabledad: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: 'fd00:77::/64' }]], routes: [{ dst: 'fd00:78::/64' }], dataDir: path.join(tmp, `dad-${mode}`) },
-      };
-      const env: Record<string, string> = mode === 'addon' ? {} : { FLANNELETTE_NO_NATIVE: '1' };
-      const r = await callPlugin('bridge', { command: 'ADD', containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node, env });
-      expect(r.code, r.stdout + r.stderr).toBe(0);
-      expect(r.json.ips[0].address).toBe('fd00:77::2/64');
-      const [eth0] = await pod.ipJson('-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global');
-      expect(eth0.addr_info.filter((a: any) => a.local).map((a: any) => [a.local, a.tentative ?? false])).toEqual([['fd00:77::2', false]]);
-      expect((await pod.ipJson('-6', 'route', 'show', 'fd00:78::/64'))[0]?.gateway).toBe('fd00:77::1');
-      expect((await pod.exec('cat', ['/proc/sys/net/ipv6/conf/eth0/enhanced_dad'])).stdout).toBe('1');
-    });
-  }
-});
-
-describe('without the addon', () => {
-  let seq = 0;
-  async function fixture() {
-    const n = ++seq;
-    const node = await createNs(`f${n}`);
-    const dataDir = path.join(tmp, `data${n}`);
+describe('enabledad: routes wait until IPv6 duplicate address detection is through', () => {
+  it('adds IPv6 addresses, waits until they are no longer tentative, then routes', async () => {
+    const node = await createNs('d1');
+    const pod = await createNs('dp1');
     const conf = {
       cniVersion: '1.0.0',
-      name: 'fallback',
+      name: 'dad',
       type: 'bridge',
       bridge: 'cni0',
       isGateway: true,
-      ipam: { type: 'host-local', subnet: '10.77.0.0/24', dataDir },
+      enabledad: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: 'fd00:77::/64' }]], routes: [{ dst: 'fd00:78::/64' }], dataDir: path.join(tmp, 'dad') },
     };
-    const call = (command: string, pod: Netns, id: string, c: unknown = conf) =>
-      callPlugin('bridge', { command, containerId: id, netns: pod.path, ifname: 'eth0', conf: c, node, env: { FLANNELETTE_NO_NATIVE: '1' } });
-    return { node, dataDir, conf, call };
-  }
-
-  it('ADD, CHECK and DEL work through flock(1), nsenter and a shell', async () => {
-    const f = await fixture();
-    const pod = await createNs('fp1');
-    const add = await f.call('ADD', pod, 'c1');
-    expect(add.code, add.stdout + add.stderr).toBe(0);
-    expect(add.json.ips[0].address).toBe('10.77.0.2/24');
-    expect((await pod.exec('cat', ['/proc/sys/net/ipv4/conf/eth0/arp_notify'])).stdout).toBe('1');
-    const check = await f.call('CHECK', pod, 'c1', { ...f.conf, prevResult: add.json });
-    expect(check.code, check.stdout + check.stderr).toBe(0);
-    const del = await f.call('DEL', pod, 'c1');
-    expect(del.code, del.stdout + del.stderr).toBe(0);
-    expect(await pod.ipJson('link', 'show', 'dev', 'eth0').catch(() => [])).toEqual([]);
-  });
-
-  it('still waits for a lock that util-linux flock holds', async () => {
-    const f = await fixture();
-    const pod = await createNs('fp2');
-    expect((await f.call('ADD', pod, 'c1')).code).toBe(0);
-    const lockFile = path.join(f.dataDir, 'fallback', 'lock');
-    const pod2 = await createNs('fp3');
-    const holder = await holdLock(lockFile);
-    const second = f.call('ADD', pod2, 'c2');
-    try {
-      expect(await settlesWithin(second, 300)).toBe(false);
-    } finally {
-      await holder.release();
-    }
-    const r = await second;
+    const r = await callPlugin('bridge', { command: 'ADD', containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(isIP(r.json.ips[0].address.split('/')[0])).toBe(4);
+    expect(r.json.ips[0].address).toBe('fd00:77::2/64');
+    const [eth0] = await jsonIn<IpLink>(pod, 'ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global');
+    expect((eth0?.addr_info ?? []).filter((a) => a.local).map((a) => [a.local, a.tentative ?? false])).toEqual([['fd00:77::2', false]]);
+    expect((await jsonIn<IpRoute>(pod, 'ip', '-6', 'route', 'show', 'fd00:78::/64'))[0]?.gateway).toBe('fd00:77::1');
+    expect((await pod.exec('cat', ['/proc/sys/net/ipv6/conf/eth0/enhanced_dad'])).stdout).toBe('1');
   });
 });

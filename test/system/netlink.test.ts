@@ -1,48 +1,64 @@
-// The two executors of a namespace's ops side by side: what NetlinkSession (route netlink
-// through our addon) does and answers must be what IpSession (`ip -j -d -batch -`) does
-// and answers, ip being the oracle. The same ops run through each in twin namespaces and
-// the resulting state is compared as ip prints it; questions are put to both on one
-// namespace; failures must read alike and stop the batch alike.
+// Our netlink code (src/kernel/netlink.ts) with `ip` and `bridge` as the oracle: every
+// change op the bridge plugin and the overlay make (links, bridge ports, VXLAN devices,
+// addresses, neighbour and fdb entries, onlink and `via` routes, IPv4 and IPv6), made by
+// Netlink in one namespace and by iproute2 (ops.ts's commandOf) in its twin, must leave the
+// same state; the typed answers must say what `ip -j`/`bridge -j` say of the same
+// namespace; refusals carry the errno; any name the kernel takes works. Also the listing
+// lease liveness reads: veth peers' namespace ids and peer indexes, and another
+// namespace's addresses read by its id.
 import { describe, expect, it } from 'vitest';
-import { Netns as Entered } from '../../src/kernel/enter-netns.ts';
-import { IpSession } from '../../src/kernel/ip-session.ts';
-import { native } from '../../src/kernel/native.ts';
-import { NetlinkSession } from '../../src/kernel/netlink/session.ts';
-import { command, type IpCommand, type Op } from '../../src/kernel/legacy-ops.ts';
-import { IpBatchError, type Session } from '../../src/kernel/session.ts';
-import { parseCidr, type Cidr } from '../../src/net/ip.ts';
-import { createNs, type Netns } from '../helpers/netns.ts';
+import { Errno, KernelError } from '../../src/kernel/errors.ts';
+import { commandOf, describeOp, type Op } from '../../src/kernel/ops.ts';
+import { formatIP, parseCidr, parseIP, type Cidr, type IP } from '../../src/net/ip.ts';
+import { Nud, Ntf, Scope, Table } from '../../src/kernel/records.ts';
+import {
+  addrState,
+  fdbState,
+  jsonIn,
+  linkState,
+  neighState,
+  netlinkIn,
+  routeState,
+  runIn,
+  settled,
+  type IpFdb,
+  type IpLink,
+  type IpNeigh,
+  type IpRoute,
+} from '../helpers/kernel-state.ts';
+import { createNs } from '../helpers/netns.ts';
 
-/** A netlink session whose socket belongs to `ns` (opened while the main thread is there). */
-function netlinkIn(ns: Netns): NetlinkSession {
-  const entered = Entered.open(ns.path);
-  expect(entered, 'the addon is built (npm run build)').not.toBeNull();
-  try {
-    return entered!.run(() => NetlinkSession.open()!);
-  } finally {
-    entered!.close();
-  }
-}
+const cidr = (s: string): Cidr => {
+  const c = parseCidr(s)!;
+  return { ip: c.ip, prefix: c.prefix };
+};
+const ip = (s: string): IP => parseIP(s)!;
 
-const ipIn = (ns: Netns) => IpSession.spawn(['/usr/sbin/ip', '-n', ns.name, '-j', '-d', '-batch', '-']);
+const VTEP = '02:00:00:00:10:01';
+const VTEP6 = '02:00:00:00:10:02';
+const R1 = '06:00:00:00:00:01';
+const R2 = '06:00:00:00:00:02';
+const R3 = '06:00:00:00:00:03';
+const R4 = '06:00:00:00:00:04';
+const MACS = [VTEP, VTEP6, R1, R2, R3, R4];
 
-const cidr = (s: string): Cidr => parseCidr(s)!;
-const cmds = (ops: Op[]): IpCommand[] => ops.map((op, i) => command(op, `op ${i} (${op.kind})`));
+// MACs set by the bridge plugin's ops (kept in the comparison); any other is the kernel's random pick.
+const BR_MACS = ['02:00:00:00:00:01', '02:00:00:00:01:00', '02:00:00:00:01:01', '02:00:00:00:02:00', '02:00:00:00:03:00', '02:00:00:00:03:01'];
 
-// Addresses set by the ops (kept in the comparison); any other MAC is the kernel's random pick.
-const MACS = ['02:00:00:00:00:01', '02:00:00:00:01:00', '02:00:00:00:01:01', '02:00:00:00:02:00', '02:00:00:00:03:00', '02:00:00:00:03:01'];
-
-/** Every change op kind, with every option the plugins use; `peerNs` is a third namespace's path. */
-function changes(peerNs: string): Op[] {
+/** Every change the bridge plugin makes, with every option it uses; `peerNs` is a third namespace's path. */
+function bridgeOps(peerNs: string): Op[] {
+  const [m0, m1, m2, m3, m4, m5] = BR_MACS;
+  const r = (dst: string, more: Partial<Extract<Op, { kind: 'route' }>> = {}): Op => ({ kind: 'route', verb: 'append', dst: cidr(dst), dev: 'br0', ...more });
   return [
-    { kind: 'bridge-add', name: 'br0', mtu: 1400, mac: MACS[0] },
+    { kind: 'bridge-add', name: 'br0', mtu: 1400, mac: m0 },
     { kind: 'bridge-add', name: 'br1' },
-    { kind: 'veth-add', name: 'v0', mtu: 1400, mac: MACS[1], peer: { name: 'p0', mtu: 1400, mac: MACS[2], netns: peerNs } },
+    { kind: 'veth-add', name: 'v0', mtu: 1400, mac: m1, peer: { name: 'p0', mtu: 1400, mac: m2, netns: peerNs } },
     { kind: 'veth-add', name: 'v1', peer: { name: 'p1' } },
     { kind: 'veth-add', name: 'v2', mtu: 9000, peer: { name: 'p2', mtu: 1280 } },
-    { kind: 'veth-add', name: 'v3', mac: MACS[4], peer: { name: 'p3', mac: MACS[5] } },
+    { kind: 'veth-add', name: 'v3', mac: m4, peer: { name: 'p3', mac: m5 } },
+    { kind: 'veth-add', name: 'v4', mtu: 1450, up: true, peer: { name: 'p4', netns: peerNs } },
     { kind: 'link-set', dev: 'v0', master: 'br0', up: true },
-    { kind: 'link-set', dev: 'v1', mac: MACS[3], promisc: true, master: 'br0', up: true },
+    { kind: 'link-set', dev: 'v1', mac: m3, promisc: true, master: 'br0', up: true },
     { kind: 'link-set', dev: 'v3', master: 'br1' },
     { kind: 'link-set', dev: 'br0', up: true },
     { kind: 'link-set', dev: 'p1', promisc: true },
@@ -63,122 +79,43 @@ function changes(peerNs: string): Op[] {
     { kind: 'addr', verb: 'replace', cidr: cidr('fd00:2::1/64'), dev: 'br0' },
     { kind: 'addr', verb: 'add', cidr: cidr('fd00:3::1/64'), dev: 'br0' },
     { kind: 'addr', verb: 'del', cidr: cidr('fd00:3::1/64'), dev: 'br0' },
-    { kind: 'route-append', dst: cidr('10.9.0.0/16'), gw: '10.1.0.254', dev: 'br0' },
-    { kind: 'route-append', dst: cidr('10.8.0.0/16'), dev: 'br0' },
-    { kind: 'route-append', dst: cidr('10.7.0.0/16'), gw: '10.1.0.254', dev: 'br0', metric: 50 },
+    r('10.9.0.0/16', { gw: ip('10.1.0.254') }),
+    r('10.8.0.0/16'),
+    r('10.7.0.0/16', { gw: ip('10.1.0.254'), metric: 50 }),
     // Appended beside the same destination with another metric.
-    { kind: 'route-append', dst: cidr('10.7.0.0/16'), gw: '10.1.0.253', dev: 'br0', metric: 60 },
-    { kind: 'route-append', dst: cidr('0.0.0.0/0'), gw: '10.1.0.254', dev: 'br0', table: 100 },
-    { kind: 'route-append', dst: cidr('10.10.0.0/16'), dev: 'br0', table: 1000, metric: 7 },
-    { kind: 'route-append', dst: cidr('10.6.0.0/16'), gw: '10.1.0.254', dev: 'br0', mtu: 1300, advmss: 1260 },
-    { kind: 'route-append', dst: cidr('10.11.0.1/32'), dev: 'br0', scope: 0 },
-    { kind: 'route-append', dst: cidr('::/0'), gw: 'fd00:1::fe', dev: 'br0' },
-    { kind: 'route-append', dst: cidr('fd00:9::/48'), gw: 'fd00:1::fe', dev: 'br0', metric: 5, table: 100 },
-    { kind: 'route-append', dst: cidr('fd00:8::/48'), dev: 'br0', mtu: 1300 },
+    r('10.7.0.0/16', { gw: ip('10.1.0.253'), metric: 60 }),
+    r('0.0.0.0/0', { gw: ip('10.1.0.254'), table: 100 }),
+    r('10.10.0.0/16', { table: 1000, metric: 7 }),
+    r('10.6.0.0/16', { gw: ip('10.1.0.254'), mtu: 1300, advmss: 1260 }),
+    r('10.11.0.1/32', { scope: 0 }),
+    r('::/0', { gw: ip('fd00:1::fe') }),
+    r('fd00:9::/48', { gw: ip('fd00:1::fe'), metric: 5, table: 100 }),
+    r('fd00:8::/48', { mtu: 1300 }),
   ];
 }
 
-/** Index -> name of every link of `ns`. */
-async function names(ns: Netns): Promise<Map<number, string>> {
-  const links: any[] = await ns.ipJson('link', 'show');
-  return new Map(links.map((l) => [l.ifindex as number, l.ifname as string]));
-}
-
-const MAC_RE = /[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}/g;
-/**
- * Keys whose values count time or traffic, or are the kernel's own numbering, or follow
- * carrier and duplicate address detection: the kernel works those out in its own time
- * (linkwatch runs up to a second later; until then a port just up counts as running,
- * and may bring its bridge up for a moment), which no executor decides.
- */
-const VOLATILE = /timer|stats|_life_time|^(ifindex|link_index|port_id|port_no|no|designated_port|link_netnsid|operstate|state|tentative)$/;
-const CARRIER_FLAGS = new Set(['NO-CARRIER', 'LOWER_UP', 'M-DOWN', 'linkdown']);
-
-/** `v` without what legitimately differs between twin namespaces. */
-function normalise(v: any): any {
-  if (Array.isArray(v)) return v.filter((x) => !CARRIER_FLAGS.has(x)).map(normalise);
-  if (typeof v === 'string') {
-    return v.replace(MAC_RE, (m) => {
-      const full = m
-        .split(':')
-        .map((x) => x.padStart(2, '0'))
-        .join(':');
-      return MACS.includes(full) ? full : '<random mac>';
-    });
-  }
-  if (v === null || typeof v !== 'object') return v;
-  const out: any = {};
-  for (const [k, x] of Object.entries(v)) if (!VOLATILE.test(k)) out[k] = normalise(x);
-  return out;
-}
-
-/** Links as `ip -d -j link show` prints them, by name; the peer's index by name (in `peerNs` when it lives there). */
-async function linkState(ns: Netns, peerNs?: Netns): Promise<Record<string, any>> {
-  const here = await names(ns);
-  const there = peerNs ? await names(peerNs) : new Map<number, string>();
-  const out: Record<string, any> = {};
-  for (const l of await ns.ipJson('-d', 'link', 'show')) {
-    const peer = l.link_index === undefined ? undefined : (l.link_netnsid !== undefined ? there : here).get(l.link_index);
-    out[l.ifname] = { ...normalise(l), ...(l.link_index !== undefined ? { peer: peer ?? '?' } : {}) };
-  }
-  return out;
-}
-
-/** Addresses, link-local IPv6 left out (it follows a random MAC), by link name. */
-async function addrState(ns: Netns): Promise<Record<string, any>> {
-  const out: Record<string, any> = {};
-  for (const l of await ns.ipJson('-d', 'addr', 'show')) {
-    out[l.ifname] = normalise((l.addr_info as any[]).filter((a) => !(a.family === 'inet6' && a.scope === 'link')));
-  }
-  return out;
-}
-
-/**
- * Routes of every table, both families, in a stable order; left out: link-local IPv6 and
- * IPv6's local table (its routes to our own addresses come once DAD is through).
- */
-async function routeState(ns: Netns): Promise<any[]> {
-  const all = [...(await ns.ipJson('-d', '-4', 'route', 'show', 'table', 'all')), ...(await ns.ipJson('-d', '-6', 'route', 'show', 'table', 'all'))];
-  return all
-    .filter((r) => !String(r.dst).startsWith('fe80:') && !(r.table === 'local' && String(r.dst).includes(':')))
-    .map(normalise)
-    .map((r) => JSON.stringify(r))
-    .sort();
-}
-
-/** Waits (up to 2 s) until linkwatch has given every link that is up its state. */
-async function settled(...nss: Netns[]): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const links = (await Promise.all(nss.map((ns) => ns.ipJson('link', 'show')))).flat();
-    if (!links.some((l: any) => l.flags.includes('UP') && !l.flags.includes('LOOPBACK') && l.operstate === 'UNKNOWN')) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function state(ns: Netns, peerNs: Netns) {
-  return { links: await linkState(ns, peerNs), peers: await linkState(peerNs, ns), addrs: await addrState(ns), routes: await routeState(ns) };
-}
-
-describe('NetlinkSession against ip (the oracle)', () => {
-  it('leaves a namespace as ip leaves it, for every change op', async () => {
+describe("the bridge plugin's changes: Netlink against ip", () => {
+  it('leaves a namespace as ip leaves it', async () => {
     const [a, pa, b, pb] = await Promise.all([createNs('nl-a'), createNs('nl-pa'), createNs('ip-b'), createNs('ip-pb')]);
     const nl = netlinkIn(a);
-    await nl.finish(cmds(changes(pa.path)));
-    const ip = ipIn(b);
-    await ip.finish(cmds(changes(pb.path)));
-
+    for (const op of bridgeOps(pa.path)) await nl.apply(op);
+    nl.close();
+    for (const op of bridgeOps(pb.path)) await runIn(b, commandOf(op));
     await settled(a, pa, b, pb);
+    const state = async (ns: typeof a, peer: typeof a) => ({
+      links: await linkState(ns, BR_MACS, peer),
+      peers: await linkState(peer, BR_MACS, ns),
+      addrs: await addrState(ns, BR_MACS),
+      routes: await routeState(ns, BR_MACS),
+    });
     const [got, want] = await Promise.all([state(a, pa), state(b, pb)]);
     // The ops did what they say (so that equal states mean something).
-    expect(want.links.br0).toMatchObject({ mtu: 1400, address: MACS[0], flags: expect.arrayContaining(['UP']) });
-    expect(want.links.v0).toMatchObject({ mtu: 1400, address: MACS[1], master: 'br0', peer: 'p0' });
-    expect(want.peers.p0).toMatchObject({ mtu: 1400, address: MACS[2], peer: 'v0' });
-    expect(want.links.v0.linkinfo.info_slave_data).toMatchObject({ hairpin: true, isolated: false });
-    expect(want.links.v1.linkinfo.info_slave_data).toMatchObject({ hairpin: false, isolated: true });
-    expect(want.links.v3.linkinfo.info_slave_data).toMatchObject({ hairpin: false, isolated: true });
-    // Promiscuous as asked, and again as a bridge port.
-    expect(want.links.v1).toMatchObject({ address: MACS[3], promiscuity: 2, master: 'br0' });
-    expect(want.links.p1).toMatchObject({ promiscuity: 1 });
+    expect(want.links.br0).toMatchObject({ mtu: 1400, address: BR_MACS[0], flags: expect.arrayContaining(['UP']) });
+    expect(want.links.v0).toMatchObject({ mtu: 1400, address: BR_MACS[1], master: 'br0', peer: 'p0' });
+    expect(want.peers.p0).toMatchObject({ mtu: 1400, address: BR_MACS[2], peer: 'v0' });
+    expect(want.links.v0?.linkinfo?.info_slave_data).toMatchObject({ hairpin: true, isolated: false });
+    expect(want.links.v1?.linkinfo?.info_slave_data).toMatchObject({ hairpin: false, isolated: true });
+    expect(want.links.v1).toMatchObject({ address: BR_MACS[3], promiscuity: 2, master: 'br0' });
     expect(want.links.p2).toBeUndefined();
     expect(want.addrs.br0).toEqual(
       expect.arrayContaining([
@@ -194,213 +131,368 @@ describe('NetlinkSession against ip (the oracle)', () => {
     expect(got.addrs).toEqual(want.addrs);
     expect(got.routes).toEqual(want.routes);
   });
-});
 
-/**
- * The fields of a link the plugins read. ip names a peer of the same namespace
- * (`link`) where netlink gives its index, and adds M-DOWN when that peer is down:
- * `index` (name -> ifindex) turns ip's form into netlink's.
- */
-function linkFields(l: any, index?: Map<string, number>) {
-  const out: any = {
-    ifname: l.ifname,
-    ifindex: l.ifindex,
-    mtu: l.mtu,
-    address: l.address,
-    flags: (l.flags as string[]).filter((f) => f !== 'M-DOWN'),
-    operstate: l.operstate,
-  };
-  if (l.master !== undefined) out.master = l.master;
-  if (l.link_index !== undefined) out.link_index = l.link_index;
-  if (typeof l.link === 'string' && index) out.link_index = index.get(l.link);
-  out.info_kind = l.linkinfo?.info_kind;
-  if (l.addr_info) out.addr_info = (l.addr_info as any[]).map(addrFields);
-  return out;
-}
-function addrFields(a: any) {
-  const out: any = { family: a.family, local: a.local, prefixlen: a.prefixlen, scope: a.scope };
-  if (a.broadcast !== undefined) out.broadcast = a.broadcast;
-  if (a.tentative) out.tentative = true;
-  return out;
-}
-/** A route's fields; `ip -d` also names the main table and the unicast type, which plain `ip -j` leaves out. */
-function routeFields(r: any) {
-  const out: any = { dst: r.dst };
-  for (const k of ['gateway', 'dev', 'table', 'metric', 'scope', 'type'] as const) if (r[k] !== undefined) out[k] = r[k];
-  if (out.table === 'main') delete out.table;
-  if (out.type === 'unicast') delete out.type;
-  return out;
-}
-const byName = (ls: any[], index?: Map<string, number>) => ls.map((l) => linkFields(l, index)).sort((x, y) => x.ifname.localeCompare(y.ifname));
-
-describe('NetlinkSession answers as ip does', () => {
-  it('link-show, links, addr-show, routes and tentative', async () => {
-    const [ns, other] = await Promise.all([createNs('ask'), createNs('ask-o')]);
-    // A namespace with some of everything, made by ip.
-    await ipIn(ns).finish(cmds(changes(other.path)));
-
-    const questions: Op[] = [
-      { kind: 'link-show', dev: 'br0' },
-      { kind: 'link-show', dev: 'v1' },
-      { kind: 'link-show', dev: 'v0' },
-      { kind: 'link-show', dev: 'lo' },
-      { kind: 'links', type: 'bridge' },
-      { kind: 'links', type: 'veth' },
-      { kind: 'links', type: 'bridge', names: ['br1', 'nothere0'] },
-      { kind: 'links', type: 'veth', names: ['v1', 'br0', 'p3', 'nothere0'] },
-      { kind: 'links', type: 'bridge', names: [] },
-      { kind: 'addr-show', dev: 'br0' },
-      { kind: 'addr-show', dev: 'v1' },
-      { kind: 'addr-show', dev: 'lo' },
-      { kind: 'addr-show', type: 'bridge' },
-      { kind: 'addr-show', type: 'bridge', names: ['br0', 'v1', 'nothere0'] },
-      { kind: 'routes' },
-      { kind: 'tentative', dev: 'br0' },
-      { kind: 'tentative', dev: 'v1' },
-    ];
-    const asked = cmds(questions);
-    // Netlink: one asked alone, the rest in one batch (both ways of getting answers).
+  it('takes any name the kernel takes: quotes, "#", "\\", UTF-8', async () => {
+    const ns = await createNs('nl-names');
+    const names = ['a"b#c', "q'x\\y", 'é-ß', 'x'.repeat(15)];
     const nl = netlinkIn(ns);
-    const [first, ...rest] = asked;
-    const got = [await nl.ask(first!), ...(await nl.finish(rest))];
-    // ip: an ip each. In one `ip -batch`, iproute2 6.1 prints no addresses for an
-    // `addr show` that follows a `link show` (its do_link flag stays set).
-    const want = await Promise.all(asked.map(async (c) => (await ipIn(ns).finish([c]))[0]!));
-    const index = new Map(((await ns.ipJson('link', 'show')) as any[]).map((l) => [l.ifname as string, l.ifindex as number]));
-    expect(got).toHaveLength(questions.length);
-
-    for (const [i, op] of questions.entries()) {
-      const g = got[i]!;
-      const w = want[i]!;
-      const label = JSON.stringify(op);
-      if (op.kind === 'routes') {
-        const sort = (rs: any[]) =>
-          rs
-            .map(routeFields)
-            .map((r) => JSON.stringify(r))
-            .sort();
-        expect.soft(sort(g), label).toEqual(sort(w));
-      } else if (op.kind === 'tentative') {
-        expect.soft(g.map(addrFields), label).toEqual(w.map(addrFields));
-      } else {
-        expect.soft(byName(g), label).toEqual(byName(w, index));
+    try {
+      for (const [i, name] of names.entries()) {
+        await nl.apply({ kind: 'veth-add', name, peer: { name: `peer${i}` } });
+        await nl.apply({ kind: 'addr', verb: 'add', cidr: cidr(`10.20.${i}.1/24`), dev: name });
+        await nl.apply({ kind: 'link-set', dev: name, up: true });
       }
+      const shown = await jsonIn<IpLink>(ns, 'ip', 'addr', 'show');
+      for (const [i, name] of names.entries()) {
+        expect(shown.find((l) => l.ifname === name)?.addr_info?.map((a) => a.local)).toContain(`10.20.${i}.1`);
+        expect((await nl.link(name))?.name).toBe(name);
+      }
+      expect((await nl.links({ kind: 'veth' })).map((l) => l.name)).toEqual(expect.arrayContaining(names));
+      await nl.apply({ kind: 'link-del', dev: names[0]! });
+      expect(await nl.link(names[0]!)).toBeUndefined();
+    } finally {
+      nl.close();
     }
-    // The answers are about something: lookups by name leave out missing links and
-    // links of another kind; a link without carrier says so; tables by name.
-    expect(byName(got[7]!).map((l) => l.ifname)).toEqual(['p3', 'v1']);
-    expect(byName(got[13]!).map((l) => l.ifname)).toEqual(['br0']);
-    expect(byName(got[13]!)[0].addr_info).toHaveLength(5);
-    expect(got[1]![0]).toMatchObject({ master: 'br0', link_index: index.get('p1'), flags: ['NO-CARRIER', 'BROADCAST', 'MULTICAST', 'PROMISC', 'UP'] });
-    expect(got[14]!.map(routeFields)).toContainEqual({ dst: 'fd00:9::/48', gateway: 'fd00:1::fe', dev: 'br0', table: '100', metric: 5, scope: 'global' });
-    // Tentative: the addresses themselves from both (ip prints their link around them).
-    expect(got[15]!.map((a) => a.local).sort()).toEqual(['fd00:1::1', 'fd00:2::1']);
-    expect(want[16]).toEqual([]);
   });
 });
 
-/** Runs `ops` to the end through `s`; the error it ends with. */
-async function failure(s: Session, ops: Op[]): Promise<{ err: IpBatchError; list: IpCommand[] }> {
-  const list = cmds(ops);
-  const err = await s.finish(list).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(IpBatchError);
-  return { err: err as IpBatchError, list };
+/** What the overlay agent does to a node, IPv4 and IPv6, with replacements and removals. */
+const OVERLAY: Op[] = [
+  // The underlay: a veth pair whose both ends stay here (carrier), with an address of each family.
+  { kind: 'veth-add', name: 'u0', peer: { name: 'u1' } },
+  { kind: 'link-set', dev: 'u1', up: true },
+  { kind: 'link-set', dev: 'u0', up: true },
+  { kind: 'addr', verb: 'add', cidr: cidr('172.16.1.1/24'), dev: 'u0' },
+  { kind: 'addr', verb: 'add', cidr: cidr('fd00:16::1/64'), dev: 'u0' },
+  // flannel's devices: no learning, no UDP checksum on IPv4, zero checksums on IPv6.
+  { kind: 'vxlan-add', name: 'flannel.1', vni: 1, local: ip('172.16.1.1'), dev: 'u0', port: 8472, learning: false, udpCsum: false, mtu: 1450, mac: VTEP },
+  {
+    kind: 'vxlan-add',
+    name: 'flannel-v6.1',
+    vni: 2,
+    local: ip('fd00:16::1'),
+    dev: 'u0',
+    port: 8472,
+    learning: false,
+    udp6ZeroCsumTx: true,
+    udp6ZeroCsumRx: true,
+    mtu: 1430,
+    mac: VTEP6,
+  },
+  { kind: 'link-set', dev: 'flannel.1', mtu: 1400 },
+  { kind: 'link-set', dev: 'flannel.1', up: true },
+  { kind: 'link-set', dev: 'flannel-v6.1', up: true },
+  { kind: 'addr', verb: 'add', cidr: cidr('10.244.1.0/32'), dev: 'flannel.1' },
+  { kind: 'addr', verb: 'replace', cidr: cidr('10.244.9.0/32'), dev: 'flannel.1' },
+  { kind: 'addr', verb: 'del', cidr: cidr('10.244.9.0/32'), dev: 'flannel.1' },
+  { kind: 'addr', verb: 'add', cidr: cidr('fd00:244:1::/128'), dev: 'flannel-v6.1' },
+  // Peers: fdb, then neighbour, then route, as the agent orders them.
+  { kind: 'fdb', verb: 'append', mac: R1, dev: 'flannel.1', dst: ip('172.16.1.2') },
+  { kind: 'fdb', verb: 'append', mac: R2, dev: 'flannel.1', dst: ip('172.16.1.3') },
+  { kind: 'fdb', verb: 'replace', mac: R1, dev: 'flannel.1', dst: ip('172.16.1.4') },
+  { kind: 'fdb', verb: 'append', mac: R4, dev: 'flannel.1', dst: ip('172.16.1.5') },
+  { kind: 'fdb', verb: 'del', mac: R2, dev: 'flannel.1', dst: ip('172.16.1.3') },
+  { kind: 'fdb', verb: 'append', mac: R3, dev: 'flannel-v6.1', dst: ip('fd00:16::2') },
+  { kind: 'neigh', verb: 'replace', dst: ip('10.244.2.0'), dev: 'flannel.1', lladdr: R2 },
+  { kind: 'neigh', verb: 'replace', dst: ip('10.244.2.0'), dev: 'flannel.1', lladdr: R1 },
+  { kind: 'neigh', verb: 'replace', dst: ip('10.244.3.0'), dev: 'flannel.1', lladdr: R4 },
+  { kind: 'neigh', verb: 'replace', dst: ip('10.244.4.0'), dev: 'flannel.1', lladdr: R2 },
+  { kind: 'neigh', verb: 'del', dst: ip('10.244.4.0'), dev: 'flannel.1' },
+  { kind: 'neigh', verb: 'replace', dst: ip('fd00:244:2::'), dev: 'flannel-v6.1', lladdr: R3 },
+  { kind: 'route', verb: 'replace', dst: cidr('10.244.2.0/24'), gw: ip('10.244.2.0'), dev: 'flannel.1', onlink: true },
+  { kind: 'route', verb: 'replace', dst: cidr('10.244.2.0/24'), gw: ip('10.244.2.0'), dev: 'flannel.1', onlink: true },
+  { kind: 'route', verb: 'replace', dst: cidr('10.244.3.0/24'), gw: ip('10.244.3.0'), dev: 'flannel.1', onlink: true },
+  { kind: 'route', verb: 'append', dst: cidr('10.244.4.0/24'), gw: ip('10.244.4.0'), dev: 'flannel.1', onlink: true },
+  { kind: 'route', verb: 'del', dst: cidr('10.244.4.0/24'), dev: 'flannel.1' },
+  { kind: 'route', verb: 'replace', dst: cidr('10.9.0.0/16'), gw: ip('172.16.1.254'), dev: 'u0' },
+  { kind: 'route', verb: 'replace', dst: cidr('10.9.0.0/16'), gw: ip('172.16.1.253'), dev: 'u0' },
+  { kind: 'route', verb: 'replace', dst: cidr('fd00:244:2::/64'), gw: ip('fd00:244:2::'), dev: 'flannel-v6.1', onlink: true },
+  { kind: 'route', verb: 'replace', dst: cidr('fd00:99::/64'), gw: ip('fd00:16::fe'), dev: 'u0', metric: 10 },
+  { kind: 'route', verb: 'append', dst: cidr('fd00:98::/64'), gw: ip('fd00:16::fe'), dev: 'u0', table: 100 },
+  { kind: 'route', verb: 'del', dst: cidr('fd00:98::/64'), gw: ip('fd00:16::fe'), dev: 'u0', table: 100 },
+];
+
+async function state(ns: Awaited<ReturnType<typeof createNs>>) {
+  const devs = ['flannel.1', 'flannel-v6.1', 'u0'];
+  return {
+    links: await linkState(ns, MACS),
+    addrs: await addrState(ns, MACS),
+    routes: await routeState(ns, MACS),
+    neighs: await neighState(ns, MACS, devs),
+    fdb: [...(await fdbState(ns, MACS, 'flannel.1')), ...(await fdbState(ns, MACS, 'flannel-v6.1'))],
+  };
 }
 
-describe('NetlinkSession fails as ip does', () => {
-  const cases: Array<{ name: string; ops: Op[]; failing: number; words: RegExp; links: string[] }> = [
-    {
-      name: 'an existing link',
-      ops: [
-        { kind: 'link-show', dev: 'lo' },
-        { kind: 'bridge-add', name: 'eb0' },
-        { kind: 'link-show', dev: 'eb0' },
-        { kind: 'veth-add', name: 'eb0', peer: { name: 'ep0' } },
-        { kind: 'link-set', dev: 'eb0', up: true },
-        { kind: 'link-show', dev: 'eb0' },
-      ],
-      failing: 3,
-      words: /^RTNETLINK answers: File exists$/,
-      links: ['lo', 'eb0'],
-    },
-    {
-      name: 'a missing device',
-      ops: [
-        { kind: 'bridge-add', name: 'eb0' },
-        { kind: 'link-show', dev: 'eb0' },
-        { kind: 'link-set', dev: 'x', up: true },
-        { kind: 'link-set', dev: 'eb0', up: true },
-      ],
-      failing: 2,
-      words: /^Cannot find device "x"$/,
-      links: ['lo', 'eb0'],
-    },
-    {
-      name: 'an address on a missing device',
-      ops: [
-        { kind: 'link-show', dev: 'lo' },
-        { kind: 'addr', verb: 'add', cidr: cidr('10.1.0.1/24'), dev: 'x' },
-        { kind: 'bridge-add', name: 'eb0' },
-      ],
-      failing: 1,
-      words: /^Cannot find device "x"$/,
-      links: ['lo'],
-    },
-    {
-      name: 'an IPv4 address added twice',
-      ops: [
-        { kind: 'bridge-add', name: 'eb0' },
-        { kind: 'addr', verb: 'add', cidr: cidr('10.1.0.1/24'), dev: 'eb0' },
-        { kind: 'addr-show', dev: 'eb0' },
-        { kind: 'addr', verb: 'add', cidr: cidr('10.1.0.1/24'), dev: 'eb0' },
-        { kind: 'link-set', dev: 'eb0', up: true },
-      ],
-      failing: 3,
-      // The kernel explains itself (extended ack) since 5.x; ip then prints that instead.
-      words: /^(RTNETLINK answers: File exists|Error: ipv4: Address already assigned\.)$/,
-      links: ['lo', 'eb0'],
-    },
-  ];
+describe('overlay primitives: Netlink against ip and bridge', () => {
+  it('leaves a namespace as iproute2 leaves it', async () => {
+    const [a, b] = await Promise.all([createNs('ka-nl'), createNs('ka-ip')]);
+    const nl = netlinkIn(a);
+    for (const op of OVERLAY) await nl.apply(op);
+    nl.close();
+    for (const op of OVERLAY) await runIn(b, commandOf(op));
+    await settled(a, b);
+    const [got, want] = await Promise.all([state(a), state(b)]);
 
-  for (const [i, c] of cases.entries()) {
-    it(`on ${c.name}`, async () => {
-      const [a, b] = await Promise.all([createNs(`err${i}-a`), createNs(`err${i}-b`)]);
-      const got = await failure(netlinkIn(a), c.ops);
-      const want = await failure(ipIn(b), c.ops);
-      for (const { err, list } of [want, got]) {
-        expect(err.command).toBe(list[c.failing]);
-        expect(err.done).toBe(c.failing);
-        expect(err.stderr).toMatch(c.words);
-        expect(err.message).toBe(`failed to op ${c.failing} (${c.ops[c.failing]!.kind}): ${err.stderr}`);
-        // The answers of the questions before the failure, none after.
-        expect(err.outputs).toHaveLength(list.slice(0, c.failing).filter((x) => x.output).length);
-      }
-      expect(got.err.stderr).toBe(want.err.stderr);
-      // Twin namespaces: the same links, save for random MACs.
-      const outputs = (e: IpBatchError) => e.outputs.map((ls) => normalise(byName(ls)));
-      expect(outputs(got.err)).toEqual(outputs(want.err));
-      // Nothing after the failure ran: the namespaces are alike (eb0 down, if there).
-      const [la, lb] = await Promise.all([a.ipJson('link', 'show'), b.ipJson('link', 'show')]);
-      expect(la.map((l: any) => [l.ifname, l.flags.includes('UP')])).toEqual(lb.map((l: any) => [l.ifname, l.flags.includes('UP')]));
-      expect(la.map((l: any) => l.ifname)).toEqual(c.links);
-      expect(la.find((l: any) => l.ifname === 'eb0')?.flags ?? []).not.toContain('UP');
+    // The ops did what they say (so that equal states mean something).
+    expect(want.links['flannel.1']).toMatchObject({ mtu: 1400, address: VTEP, flags: expect.arrayContaining(['UP']) });
+    expect(want.links['flannel.1']?.linkinfo?.info_data).toMatchObject({
+      id: 1,
+      local: '172.16.1.1',
+      link: 'u0',
+      port: 8472,
+      learning: false,
+      udp_csum: false,
     });
-  }
+    expect(want.links['flannel-v6.1']?.linkinfo?.info_data).toMatchObject({ id: 2, local6: 'fd00:16::1', udp_zero_csum6_tx: true, udp_zero_csum6_rx: true });
+    expect(want.fdb.join('\n')).toMatch(new RegExp(`"mac":"${R1}".*"dst":"172.16.1.4".*"flags":\\["self"\\]`));
+    expect(want.fdb.join('\n')).not.toContain(R2);
+    expect(want.neighs.join('\n')).toMatch(new RegExp(`"dst":"10.244.2.0".*"lladdr":"${R1}"`));
+    expect(want.neighs.join('\n')).not.toContain('10.244.4.0');
+    expect(want.routes.join('\n')).toMatch(/"dst":"10.244.2.0\/24","gateway":"10.244.2.0","dev":"flannel.1".*"flags":\["onlink"\]/);
+    expect(want.routes.join('\n')).toMatch(/"dst":"10.9.0.0\/16","gateway":"172.16.1.253"/);
+    expect(want.routes.join('\n')).not.toMatch(/10.244.4.0|fd00:98::/);
 
-  it('keeps the answers of an ask before a failure, and fails every later ask', async () => {
-    const ns = await createNs('err-ask');
+    expect(got.links).toEqual(want.links);
+    expect(got.addrs).toEqual(want.addrs);
+    expect(got.routes).toEqual(want.routes);
+    expect(got.neighs).toEqual(want.neighs);
+    expect(got.fdb).toEqual(want.fdb);
+  });
+
+  it('answers as ip -j and bridge -j do, in typed records', async () => {
+    const ns = await createNs('ka-ask');
+    for (const op of OVERLAY) await runIn(ns, commandOf(op));
     const nl = netlinkIn(ns);
-    const [lo] = await nl.ask(command({ kind: 'link-show', dev: 'lo' }, 'read lo'));
-    expect(lo.ifname).toBe('lo');
-    nl.send(cmds([{ kind: 'link-set', dev: 'x', up: true }]));
-    await expect(nl.ask(command({ kind: 'link-show', dev: 'lo' }, 'read lo again'))).rejects.toMatchObject({ stderr: 'Cannot find device "x"', done: 1 });
-    await expect(nl.finish([])).rejects.toBeInstanceOf(IpBatchError);
+    try {
+      const ipLinks = await jsonIn<IpLink>(ns, 'ip', '-d', 'link', 'show');
+      const links = await nl.links();
+      const name = new Map(links.map((l) => [l.index, l.name]));
+      expect(links.map((l) => l.name).sort()).toEqual(ipLinks.map((l) => l.ifname).sort());
+      for (const j of ipLinks) {
+        const l = links.find((x) => x.name === j.ifname)!;
+        expect(l, j.ifname).toMatchObject({ index: j.ifindex, mtu: j.mtu, up: j.flags.includes('UP'), operstate: String(j.operstate).toLowerCase() });
+        if (j.address && j.link_type !== 'loopback') expect(l.mac).toBe(j.address);
+        expect(l.kind).toBe(j.linkinfo?.info_kind);
+        expect(await nl.link(j.ifname)).toEqual(l);
+        expect(await nl.link(j.ifindex)).toEqual(l);
+      }
+      const fl = links.find((l) => l.name === 'flannel.1')!;
+      expect(fl.vxlan).toMatchObject({ vni: 1, port: 8472, learning: false, udpCsum: false });
+      expect(formatIP(fl.vxlan!.local!)).toBe('172.16.1.1');
+      expect(name.get(fl.vxlan!.dev!)).toBe('u0');
+      const fl6 = links.find((l) => l.name === 'flannel-v6.1')!;
+      expect(fl6.vxlan).toMatchObject({ vni: 2, udp6ZeroCsumTx: true, udp6ZeroCsumRx: true });
+      expect(formatIP(fl6.vxlan!.local!)).toBe('fd00:16::1');
+      expect(await nl.links({ kind: 'vxlan' })).toEqual([fl, fl6]);
+      expect(await nl.link('nothere0')).toBeUndefined();
+
+      // Addresses.
+      const ipAddrs = (await jsonIn<IpLink>(ns, 'ip', 'addr', 'show')).flatMap((l) =>
+        (l.addr_info ?? []).map((a) => `${l.ifname} ${a.local}/${a.prefixlen} ${a.scope}${a.tentative ? ' tentative' : ''}`),
+      );
+      const scopes: Record<number, string> = { [Scope.global]: 'global', [Scope.link]: 'link', [Scope.host]: 'host' };
+      const addrs = await nl.addrs();
+      expect(addrs.map((a) => `${name.get(a.index)} ${formatIP(a.address)}/${a.prefix} ${scopes[a.scope]}${a.tentative ? ' tentative' : ''}`).sort()).toEqual(
+        ipAddrs.sort(),
+      );
+      expect((await nl.addrs({ index: fl.index, family: 4 })).map((a) => `${formatIP(a.address)}/${a.prefix}`)).toEqual(['10.244.1.0/32']);
+      expect((await nl.addrs({ family: 6, index: fl6.index })).map((a) => formatIP(a.address))).toContain('fd00:244:1::');
+
+      // Routes: ip's main-table view of both families.
+      const ipRoutes = [...(await jsonIn<IpRoute>(ns, 'ip', '-4', 'route', 'show')), ...(await jsonIn<IpRoute>(ns, 'ip', '-6', 'route', 'show'))].map(
+        (r) => `${r.dst} ${r.gateway ?? '-'} ${r.dev} ${(r.flags ?? []).includes('onlink') ? 'onlink' : ''} ${r.metric ?? ''}`,
+      );
+      const routes = await nl.routes({ table: Table.main });
+      const dst = (c: Cidr) => (c.prefix === 0 ? 'default' : c.prefix === (c.ip.family === 4 ? 32 : 128) ? formatIP(c.ip) : `${formatIP(c.ip)}/${c.prefix}`);
+      expect(
+        routes.map((r) => `${dst(r.dst)} ${r.gateway ? formatIP(r.gateway) : '-'} ${name.get(r.oif!)} ${r.onlink ? 'onlink' : ''} ${r.metric ?? ''}`).sort(),
+      ).toEqual(ipRoutes.sort());
+      expect(await nl.routes({ family: 4, table: Table.main, oif: fl.index })).toEqual([
+        expect.objectContaining({ dst: cidr('10.244.2.0/24'), gateway: ip('10.244.2.0'), onlink: true, scope: Scope.global }),
+        expect.objectContaining({ dst: cidr('10.244.3.0/24'), gateway: ip('10.244.3.0'), onlink: true }),
+      ]);
+
+      // Neighbours and fdb entries.
+      const ipNeighs = [...(await jsonIn<IpNeigh>(ns, 'ip', '-4', 'neigh', 'show')), ...(await jsonIn<IpNeigh>(ns, 'ip', '-6', 'neigh', 'show'))].map(
+        (n) => `${n.dst} ${n.dev} ${n.lladdr ?? '-'} ${(n.state ?? []).join(',')}`,
+      );
+      const stateNames = (s: number) => Object.entries(Nud).flatMap(([k, bit]) => (s & bit ? [k.toUpperCase()] : []));
+      // ip leaves out NOARP entries (the multicast ones) unless asked for `nud all`.
+      const neighs = (await nl.neighs()).filter((n) => !(n.state & Nud.noarp));
+      expect(neighs.map((n) => `${formatIP(n.dst)} ${name.get(n.index)} ${n.lladdr ?? '-'} ${stateNames(n.state).join(',')}`).sort()).toEqual(ipNeighs.sort());
+      const v4 = (await nl.neighs({ index: fl.index, family: 4 })).filter((n) => !(n.state & Nud.noarp));
+      expect(v4.sort((x, y) => Number(x.dst.n - y.dst.n))).toEqual([
+        { index: fl.index, dst: ip('10.244.2.0'), lladdr: R1, state: Nud.permanent, flags: 0 },
+        { index: fl.index, dst: ip('10.244.3.0'), lladdr: R4, state: Nud.permanent, flags: 0 },
+      ]);
+      for (const dev of [fl, fl6]) {
+        const ipFdb = (await jsonIn<IpFdb>(ns, 'bridge', 'fdb', 'show', 'dev', dev.name)).map(
+          (f) => `${f.mac} ${f.dst ?? '-'} ${(f.flags ?? []).join(',')} ${f.state ?? ''}`,
+        );
+        const fdb = await nl.fdb({ index: dev.index });
+        const state = (s: number) => (s & Nud.permanent ? 'permanent' : s & Nud.noarp ? 'static' : '');
+        const flags = (f: number) => [f & Ntf.self ? 'self' : '', f & Ntf.master ? 'master' : ''].filter(Boolean).join(',');
+        expect(fdb.map((f) => `${f.mac} ${f.dst ? formatIP(f.dst) : '-'} ${flags(f.flags)} ${state(f.state)}`).sort()).toEqual(ipFdb.sort());
+      }
+      const remote = (await nl.fdb({ index: fl.index })).filter((f) => f.dst);
+      expect(remote).toHaveLength(2);
+      expect(remote).toEqual(
+        expect.arrayContaining([
+          { index: fl.index, mac: R1, dst: ip('172.16.1.4'), flags: Ntf.self, state: Nud.noarp | Nud.permanent },
+          expect.objectContaining({ mac: R4, dst: ip('172.16.1.5') }),
+        ]),
+      );
+    } finally {
+      nl.close();
+    }
+  });
+
+  it('a route lookup answers as ip route get does, also with the matching entry', async () => {
+    const ns = await createNs('ka-get');
+    for (const op of OVERLAY) await runIn(ns, commandOf(op));
+    const nl = netlinkIn(ns);
+    try {
+      const [got] = await jsonIn<IpRoute>(ns, 'ip', 'route', 'get', '10.244.2.7');
+      const r = await nl.routeGet({ dst: ip('10.244.2.7') });
+      const fl = (await nl.link('flannel.1'))!;
+      expect(got).toMatchObject({ dst: '10.244.2.7', gateway: '10.244.2.0', dev: 'flannel.1' });
+      expect(r).toMatchObject({ dst: cidr('10.244.2.7/32'), gateway: ip('10.244.2.0'), oif: fl.index });
+      expect(formatIP(r.prefsrc!)).toBe(got?.prefsrc);
+      const fib = await nl.routeGet({ dst: ip('10.244.2.7'), fibmatch: true });
+      expect(fib).toMatchObject({ dst: cidr('10.244.2.0/24'), gateway: ip('10.244.2.0'), onlink: true });
+      const r6 = await nl.routeGet({ dst: ip('fd00:99::5') });
+      expect(r6).toMatchObject({ gateway: ip('fd00:16::fe'), metric: 10 });
+      await expect(nl.routeGet({ dst: ip('192.0.2.1') })).rejects.toMatchObject({ errno: Errno.ENETUNREACH, errnoName: 'ENETUNREACH' });
+    } finally {
+      nl.close();
+    }
+  });
+
+  it('refuses with the errno the reference compares, and goes on after a refusal', async () => {
+    const ns = await createNs('ka-err');
+    const nl = netlinkIn(ns);
+    try {
+      const refusal = async (op: Op) => {
+        const err = await nl.apply(op).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, describeOp(op)).toBeInstanceOf(KernelError);
+        return err as KernelError;
+      };
+      await nl.apply({ kind: 'veth-add', name: 'e0', peer: { name: 'e1' } });
+      const exists = await refusal({ kind: 'bridge-add', name: 'e0' });
+      expect(exists).toMatchObject({ errno: Errno.EEXIST, errnoName: 'EEXIST', code: 999, what: 'create bridge e0', op: { kind: 'bridge-add', name: 'e0' } });
+      expect(exists.message).toBe('failed to create bridge e0: File exists');
+      expect(await refusal({ kind: 'addr', verb: 'add', cidr: cidr('10.1.0.1/24'), dev: 'x0' })).toMatchObject({
+        errno: Errno.ENODEV,
+        message: 'failed to add 10.1.0.1/24 to "x0": No such device (no link named "x0")',
+      });
+      await nl.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.1.0.1/24'), dev: 'e0' });
+      const twice = await refusal({ kind: 'addr', verb: 'add', cidr: cidr('10.1.0.1/24'), dev: 'e0' });
+      expect(twice.errno).toBe(Errno.EEXIST);
+      expect(twice.kernelMessage).toMatch(/already assigned/); // the kernel's own words (extended ack)
+      expect((await refusal({ kind: 'neigh', verb: 'del', dst: ip('10.1.0.9'), dev: 'e0' })).errno).toBe(Errno.ENOENT);
+      expect((await refusal({ kind: 'route', verb: 'del', dst: cidr('10.2.0.0/16'), dev: 'e0' })).errno).toBe(Errno.ESRCH);
+      expect((await refusal({ kind: 'link-del', dev: 'x0' })).errno).toBe(Errno.ENODEV);
+      // Refused by the kernel, not by us: a multicast MAC for a link.
+      expect((await refusal({ kind: 'link-set', dev: 'e0', mac: '01:00:5e:00:00:05' })).errno).toBe(Errno.EADDRNOTAVAIL);
+      // The connection still works.
+      await nl.apply({ kind: 'link-set', dev: 'e0', up: true });
+      expect((await nl.link('e0'))?.up).toBe(true);
+    } finally {
+      nl.close();
+    }
   });
 });
 
-it('has the addon (else NetlinkSession is never used)', () => {
-  expect(native()).not.toBeNull();
+describe('closing a connection', () => {
+  it('lets a request already on its way finish, and refuses later ones', async () => {
+    const ns = await createNs('nl-close');
+    const nl = netlinkIn(ns, { offThread: true });
+    const running = nl.apply({ kind: 'veth-add', name: 'c0', peer: { name: 'c1' } });
+    const queued = nl.link('c0');
+    nl.close();
+    await running;
+    await expect(queued).rejects.toMatchObject({ errno: Errno.EBADF });
+    await expect(nl.link('lo')).rejects.toMatchObject({ errno: Errno.EBADF });
+    expect((await jsonIn<IpLink>(ns, 'ip', 'link', 'show', 'c0'))[0]?.ifname).toBe('c0');
+  });
+});
+
+describe('a connection that remembers link indexes', () => {
+  it('looks a name up again when its link was replaced meanwhile', async () => {
+    const ns = await createNs('nl-idx');
+    const nl = netlinkIn(ns);
+    const other = netlinkIn(ns);
+    try {
+      await other.apply({ kind: 'veth-add', name: 'r0', peer: { name: 'r1' } });
+      const mem = netlinkIn(ns, { rememberIndexes: true });
+      try {
+        await mem.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.30.0.1/24'), dev: 'r0' });
+        const first = (await mem.link('r0'))!.index;
+        // Another connection replaces r0: same name, new index.
+        await other.apply({ kind: 'link-del', dev: 'r0' });
+        await other.apply({ kind: 'veth-add', name: 'r0', peer: { name: 'r1' } });
+        const second = (await other.link('r0'))!.index;
+        expect(second).not.toBe(first);
+        await mem.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.30.0.2/24'), dev: 'r0' });
+        expect((await nl.addrs({ index: second, family: 4 })).map((a) => formatIP(a.address))).toEqual(['10.30.0.2']);
+        // And forgets what it deletes itself.
+        await mem.apply({ kind: 'link-del', dev: 'r0' });
+        await expect(mem.apply({ kind: 'addr', verb: 'add', cidr: cidr('10.30.0.3/24'), dev: 'r0' })).rejects.toMatchObject({ errno: Errno.ENODEV });
+      } finally {
+        mem.close();
+      }
+    } finally {
+      nl.close();
+      other.close();
+    }
+  });
+});
+
+describe('what lease liveness reads', () => {
+  it("lists the node's veths with their peer's namespace id and index, and reads a pod's addresses by that id", async () => {
+    const [node, p1, p2] = await Promise.all([createNs('kl-node'), createNs('kl-p1'), createNs('kl-p2')]);
+    const nl = netlinkIn(node);
+    try {
+      await nl.apply({ kind: 'veth-add', name: 'h1', peer: { name: 'eth0', netns: p1.path } });
+      await nl.apply({ kind: 'veth-add', name: 'h2', peer: { name: 'eth0', netns: p2.path } });
+      await nl.apply({ kind: 'veth-add', name: 'h3', peer: { name: 'h4' } }); // both ends here
+      await runIn(p1, ['ip', 'addr', 'add', '10.5.0.2/24', 'dev', 'eth0']);
+      await runIn(p1, ['ip', 'addr', 'add', 'fd00:5::2/64', 'dev', 'eth0']);
+      await runIn(p2, ['ip', 'addr', 'add', '10.5.0.3/24', 'dev', 'eth0']);
+
+      const veths = await nl.links({ kind: 'veth' });
+      const ipLinks = await jsonIn<IpLink>(node, 'ip', 'link', 'show', 'type', 'veth');
+      for (const j of ipLinks) {
+        const l = veths.find((x) => x.name === j.ifname)!;
+        expect(l.peerIndex, j.ifname).toBe(j.link_index ?? ipLinks.find((x) => x.ifname === j.link)?.ifindex);
+        expect(l.peerNetnsId, j.ifname).toBe(j.link_netnsid);
+      }
+      const h1 = veths.find((l) => l.name === 'h1')!;
+      const h2 = veths.find((l) => l.name === 'h2')!;
+      const h3 = veths.find((l) => l.name === 'h3')!;
+      expect(h1.peerNetnsId).toBeTypeOf('number');
+      expect(h2.peerNetnsId).not.toBe(h1.peerNetnsId);
+      expect(h3.peerNetnsId).toBeUndefined();
+      const [eth0] = await jsonIn<IpLink>(p1, 'ip', 'link', 'show', 'eth0');
+      expect(h1.peerIndex).toBe(eth0?.ifindex);
+
+      const inP1 = await nl.addrs({ netnsId: h1.peerNetnsId! });
+      const want = (await jsonIn<IpLink>(p1, 'ip', 'addr', 'show')).flatMap((l) => (l.addr_info ?? []).map((a) => `${l.ifindex} ${a.local}/${a.prefixlen}`));
+      expect(inP1.map((a) => `${a.index} ${formatIP(a.address)}/${a.prefix}`).sort()).toEqual(want.sort());
+      expect(inP1.filter((a) => a.index === h1.peerIndex && a.scope === Scope.global).map((a) => formatIP(a.address))).toEqual(['10.5.0.2', 'fd00:5::2']);
+      expect((await nl.addrs({ netnsId: h2.peerNetnsId!, family: 4 })).map((a) => formatIP(a.address))).toEqual(['127.0.0.1', '10.5.0.3']);
+
+      // The pod's namespace gone: its id names nothing any more.
+      await p2.delete();
+      // The kernel dismantles a namespace in its own time, its veths with it.
+      for (let i = 0; i < 100 && (await nl.link('h2')); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await nl.link('h2')).toBeUndefined();
+      await expect(nl.addrs({ netnsId: h2.peerNetnsId! })).rejects.toMatchObject({ errno: Errno.EINVAL });
+    } finally {
+      nl.close();
+    }
+  });
 });

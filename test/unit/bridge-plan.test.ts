@@ -5,13 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { parseCniArgs } from '../../src/cni/args.ts';
 import { Rollback, withRollback } from '../../src/cni/rollback.ts';
 import type { Invocation } from '../../src/cni/skel.ts';
-import { formatCidr, parseCidr } from '../../src/net/ip.ts';
-import { chainName, ruleComment } from '../../src/kernel/masq-iptables.ts';
-import { instanceComment, instanceHash } from '../../src/kernel/masq-nftables.ts';
+import { formatCidr, formatIP, parseCidr, parseIP } from '../../src/net/ip.ts';
+import { commandLine, commandOf, type Op } from '../../src/kernel/ops.ts';
+import { planAddresses } from '../../src/plugins/bridge/address-plan.ts';
 import { bridgeAddrChanges } from '../../src/plugins/bridge/bridge-addrs.ts';
-import { pairCommands, podAddrCommands, podRouteCommands, portCommands, type HostPlan } from '../../src/plugins/bridge/commands.ts';
-import { loadConf, parseMac } from '../../src/plugins/bridge/conf.ts';
-import { plan } from '../../src/plugins/bridge/gateways.ts';
+import { pairOp, podAddrOps, podRouteOps, portOps, type HostPlan } from '../../src/plugins/bridge/changes.ts';
+import { checkAddConf, loadConf, parseMac } from '../../src/plugins/bridge/conf.ts';
+import { chainName, ruleComment } from '../../src/plugins/bridge/masq-iptables.ts';
+import { instanceComment, instanceHash } from '../../src/plugins/bridge/masq-nftables.ts';
 
 function inv(conf: Record<string, unknown>, args = ''): Invocation {
   const full = { cniVersion: '1.0.0', name: 'n', type: 'bridge', ...conf };
@@ -111,7 +112,7 @@ describe('gateway plan', () => {
   const conf = (over: Record<string, unknown>) => loadConf(inv(over));
 
   it('fills the gateway, adds default routes and routes gateway-less routes via it', () => {
-    const p = plan(
+    const p = planAddresses(
       [{ address: '10.1.0.5/24' }, { address: 'fd00::5/64', gateway: 'fd00::fe' }],
       [{ dst: '10.0.0.0/8' }, { dst: 'fd10::/16' }],
       conf({ isDefaultGateway: true }),
@@ -121,7 +122,7 @@ describe('gateway plan', () => {
       { interface: 2, address: 'fd00::5/64', gateway: 'fd00::fe' },
     ]);
     expect(p.routes).toEqual([{ dst: '10.0.0.0/8' }, { dst: 'fd10::/16' }, { dst: '0.0.0.0/0', gw: '10.1.0.1' }, { dst: '::/0', gw: 'fd00::fe' }]);
-    expect(p.podRoutes.map((r) => [r.dst, r.gw])).toEqual([
+    expect(p.podRoutes.map((r) => [formatCidr(r.dst), r.gw && formatIP(r.gw)])).toEqual([
       ['10.0.0.0/8', '10.1.0.1'],
       ['fd10::/16', 'fd00::fe'],
       ['0.0.0.0/0', '10.1.0.1'],
@@ -132,7 +133,7 @@ describe('gateway plan', () => {
   });
 
   it('keeps a default route of IPAM that has a gateway, and drops exact duplicates for the pod', () => {
-    const p = plan(
+    const p = planAddresses(
       [{ address: '10.1.0.5/24' }],
       [
         { dst: '0.0.0.0/0', gw: '10.1.0.9' },
@@ -145,14 +146,14 @@ describe('gateway plan', () => {
   });
 
   it('leaves the gateway out when the bridge is not one and IPAM gave none', () => {
-    const p = plan([{ address: '10.1.0.5/24' }], [{ dst: '10.9.0.0/16' }], conf({}));
+    const p = planAddresses([{ address: '10.1.0.5/24' }], [{ dst: '10.9.0.0/16' }], conf({}));
     expect(p.ips).toEqual([{ interface: 2, address: '10.1.0.5/24' }]);
-    expect(p.podRoutes).toEqual([{ dst: '10.9.0.0/16', gw: undefined, route: { dst: '10.9.0.0/16' } }]);
+    expect(p.podRoutes).toEqual([{ dst: { ip: parseIP('10.9.0.0'), prefix: 16 }, gw: undefined, route: { dst: '10.9.0.0/16' } }]);
     expect(p.bridgeAddrs).toEqual([]);
   });
 
   it('refuses an IPAM answer without addresses', () => {
-    expect(() => plan([], [], conf({}))).toThrow(/IPAM plugin returned missing IP config/);
+    expect(() => planAddresses([], [], conf({}))).toThrow(/IPAM plugin returned missing IP config/);
   });
 });
 
@@ -175,7 +176,10 @@ describe('bridge addresses', () => {
   });
 });
 
-describe('batch lines', () => {
+/** The ops as the iproute2 commands that make the same changes. */
+const lines = (ops: Op[]) => ops.map((op) => commandLine(commandOf(op)));
+
+describe('kernel changes', () => {
   it('makes the veth pair into the pod, then the bridge with its MTU at creation, the port and the address', () => {
     const hostPlan: HostPlan = {
       bridge: 'cni0',
@@ -185,48 +189,55 @@ describe('batch lines', () => {
       promisc: false,
       pinBridgeMac: '02:00:00:00:00:aa',
       veth: 'veth01234567',
-      vethMac: '02:00:00:00:00:bb',
-      ifname: 'eth0',
-      netns: '/var/run/netns/p',
       hairpin: true,
       isolated: false,
       addrDevice: 'cni0',
       removeAddrs: [],
       addAddrs: [parseCidr('10.1.0.1/24')!],
     };
-    expect(pairCommands(hostPlan).map((c) => c.line)).toEqual([
-      'link add name veth01234567 mtu 1450 address 02:00:00:00:00:bb type veth peer name eth0 mtu 1450 netns /var/run/netns/p',
-      'link set dev veth01234567 up',
-      'link show dev veth01234567',
+    const pair = pairOp({ veth: 'veth01234567', vethMac: '02:00:00:00:00:bb', mtu: 1450, ifname: 'eth0', netns: '/var/run/netns/p' });
+    expect(lines([pair])).toEqual([
+      'ip link add name veth01234567 mtu 1450 address 02:00:00:00:00:bb up type veth peer name eth0 mtu 1450 netns /var/run/netns/p',
     ]);
-    expect(portCommands(hostPlan).map((c) => c.line)).toEqual([
-      'link add name cni0 mtu 1450 address 02:00:00:00:00:aa type bridge',
-      'link set dev cni0 up',
-      'link set dev veth01234567 master cni0',
-      'link set dev veth01234567 type bridge_slave hairpin on',
-      'addr replace 10.1.0.1/24 brd + dev cni0',
-      'link show dev cni0',
+    expect(lines(portOps(hostPlan))).toEqual([
+      'ip link add name cni0 mtu 1450 address 02:00:00:00:00:aa type bridge',
+      'ip link set dev cni0 up',
+      'ip link set dev veth01234567 master cni0',
+      'ip link set dev veth01234567 type bridge_slave hairpin on',
+      'ip addr replace 10.1.0.1/24 brd + dev cni0',
     ]);
-    expect(portCommands({ ...hostPlan, createBridge: false, pinBridgeMac: '02:00:00:00:00:cc', addAddrs: [], promisc: true }).map((c) => c.line)).toEqual([
-      'link set dev cni0 address 02:00:00:00:00:cc',
-      'link set dev cni0 promisc on',
-      'link set dev cni0 up',
-      'link set dev veth01234567 master cni0',
-      'link set dev veth01234567 type bridge_slave hairpin on',
-      'link show dev cni0',
+    expect(lines(portOps({ ...hostPlan, createBridge: false, pinBridgeMac: '02:00:00:00:00:cc', addAddrs: [], promisc: true }))).toEqual([
+      'ip link set dev cni0 address 02:00:00:00:00:cc',
+      'ip link set dev cni0 promisc on',
+      'ip link set dev cni0 up',
+      'ip link set dev veth01234567 master cni0',
+      'ip link set dev veth01234567 type bridge_slave hairpin on',
     ]);
   });
 
-  it('gives the pod its addresses, then up, then routes, then reads it', () => {
-    const p = plan([{ address: '10.1.0.5/24' }, { address: 'fd00::5/64' }], [{ dst: '10.0.0.0/8', mtu: 1400 }], loadConf(inv({ isGateway: true })));
+  it('gives the pod its addresses, then up, then routes', () => {
+    const p = planAddresses([{ address: '10.1.0.5/24' }, { address: 'fd00::5/64' }], [{ dst: '10.0.0.0/8', mtu: 1400 }], loadConf(inv({ isGateway: true })));
     const podPlan = { ifname: 'eth0', addrs: p.addrs, up: true, routes: p.podRoutes };
-    expect([...podAddrCommands(podPlan), ...podRouteCommands(podPlan)].map((c) => c.line)).toEqual([
-      'addr add 10.1.0.5/24 brd + dev eth0',
-      'addr add fd00::5/64 dev eth0',
-      'link set dev eth0 up',
-      'route append 10.0.0.0/8 via 10.1.0.1 dev eth0 mtu 1400',
-      'link show dev eth0',
+    expect(lines([...podAddrOps(podPlan), ...podRouteOps(podPlan)])).toEqual([
+      'ip addr add 10.1.0.5/24 brd + dev eth0',
+      'ip addr add fd00::5/64 dev eth0',
+      'ip link set dev eth0 up',
+      'ip route append 10.0.0.0/8 via 10.1.0.1 dev eth0 mtu 1400',
     ]);
+  });
+
+  it('shows any name the kernel takes as a shell would need it', () => {
+    const pair = pairOp({ veth: 'veth01234567', vethMac: '02:00:00:00:00:bb', mtu: 0, ifname: `a"b#c'd`, netns: '/var/run/netns/p' });
+    expect(lines([pair])).toEqual([`ip link add name veth01234567 address 02:00:00:00:00:bb up type veth peer name 'a"b#c'\\''d' netns /var/run/netns/p`]);
+  });
+});
+
+describe('interface names', () => {
+  it('takes what the kernel takes (libcni rules), quotes, "#" and "\\" included', () => {
+    for (const name of ['eth0', 'a"b#c', 'x\\y', "it's", 'é1', 'a'.repeat(15)]) expect(() => checkAddConf(loadConf(inv({})), name), name).not.toThrow();
+    for (const name of ['', '.', '..', 'a/b', 'a:b', 'a b', 'a\tb', 'a'.repeat(16), 'éééééééé']) {
+      expect(() => checkAddConf(loadConf(inv({})), name), name).toThrow(expect.objectContaining({ code: 4 }));
+    }
   });
 });
 

@@ -52,7 +52,24 @@ function ifinfomsg(index = 0, flags = 0, change = 0): Buffer {
   return b;
 }
 
-export const macBytes = (mac: string) => Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
+const hexDigit = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+
+/** A MAC's six bytes from its colon (or dash) separated text; RangeError when it is not one. */
+export function macBytes(mac: string): Uint8Array {
+  const parts = mac.split(mac.includes('-') ? '-' : ':');
+  if (parts.length !== 6) throw new RangeError(`not a MAC address: "${mac}"`);
+  const out = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) {
+    const p = parts[i]!;
+    let v = 0;
+    for (let j = 0; j < p.length; j++) v = v * 16 + hexDigit(p.charCodeAt(j));
+    if (p.length < 1 || p.length > 2 || v < 0 || (p.length === 2 && (hexDigit(p.charCodeAt(0)) < 0 || hexDigit(p.charCodeAt(1)) < 0))) {
+      throw new RangeError(`not a MAC address: "${mac}"`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
 
 function linkAttrs(name: string, mtu: number | undefined, mac: string | undefined): Attr[] {
   const a: Attr[] = [[IFLA_IFNAME, name]];
@@ -61,18 +78,19 @@ function linkAttrs(name: string, mtu: number | undefined, mac: string | undefine
   return a;
 }
 
-const create = (attrs: Attr[], kind: string, data: Attr[]): Buffer => {
+const create = (attrs: Attr[], kind: string, data: Attr[], up = false): Buffer => {
   const info: Attr[] = [[IFLA_INFO_KIND, kind]];
   if (data.length > 0) info.push([IFLA_INFO_DATA, data]);
-  return encodeMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(), [...attrs, [IFLA_LINKINFO, info]]);
+  const hdr = up ? ifinfomsg(0, IFF.UP, IFF.UP) : ifinfomsg();
+  return encodeMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, hdr, [...attrs, [IFLA_LINKINFO, info]]);
 };
 
-/** A veth pair; `peerNsFd`, an open namespace file, puts the peer there. */
+/** A veth pair (this end up at once when asked); `peerNsFd`, an open namespace file, puts the peer there. */
 export function vethAdd(op: Extract<Op, { kind: 'veth-add' }>, peerNsFd: number | undefined): Buffer {
   const p = op.peer;
   const peerAttrs = linkAttrs(p.name, p.mtu, p.mac);
   if (peerNsFd !== undefined) peerAttrs.push([IFLA_NET_NS_FD, { u32: peerNsFd }]);
-  return create(linkAttrs(op.name, op.mtu, op.mac), 'veth', [[VETH_INFO_PEER, { header: ifinfomsg(), attrs: peerAttrs }]]);
+  return create(linkAttrs(op.name, op.mtu, op.mac), 'veth', [[VETH_INFO_PEER, { header: ifinfomsg(), attrs: peerAttrs }]], op.up);
 }
 
 export function bridgeAdd(op: Extract<Op, { kind: 'bridge-add' }>): Buffer {

@@ -1,31 +1,32 @@
 // ADD: a short list of named steps, each with its undo; when one fails, what was done is
-// undone (lease, veth, rules) and the error answered. The node and the pod each get a
-// session (a netlink socket with our addon, else an ip process, started at once); the veth
-// pair is made while IPAM runs; then the node gets one batch (bridge, port, gateway
-// address), the pod one (its sysctls, addresses, routes); node sysctls are plain file
-// writes. Both batches end by showing a link, which gives the result its MACs.
+// undone (lease, veth, rules) and the error answered. Each step returns what later steps
+// need. The node and the pod each get a netlink connection (the pod's opened inside it);
+// the veth pair is made on a worker thread while IPAM runs, and the bridge is read on a
+// second node connection meanwhile; then the node's side (bridge, port, gateway address)
+// and the pod's (sysctls, addresses, routes) are set up side by side. Node sysctls are
+// plain file writes; the pod's are written from inside it.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { ipamFor, type Ipam } from './ipam.ts';
+import { ipamFor } from './ipam.ts';
 import type { Interface, Result } from '../../cni/result.ts';
 import { withRollback } from '../../cni/rollback.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { applyVlans, defaultPvid, type PortVlans } from '../../kernel/bridge-vlan.ts';
+import { Errno, isErrno, KernelError } from '../../kernel/errors.ts';
 import { randomBytes, randomMac } from '../../kernel/hash.ts';
-import { deleteLink, linkFromJson, readLink, type LinkState } from '../../kernel/links.ts';
-import { requireNetns } from '../../kernel/ns.ts';
-import { command } from '../../kernel/legacy-ops.ts';
-import { localSession, startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
-import { IpBatchError, type Session } from '../../kernel/session.ts';
-import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
+import { Netlink } from '../../kernel/netlink.ts';
+import type { Link } from '../../kernel/records.ts';
 import { ensureSysctl, trySysctl } from '../../kernel/sysctl.ts';
-import { addrsFromJson, bridgeAddrChanges } from './bridge-addrs.ts';
-import { pairCommands, podAddrCommands, podRouteCommands, portCommands, type HostPlan, type PodPlan } from './commands.ts';
+import type { Cidr } from '../../net/ip.ts';
+import { NetnsHandle, requireNetns } from '../../sys/netns.ts';
+import { planAddresses, type AddressPlan } from './address-plan.ts';
+import { bridgeAddrChanges } from './bridge-addrs.ts';
+import { pairOp, podAddrOps, podRouteOps, portOps, type HostPlan, type PodPlan } from './changes.ts';
 import { checkAddConf, loadConf, type BridgeConf } from './conf.ts';
-import { plan, type Plan } from './gateways.ts';
 import { setupMasq, teardownMasq } from './masq.ts';
-import { trace } from './trace.ts';
+import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
+import { phase } from './timings.ts';
+import { applyVlans, defaultPvid, type PortVlans } from './vlans.ts';
 
-/** "veth" + 8 hex characters; a clash shows up as "File exists" and is retried. */
+/** "veth" + 8 hex characters; a clash shows up as EEXIST and is retried. */
 const randomVethName = () => `veth${randomBytes(4).toString('hex')}`;
 
 /** A promise whose failure is kept for later instead of becoming an unhandled rejection. */
@@ -51,62 +52,101 @@ const noVlanFiltering = () =>
 
 const notABridge = (name: string) => new CniError(ErrCode.InvalidNetworkConfig, `"${name}" already exists but is not a bridge`);
 
-/** What the steps of one ADD share. */
-interface Add {
-  inv: Invocation;
-  conf: BridgeConf;
-  ipam?: Ipam;
-  /** The node's session; replaced by a new one when a batch failed and is retried. */
-  node: Session;
-  sessions: Session[];
-  pod: PodSession;
-  /** Our bridge with its addresses (as `ip -j -d addr show` prints it), if it exists; asked
-   *  once the veth pair is on its way. */
-  bridges?: () => Promise<any[]>;
-  /** `<bridge>.<vlan>`, the gateway link of a VLAN with isGateway. */
-  vlanGw?: { name: string; link: LinkState | null; addrs: () => Promise<any[]>; port: string; mac: string };
-  /** The host end: named and given its MAC by us (set explicitly, udev leaves it alone). */
-  veth: { name: string; mac: string };
+/** Where an ADD works: the node's namespace (two connections: one for changes, one for
+ *  questions that must neither wait behind a slow change nor block Node's thread while
+ *  that change holds the kernel's rtnl lock) and the pod's. */
+interface Kernel {
+  node: Netlink;
+  nodeAsk: Netlink;
+  podNs: NetnsHandle;
+  pod: Netlink;
+}
+
+function openKernel(netns: string): Kernel {
+  // Code 4 when it is no network namespace. Both connections live for this call only: they
+  // may remember link indexes (a lookup per op less).
+  const { ns: podNs, value: pod } = NetnsHandle.openRunning(netns, () => Netlink.open({ rememberIndexes: true }));
+  const opened: Array<{ close(): void }> = [podNs, pod];
+  try {
+    const node = Netlink.open({ rememberIndexes: true });
+    opened.push(node);
+    return { node, nodeAsk: Netlink.open({ offThread: true }), podNs, pod };
+  } catch (err) {
+    for (const o of opened) o.close();
+    throw err;
+  }
+}
+
+function closeKernel(k: Kernel): void {
+  for (const o of [k.node, k.nodeAsk, k.pod, k.podNs]) o.close();
+}
+
+/** The host end, named and given its MAC by us (set explicitly, udev leaves it alone). */
+interface Veth {
+  name: string;
+  mac: string;
+}
+
+/** Our bridge as found before this ADD changed it (no link: it does not exist yet). */
+interface BridgeNow {
+  link?: Link;
+  addrs: Cidr[];
+}
+
+/** `<bridge>.<vlan>`, the gateway link of a VLAN with isGateway. */
+interface VlanGateway {
+  name: string;
+  link?: Link;
+  addrs: () => Promise<Cidr[]>;
+  /** The host end of its veth pair, when it is to be made. */
+  port: string;
+  mac: string;
 }
 
 export async function cmdAdd(inv: Invocation): Promise<Result> {
-  trace('start');
+  phase('start');
   // Everything that can be refused from the input is refused before anything is made.
   const conf = loadConf(inv);
   checkAddConf(conf, inv.ifname);
   requireNetns(inv.netns);
-  const add = await start(inv, conf);
-  trace('sessions started');
+  phase('config read');
+  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
+  phase('IPAM plugin found');
+  const k = openKernel(inv.netns);
+  phase('sockets opened');
   try {
     return await withRollback(async (rb) => {
       // The veth pair needs nothing from IPAM: it is made while IPAM works. Deleting the
-      // host end (once its making is over, however far it got) removes the pod's end too.
-      const pair = makePair(add);
+      // host end removes the pod's end too.
+      const pair = makePair(k, conf, inv);
       pair.catch(() => {}); // awaited below
       rb.onUndo('veth pair', async () => {
-        await pair.catch(() => {});
-        await deleteLink(add.veth.name);
+        const veth = await pair.catch(() => undefined); // a failed pair cleaned up after itself
+        if (veth) await deleteLink(k.node, veth.name);
       });
-      const lease = add.ipam
+      // Asked while the kernel makes the pair, on the other connection.
+      const bridgeNow = later(readBridge(k.nodeAsk, conf.bridge));
+      const vlanGw = conf.vlan > 0 && conf.isGateway && ipam ? await readVlanGateway(k, conf) : undefined;
+      const lease = ipam
         ? await rb.step(
             'IPAM ADD',
-            () => add.ipam!.add(),
-            () => add.ipam!.del(),
+            () => ipam.add(),
+            () => ipam.del(),
           )
         : undefined;
-      trace('ipam added');
-      await rb.step('veth pair', () => pair);
-      trace('veth made');
-      const p = lease ? plan(lease.ips ?? [], lease.routes ?? [], conf) : undefined;
-      // The node's session joins the port to the bridge and sets the gateway while the pod
+      phase('ipam added');
+      const veth = await rb.step('veth pair', () => pair);
+      phase('veth made');
+      const p = lease ? planAddresses(lease.ips ?? [], lease.routes ?? [], conf) : undefined;
+      // The node's side joins the port to the bridge and sets the gateway while the pod
       // is configured.
-      const port = setUpPort(add, p);
+      const port = setUpPort(k, conf, veth, await bridgeNow(), p, vlanGw);
       port.catch(() => {}); // awaited below
-      const podLink = await rb.step('pod interface', () => setUpPod(add, p));
+      const podLink = await rb.step('pod interface', () => setUpPod(k, conf, inv.ifname, p));
       const bridgeMac = await rb.step('bridge port', () => port);
-      trace('pod and port set up');
-      await rb.step('forwarding', () => enableForwarding(add, p));
-      await rb.step('VLANs', () => setUpVlans(add));
+      phase('pod and port set up');
+      await rb.step('forwarding', () => enableForwarding(conf, p));
+      await rb.step('VLANs', () => setUpVlans(conf, veth, vlanGw));
       if (p && conf.ipMasq) {
         const who = { network: conf.name, ifname: inv.ifname, containerId: inv.containerId };
         const families = [...new Set(p.addrs.map((a) => a.ip.family))];
@@ -121,111 +161,118 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
         const refId = spoofRefId(inv.containerId, inv.ifname);
         await rb.step(
           'macspoofchk',
-          () => setupSpoofCheck(add.veth.name, podLink.address, refId),
+          () => setupSpoofCheck(veth.name, podLink.mac!, refId),
           () => teardownSpoofCheck(refId),
           { partial: true },
         );
       }
       // The pod end has carrier only when the host end is up too: that answers the
       // reference's wait for the port, most often without looking again.
-      if (!conf.disableContainerInterface && !(podLink.flags ?? []).includes('LOWER_UP')) await rb.step('port up', () => waitPortUp(add.veth.name));
-      trace('done');
-      return result(add, bridgeMac, podLink.address, p, lease);
+      if (!conf.disableContainerInterface && !podLink.lowerUp) await rb.step('port up', () => waitPortUp(k.node, veth.name));
+      phase('done');
+      return result(conf, inv, veth, bridgeMac, podLink.mac!, vlanGw, p, lease);
     });
   } finally {
-    await Promise.all([...add.sessions.map((s) => s.abort()), add.pod.abort()]);
+    closeKernel(k);
   }
 }
 
-/** Opens the node's and the pod's sessions; with a VLAN gateway, reads that link. */
-async function start(inv: Invocation, conf: BridgeConf): Promise<Add> {
-  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  const { node, pod } = startNodeAndPod(inv.netns);
-  const add: Add = { inv, conf, ipam, node, sessions: [node], pod, veth: { name: randomVethName(), mac: randomMac() } };
-  if (conf.vlan > 0 && conf.isGateway && ipam) {
-    const name = `${conf.bridge}.${conf.vlan}`;
-    const link = await readLink(name);
-    const addrs = later(link ? node.askNow(command({ kind: 'addr-show', dev: name }, `read ${name}`)) : Promise.resolve([]));
-    add.vlanGw = { name, link, addrs, port: link ? '' : randomVethName(), mac: randomMac() };
-  }
-  return add;
+/** Deletes a link of the node (a veth takes its peer along); gone already is fine. */
+async function deleteLink(node: Netlink, name: string): Promise<void> {
+  await node.apply({ kind: 'link-del', dev: name }).catch((err: unknown) => {
+    if (!isErrno(err, Errno.ENODEV)) throw err;
+  });
 }
-
-/** A fresh session for the node, after a failed batch ended the last one. */
-function newNodeSession(add: Add): Session {
-  add.node = localSession();
-  add.sessions.push(add.node);
-  return add.node;
-}
-
-/** Retried failures happen on a batch's first line, before it changed anything. */
-const existsAlready = (err: unknown, what: string) =>
-  err instanceof IpBatchError && (err.command?.what ?? '').startsWith(what) && /File exists/.test(err.stderr);
 
 /**
- * The veth pair, its pod end moved into the pod; the host end up. Sent before IPAM starts
- * (with the addon the kernel makes it on a worker thread meanwhile); the bridge is looked
- * up while it is made.
+ * The veth pair, its pod end moved into the pod, the host end up (one request); then the
+ * sysctls that do not wait for IPAM's answer. The kernel makes the pair on a worker thread
+ * (the request is sent before this returns). A clash of our random name is retried with another; whatever
+ * fails after the pair exists removes it again.
  */
-async function makePair(add: Add): Promise<void> {
-  // Nothing is made before we know the pod's session is inside its namespace.
-  if (!add.pod.enteredNow) await add.pod.ready();
+async function makePair(k: Kernel, conf: BridgeConf, inv: Invocation): Promise<Veth> {
   for (let attempt = 0; ; attempt++) {
-    const commands = pairCommands(hostBase(add));
-    const show = commands.pop()!;
+    const veth: Veth = { name: randomVethName(), mac: randomMac() };
     try {
-      add.node.send(commands);
-      // Empty when our bridge does not exist yet (that is no failure).
-      add.bridges ??= later(add.node.askNow(command({ kind: 'addr-show', type: 'bridge', names: [add.conf.bridge] }, 'list the bridges')));
-      await add.node.ask(show);
-      trySysctl(`net/ipv6/conf/${add.veth.name}/accept_ra`, '0'); // we own the routes of our links
-      earlyPodSysctls(add);
-      return;
+      await k.node.apply(pairOp({ veth: veth.name, vethMac: veth.mac, mtu: conf.mtu, ifname: inv.ifname, netns: inv.netns, podMac: conf.mac }));
     } catch (err) {
-      if (!existsAlready(err, 'create veth pair') || attempt >= 3) throw err;
-      // Our random name was taken, or the pod has that interface already.
-      if (!(await readLink(add.veth.name))) throw new CniError(ErrCode.Internal, `container veth name provided (${add.inv.ifname}) already exists`);
-      add.veth.name = randomVethName();
-      newNodeSession(add);
-      add.bridges = undefined; // asked on the failed session: ask again on the new one
+      if (!isErrno(err, Errno.EEXIST) || attempt >= 3) throw err;
+      // Either our random name was taken (try another), or the pod has that interface already.
+      if (!(await k.node.link(veth.name))) throw new CniError(ErrCode.Internal, `container veth name provided (${inv.ifname}) already exists`);
+      continue;
     }
+    try {
+      trySysctl(`net/ipv6/conf/${veth.name}/accept_ra`, '0'); // we own the routes of our links
+      earlyPodSysctls(k.podNs, conf, inv.ifname);
+    } catch (err) {
+      await deleteLink(k.node, veth.name).catch(() => {});
+      throw err;
+    }
+    return veth;
   }
 }
 
-/** The plan's parts that do not depend on the bridge's state. */
-function hostBase(add: Add): Omit<HostPlan, 'createBridge' | 'pinBridgeMac' | 'vlanGateway' | 'addrDevice' | 'removeAddrs' | 'addAddrs'> {
-  const { conf, inv, veth } = add;
-  return {
-    bridge: conf.bridge,
-    mtu: conf.mtu,
-    vlanFiltering: conf.vlanFiltering,
-    promisc: conf.promiscMode,
-    veth: veth.name,
-    vethMac: veth.mac,
-    ifname: inv.ifname,
-    netns: inv.netns,
-    podMac: conf.mac,
-    hairpin: conf.hairpinMode,
-    isolated: conf.portIsolation,
-  };
+/**
+ * The pod's sysctls that IPAM's answer does not decide, written as soon as its interface
+ * exists (while IPAM may still work), before it gets addresses or goes up. Best effort, as
+ * the reference's.
+ */
+function earlyPodSysctls(podNs: NetnsHandle, conf: BridgeConf, ifname: string): void {
+  if (!conf.ipamType) return; // layer 2: the reference sets none
+  podNs.run(() => {
+    if (conf.enabledad) {
+      trySysctl(`net/ipv6/conf/${ifname}/enhanced_dad`, '1');
+      trySysctl(`net/ipv6/conf/${ifname}/accept_dad`, '1');
+    } else {
+      trySysctl(`net/ipv6/conf/${ifname}/accept_dad`, '0');
+    }
+    trySysctl(`net/ipv4/conf/${ifname}/arp_notify`, '1');
+  });
+}
+
+const cidrsOf = (addrs: Array<{ address: Cidr['ip']; prefix: number }>): Cidr[] => addrs.map((a) => ({ ip: a.address, prefix: a.prefix }));
+
+/** Our bridge and its addresses, if it exists. */
+async function readBridge(nodeAsk: Netlink, name: string): Promise<BridgeNow> {
+  const link = await nodeAsk.link(name);
+  if (link?.kind !== 'bridge') return { addrs: [] };
+  return { link, addrs: cidrsOf(await nodeAsk.addrs({ index: link.index })) };
+}
+
+async function readVlanGateway(k: Kernel, conf: BridgeConf): Promise<VlanGateway> {
+  const name = `${conf.bridge}.${conf.vlan}`;
+  // On the question connection: the other one is busy making the veth pair.
+  const link = await k.nodeAsk.link(name);
+  const addrs = later(link ? k.nodeAsk.addrs({ index: link.index }).then(cidrsOf) : Promise.resolve([]));
+  return { name, ...(link ? { link } : {}), addrs, port: link ? '' : randomVethName(), mac: randomMac() };
 }
 
 /** The bridge (made or reused), the port, the gateway address; resolves to the bridge's MAC. */
-async function setUpPort(add: Add, p: Plan | undefined): Promise<string | undefined> {
-  const { conf, vlanGw } = add;
-  const brJson = (await add.bridges!()).find((l) => l.ifname === conf.bridge);
-  let bridge: LinkState | null = brJson ? linkFromJson(brJson) : null;
+async function setUpPort(
+  k: Kernel,
+  conf: BridgeConf,
+  veth: Veth,
+  found: BridgeNow,
+  p: AddressPlan | undefined,
+  vlanGw: VlanGateway | undefined,
+): Promise<string | undefined> {
   const addrDevice = vlanGw?.name ?? conf.bridge;
-  const existing = addrsFromJson(vlanGw ? await vlanGw.addrs() : brJson ? [brJson] : []);
+  const existing = vlanGw ? await vlanGw.addrs() : found.addrs;
   const changes = p ? bridgeAddrChanges(addrDevice, existing, p.bridgeAddrs, conf.forceAddress) : { remove: [], add: [] };
   // The gateway link's MAC is pinned (the reference sets it to itself) so that it stops
   // following its ports': at creation, or when we add its address. Re-pinning on every
   // ADD, as the reference does, flushes the bridge's ARP entries each time.
   const pinNow = changes.add.length > 0;
-  const hostPlan = (): HostPlan => ({
-    ...hostBase(add),
+  const hostPlan = (bridge: Link | undefined): HostPlan => ({
+    bridge: conf.bridge,
     createBridge: !bridge,
+    mtu: conf.mtu,
+    vlanFiltering: conf.vlanFiltering,
+    promisc: conf.promiscMode,
     pinBridgeMac: vlanGw || !pinNow ? undefined : (bridge?.mac ?? randomMac()),
+    veth: veth.name,
+    hairpin: conf.hairpinMode,
+    isolated: conf.portIsolation,
     vlanGateway: vlanGw && {
       name: vlanGw.name,
       port: vlanGw.port,
@@ -238,105 +285,108 @@ async function setUpPort(add: Add, p: Plan | undefined): Promise<string | undefi
     removeAddrs: changes.remove,
     addAddrs: changes.add,
   });
+  let bridge = found.link;
   for (let attempt = 0; ; attempt++) {
     try {
-      const shown = await add.node.finish(portCommands(hostPlan()));
-      for (const l of [conf.bridge, ...(vlanGw?.port ? [vlanGw.name, vlanGw.port] : [])]) trySysctl(`net/ipv6/conf/${l}/accept_ra`, '0');
-      // The last line shows the bridge: an unpinned one has taken its ports' lowest MAC.
-      return shown.at(-1)?.[0]?.address;
+      for (const op of portOps(hostPlan(bridge))) await k.node.apply(op);
+      break;
     } catch (err) {
-      if (err instanceof IpBatchError && (err.command?.what ?? '').startsWith('create bridge') && /not supported/.test(err.stderr) && conf.vlanFiltering) {
-        throw noVlanFiltering();
-      }
-      if (!existsAlready(err, 'create bridge') || attempt >= 3) throw err;
+      const creating = err instanceof KernelError && err.op?.kind === 'bridge-add';
+      if (creating && err.errno === Errno.EOPNOTSUPP && conf.vlanFiltering) throw noVlanFiltering();
+      if (!creating || err.errno !== Errno.EEXIST || attempt >= 3) throw err;
       // A concurrent ADD made the bridge meanwhile, or the name is some other link's.
-      bridge = await readLink(conf.bridge);
+      bridge = await k.node.link(conf.bridge);
       if (!bridge) throw err;
-      if (!bridge.isBridge) throw notABridge(conf.bridge);
-      newNodeSession(add);
+      if (bridge.kind !== 'bridge') throw notABridge(conf.bridge);
     }
   }
+  for (const l of [conf.bridge, ...(vlanGw?.port ? [vlanGw.name, vlanGw.port] : [])]) trySysctl(`net/ipv6/conf/${l}/accept_ra`, '0');
+  // An unpinned bridge has taken its ports' lowest MAC: read it now for the result.
+  return (await k.node.link(conf.bridge))?.mac;
 }
 
-/**
- * The pod's sysctls that IPAM's answer does not decide, written as soon as its interface
- * exists (while IPAM may still work), before it gets addresses or goes up.
- */
-function earlyPodSysctls(add: Add): void {
-  const { pod, conf } = add;
-  const ifname = add.inv.ifname;
-  if (!conf.ipamType) return; // layer 2: the reference sets none
-  if (conf.enabledad) pod.sysctl(`net/ipv6/conf/${ifname}/enhanced_dad`, '1').sysctl(`net/ipv6/conf/${ifname}/accept_dad`, '1');
-  else pod.sysctl(`net/ipv6/conf/${ifname}/accept_dad`, '0');
-  pod.sysctl(`net/ipv4/conf/${ifname}/arp_notify`, '1');
-  void pod.prepare().catch(() => {}); // its failure shows again in finish
-}
-
-/** The pod's side: addresses, up, routes; resolves to its link as ip shows it. */
-async function setUpPod(add: Add, p: Plan | undefined): Promise<{ address: string; flags?: string[] }> {
-  const { pod, conf } = add;
-  const ifname = add.inv.ifname;
+/** The pod's side: addresses, up, routes; resolves to its link. */
+async function setUpPod(k: Kernel, conf: BridgeConf, ifname: string, p: AddressPlan | undefined): Promise<Link> {
+  const { pod } = k;
   if (p?.addrs.some((a) => a.ip.family === 6)) {
-    pod.sysctl('net/ipv6/conf/lo/disable_ipv6', '0').sysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, '0');
+    k.podNs.run(() => {
+      trySysctl('net/ipv6/conf/lo/disable_ipv6', '0');
+      trySysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, '0');
+    });
   }
   const podPlan: PodPlan = { ifname, addrs: p?.addrs ?? [], up: !conf.disableContainerInterface, routes: p?.podRoutes ?? [] };
-  let commands = [...podAddrCommands(podPlan), ...podRouteCommands(podPlan)];
-  if (conf.enabledad && p?.ips.some((ip) => ip.gateway?.includes(':'))) {
-    // With DAD on, routes wait until the addresses are no longer tentative (as the reference).
-    for (const c of podAddrCommands(podPlan)) pod.ip(c);
-    pod.settle(ifname);
-    commands = podRouteCommands(podPlan);
-  }
-  const outputs = await pod.finish(commands);
-  const link = outputs.at(-1)?.[0];
-  if (typeof link?.address !== 'string') throw new CniError(ErrCode.Internal, `could not read the MAC of "${ifname}"`);
+  for (const op of podAddrOps(podPlan)) await pod.apply(op);
+  // With DAD on, routes wait until the addresses are no longer tentative (as the reference).
+  if (conf.enabledad && p?.ips.some((ip) => ip.gateway?.includes(':'))) await settleDad(pod, ifname);
+  for (const op of podRouteOps(podPlan)) await pod.apply(op);
+  const link = await pod.link(ifname);
+  if (!link?.mac) throw new CniError(ErrCode.Internal, `could not read the MAC of "${ifname}"`);
   return link;
 }
 
+/** Waits (up to 10 s, as the reference) until no IPv6 address of `ifname` is tentative. */
+async function settleDad(pod: Netlink, ifname: string): Promise<void> {
+  const link = await pod.link(ifname);
+  if (!link) return;
+  for (let n = 0; n < 200; n++) {
+    const addrs = await pod.addrs({ index: link.index, family: 6 });
+    if (!addrs.some((a) => a.tentative)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** A gateway bridge routes: forwarding on for each family it is the gateway of. */
-function enableForwarding(add: Add, p: Plan | undefined): void {
-  if (!p || !add.conf.isGateway) return;
+function enableForwarding(conf: BridgeConf, p: AddressPlan | undefined): void {
+  if (!p || !conf.isGateway) return;
   if (p.gwFamilies.has(4)) ensureSysctl('net/ipv4/ip_forward', '1');
   if (p.gwFamilies.has(6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
 }
 
-async function setUpVlans(add: Add): Promise<void> {
-  const { conf } = add;
+async function setUpVlans(conf: BridgeConf, veth: Veth, vlanGw: VlanGateway | undefined): Promise<void> {
   if (!conf.vlanFiltering) return;
   const dropDefault = conf.preserveDefaultVlan ? undefined : defaultPvid(conf.bridge) || undefined;
-  const ports: PortVlans[] = [{ port: add.veth.name, access: conf.vlan || undefined, trunk: conf.vlanTrunk, dropDefault }];
-  if (add.vlanGw?.port) ports.push({ port: add.vlanGw.port, access: conf.vlan, dropDefault });
+  const ports: PortVlans[] = [{ port: veth.name, access: conf.vlan || undefined, trunk: conf.vlanTrunk, dropDefault }];
+  if (vlanGw?.port) ports.push({ port: vlanGw.port, access: conf.vlan, dropDefault });
   await applyVlans(ports).catch((err: Error) => {
     throw /not supported/.test(err.message) ? noVlanFiltering() : err;
   });
 }
 
 /** The reference waits for the host end to be up (0, 50, 500, 1000, 1000 ms); finer steps here. */
-async function waitPortUp(name: string): Promise<void> {
+async function waitPortUp(node: Netlink, name: string): Promise<void> {
   const delays = [0, 1, 2, 5, 10, 20, 50, 100, 300, 500, 1000, 1000];
   let state = 'unknown';
   for (const ms of delays) {
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-    state = (await readLink(name))?.operstate ?? 'missing';
+    state = (await node.link(name))?.operstate ?? 'missing';
     if (state === 'up') return;
   }
   throw new CniError(ErrCode.Internal, `bridge port in error state: ${state}`);
 }
 
 /** The reference's result: bridge, host end, pod end (its sandbox), IPAM's IPs and routes. */
-function result(add: Add, bridgeMac: string | undefined, podMac: string, p: Plan | undefined, lease: Result | undefined): Result {
+function result(
+  conf: BridgeConf,
+  inv: Invocation,
+  veth: Veth,
+  bridgeMac: string | undefined,
+  podMac: string,
+  vlanGw: VlanGateway | undefined,
+  p: AddressPlan | undefined,
+  lease: Result | undefined,
+): Result {
   const interfaces: Interface[] = [
-    { name: add.conf.bridge, mac: bridgeMac },
-    { name: add.veth.name, mac: add.veth.mac },
-    { name: add.inv.ifname, mac: podMac, sandbox: add.inv.netns },
+    { name: conf.bridge, mac: bridgeMac },
+    { name: veth.name, mac: veth.mac },
+    { name: inv.ifname, mac: podMac, sandbox: inv.netns },
   ];
-  if (add.vlanGw) interfaces.push({ name: add.vlanGw.name, mac: add.vlanGw.link?.mac ?? add.vlanGw.mac });
-  const out: Result = { cniVersion: add.conf.cniVersion, interfaces };
+  if (vlanGw) interfaces.push({ name: vlanGw.name, mac: vlanGw.link?.mac ?? vlanGw.mac });
+  const out: Result = { cniVersion: conf.cniVersion, interfaces };
   if (p) {
     out.ips = p.ips;
     out.routes = p.routes;
   }
-  const dns = add.conf.dns ?? lease?.dns;
+  const dns = conf.dns ?? lease?.dns;
   if (dns) out.dns = dns;
   return out;
 }

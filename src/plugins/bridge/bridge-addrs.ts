@@ -3,23 +3,11 @@
 // conflicts, for IPv6 only an overlapping one (the reference's rules). Without
 // forceAddress a conflict is an error; the exact address being there already is not.
 import { CniError, ErrCode } from '../../cni/errors.ts';
-import { contains, formatCidr, parseIP, sameCidr, type Cidr } from '../../net/ip.ts';
+import { contains, formatCidr, sameCidr, type Cidr } from '../../net/ip.ts';
 
 export interface AddrChanges {
   remove: Cidr[];
   add: Cidr[];
-}
-
-/** Addresses of `ip -j addr show` output (its addr_info), as CIDRs. */
-export function addrsFromJson(links: any[]): Cidr[] {
-  const out: Cidr[] = [];
-  for (const l of links) {
-    for (const a of (l.addr_info ?? []) as Array<{ local?: string; prefixlen?: number }>) {
-      const ip = a.local ? parseIP(a.local) : null;
-      if (ip && typeof a.prefixlen === 'number') out.push({ ip, prefix: a.prefixlen });
-    }
-  }
-  return out;
 }
 
 export function bridgeAddrChanges(device: string, existing: Cidr[], wanted: Cidr[], force: boolean): AddrChanges {

@@ -1,102 +1,95 @@
 // CHECK: the IPAM plugin's CHECK passes, and prevResult still describes the machine: the
 // bridge (MAC, promiscuity), the pod interface (a veth, its MAC, its addresses and the
 // routes to their subnets, every route of prevResult) and the host end (a port of the
-// bridge whose peer is the pod interface). The node and the pod are read through their
-// sessions (netlink sockets, or ip processes of one process tree), started before IPAM checks.
+// bridge whose peer is the pod interface). The node and the pod are read over netlink
+// connections opened before IPAM checks.
 import { CniError, ErrCode } from '../../cni/errors.ts';
 import { ipamFor, type Ipam } from './ipam.ts';
-import { parseResult, type Interface, type Route } from '../../cni/result.ts';
+import { parseResult, type Interface, type Route as ResultRoute } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr } from '../../net/ip.ts';
-import { linkFromJson, type LinkState } from '../../kernel/links.ts';
-import { requireNetns } from '../../kernel/ns.ts';
-import { command } from '../../kernel/legacy-ops.ts';
-import { startNodeAndPod, type PodSession } from '../../kernel/pod-session.ts';
-import { IpBatchError, type Session } from '../../kernel/session.ts';
-import { addrsFromJson } from './bridge-addrs.ts';
+import { Netlink } from '../../kernel/netlink.ts';
+import { Table, type Link, type Route } from '../../kernel/records.ts';
+import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr, type IP } from '../../net/ip.ts';
+import { NetnsHandle, requireNetns } from '../../sys/netns.ts';
 import { loadConf, type BridgeConf } from './conf.ts';
-import { trace } from './trace.ts';
+import { phase } from './timings.ts';
 
 const fail = (msg: string) => new CniError(ErrCode.Internal, msg);
 
 interface PodView {
-  link: any | undefined;
+  link: Link | undefined;
   addrs: Cidr[];
-  /** Main-table routes of both families, as `ip -j -d` prints them. */
-  routes: any[];
+  /** Main-table routes of both families. */
+  routes: Route[];
   /** Routes of other tables (1.1.0 routes may name one). */
-  otherTables: any[];
+  otherTables: Route[];
 }
 
-async function readPod(pod: PodSession, ifname: string): Promise<PodView> {
-  const commands = [command({ kind: 'routes' }, 'list routes'), command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`)];
-  let outputs: any[][];
-  try {
-    outputs = await pod.finish(commands);
-  } catch (err) {
-    // The interface missing is a finding, reported with the rest; the routes came first.
-    if (!(err instanceof IpBatchError) || err.command !== commands[1]) throw err;
-    outputs = err.outputs;
-  }
-  const [all = [], [link] = []] = outputs;
-  const isMain = (r: any) => r.table === undefined || r.table === 'main';
-  return { link, addrs: addrsFromJson(link ? [link] : []), routes: all.filter(isMain), otherTables: all.filter((r) => !isMain(r)) };
+async function readPod(pod: Netlink, ifname: string): Promise<PodView> {
+  const all = await pod.routes();
+  const link = await pod.link(ifname);
+  const addrs = link ? (await pod.addrs({ index: link.index })).map((a) => ({ ip: a.address, prefix: a.prefix })) : [];
+  return { link, addrs, routes: all.filter((r) => r.table === Table.main), otherTables: all.filter((r) => r.table !== Table.main) };
 }
 
-/** The node's side of prevResult: the bridge and the host ends it names (those found). */
-async function readNode(node: Session, bridge: string, prevResult: unknown): Promise<Map<string, LinkState>> {
+/** The node's side of prevResult: the bridge and the host ends it names (those found, of the right kind). */
+async function readNode(node: Netlink, bridge: string, prevResult: unknown): Promise<Map<string, Link>> {
   // Read leniently here: a malformed prevResult is reported later, in order.
   const ifaces: unknown = (prevResult as { interfaces?: unknown } | null | undefined)?.interfaces;
   const hostEnds = Array.isArray(ifaces)
     ? ifaces.filter((i) => typeof i?.name === 'string' && !i.sandbox && i.name !== bridge).map((i) => i.name as string)
     : [];
-  const outputs = await node.finish([
-    command({ kind: 'links', type: 'bridge', names: [bridge] }, 'read the bridge'),
-    command({ kind: 'links', type: 'veth', names: hostEnds }, 'read the host ends'),
-  ]);
-  return new Map(outputs.flat().map((j) => [j.ifname as string, linkFromJson(j)]));
+  const found = new Map<string, Link>();
+  for (const [name, kind] of [[bridge, 'bridge'], ...hostEnds.map((n) => [n, 'veth'])] as Array<[string, string]>) {
+    const l = await node.link(name);
+    if (l?.kind === kind) found.set(name, l);
+  }
+  return found;
 }
 
 const sameMac = (a: string | undefined, b: string | undefined) => !a || a.toLowerCase() === (b ?? '').toLowerCase();
 
-function routeMatches(r: any, dst: Cidr, gws: string[] | undefined): boolean {
-  const rdst = r.dst === 'default' ? null : parseCidr(String(r.dst).includes('/') ? r.dst : `${r.dst}/${dst.ip.family === 4 ? 32 : 128}`);
-  const isDefault = dst.prefix === 0;
-  if (isDefault ? r.dst !== 'default' : !rdst || !sameCidr(rdst, networkOf(dst))) return false;
-  const hops: Array<string | undefined> = Array.isArray(r.nexthops) ? r.nexthops.map((h: any) => h.gateway) : [r.gateway];
-  if (isDefault && hops.some((h) => h && parseIP(h)?.family !== dst.ip.family)) return false;
+/** `r` goes to `dst`'s network (the default route of its family), through one of `gws` when given. */
+function routeMatches(r: Route, dst: Cidr, gws: IP[] | undefined): boolean {
+  if (r.dst.ip.family !== dst.ip.family) return false;
+  if (dst.prefix === 0 ? r.dst.prefix !== 0 : !sameCidr(r.dst, networkOf(dst))) return false;
   if (gws === undefined) return true;
-  return hops.some((h) => h !== undefined && gws.some((g) => sameIP(parseIP(g)!, parseIP(h)!)));
+  const hops = r.nexthops ? r.nexthops.map((h) => h.gateway) : [r.gateway];
+  return hops.some((h) => h !== undefined && gws.some((g) => sameIP(g, h)));
 }
 
 export async function cmdCheck(inv: Invocation): Promise<void> {
-  trace('start');
+  phase('start');
   const conf = loadConf(inv);
   requireNetns(inv.netns);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  const { node, pod: podSession } = startNodeAndPod(inv.netns);
+  const { ns: podNs, value: pod } = NetnsHandle.openRunning(inv.netns, () => Netlink.open());
+  podNs.close();
+  const node = Netlink.open();
   const nodeRead = readNode(node, conf.bridge, conf.prevResult);
-  const podRead = readPod(podSession, inv.ifname);
+  const podRead = readPod(pod, inv.ifname);
   nodeRead.catch(() => {}); // awaited below
   podRead.catch(() => {});
-  trace('reads started');
+  phase('reads started');
   try {
     await checkAll(inv, conf, ipam, nodeRead, podRead);
   } finally {
-    await Promise.all([node.abort(), podSession.abort()]);
+    await Promise.allSettled([nodeRead, podRead]);
+    node.close();
+    pod.close();
   }
-  trace('done');
+  phase('done');
 }
 
 async function checkAll(
   inv: Invocation,
   conf: BridgeConf,
   ipam: Ipam | undefined,
-  nodeRead: Promise<Map<string, LinkState>>,
+  nodeRead: Promise<Map<string, Link>>,
   podRead: Promise<PodView>,
 ): Promise<void> {
   if (ipam) await ipam.check();
-  trace('ipam checked');
+  phase('ipam checked');
   if (conf.prevResult === undefined || conf.prevResult === null) {
     throw new CniError(ErrCode.InvalidNetworkConfig, 'Required prevResult missing');
   }
@@ -106,17 +99,17 @@ async function checkAll(
   const podIf = ifaces.find((i) => i.name === inv.ifname && i.sandbox === inv.netns);
 
   const links = await nodeRead;
-  checkBridge(brIf, conf, links);
-  trace('node read');
+  const bridge = checkBridge(brIf, conf, links);
+  phase('node read');
   if (!podIf) throw fail(`prevResult has no interface "${inv.ifname}" in sandbox ${inv.netns}`);
   const pod = await podRead;
-  trace('pod read');
+  phase('pod read');
   if (!pod.link) throw fail(`CNI created interface in container ${inv.ifname} not found`);
-  if (pod.link.linkinfo?.info_kind !== 'veth') throw fail(`Error: Container interface ${inv.ifname} not of type veth`);
-  if (!sameMac(podIf.mac, pod.link.address)) {
-    throw fail(`Interface ${inv.ifname} Mac ${podIf.mac} doesn't match container Mac: ${pod.link.address}`);
+  if (pod.link.kind !== 'veth') throw fail(`Error: Container interface ${inv.ifname} not of type veth`);
+  if (!sameMac(podIf.mac, pod.link.mac)) {
+    throw fail(`Interface ${inv.ifname} Mac ${podIf.mac} doesn't match container Mac: ${pod.link.mac}`);
   }
-  checkHostEnd(ifaces, brIf!, podIf, pod.link, conf, links);
+  checkHostEnd(ifaces, brIf!, podIf, pod.link, bridge, links);
 
   for (const ip of prev.ips ?? []) {
     const want = parseCidr(ip.address);
@@ -126,10 +119,11 @@ async function checkAll(
       throw fail(`Failed to find the route to ${formatCidr(networkOf(want))} for interface ${inv.ifname}`);
     }
   }
-  for (const route of prev.routes ?? []) checkRoute(route, prev.ips?.map((i) => i.gateway ?? '').filter(Boolean) ?? [], pod);
+  const gateways = (prev.ips ?? []).flatMap((i) => (i.gateway ? [parseIP(i.gateway)] : [])).filter((g): g is IP => g !== undefined);
+  for (const route of prev.routes ?? []) checkRoute(route, gateways, pod);
 }
 
-function checkBridge(brIf: Interface | undefined, conf: BridgeConf, links: Map<string, LinkState>): void {
+function checkBridge(brIf: Interface | undefined, conf: BridgeConf, links: Map<string, Link>): Link {
   if (!brIf) throw fail(`prevResult has no interface named "${conf.bridge}"`);
   if (brIf.sandbox) throw fail(`Interface ${brIf.name} should not be in sandbox`);
   const br = links.get(conf.bridge);
@@ -140,19 +134,19 @@ function checkBridge(brIf: Interface | undefined, conf: BridgeConf, links: Map<s
   if (br.promisc !== conf.promiscMode) {
     throw fail(`Bridge interface ${conf.bridge} configured Promisc Mode ${conf.promiscMode} doesn't match current state: ${br.promisc}`);
   }
+  return br;
 }
 
 /** Some other interface of prevResult is a port of the bridge and the pod interface's peer. */
-function checkHostEnd(ifaces: Interface[], brIf: Interface, podIf: Interface, podLink: any, conf: BridgeConf, links: Map<string, LinkState>): void {
-  const podPeer: number | undefined = podLink.link_index;
+function checkHostEnd(ifaces: Interface[], brIf: Interface, podIf: Interface, podLink: Link, bridge: Link, links: Map<string, Link>): void {
   for (const i of ifaces) {
     if (i === brIf || i === podIf || i.sandbox) continue;
     const l = links.get(i.name);
-    if (!l || l.peerIndex !== podLink.ifindex || l.index !== podPeer || l.master !== conf.bridge) continue;
+    if (!l || l.peerIndex !== podLink.index || l.index !== podLink.peerIndex || l.master !== bridge.index) continue;
     if (!sameMac(i.mac, l.mac)) throw fail(`Interface ${i.name} Mac doesn't match: ${i.mac} not found`);
     return;
   }
-  throw fail(`CNI veth created for bridge ${conf.bridge} was not found`);
+  throw fail(`CNI veth created for bridge ${bridge.name} was not found`);
 }
 
 /**
@@ -160,13 +154,15 @@ function checkHostEnd(ifaces: Interface[], brIf: Interface, podIf: Interface, po
  * family's gateway, so either that or no gateway matches (the reference's CHECK insists
  * on no gateway and so fails its own ADD's routes).
  */
-function checkRoute(route: Route, ipGateways: string[], pod: PodView): void {
+function checkRoute(route: ResultRoute, ipGateways: IP[], pod: PodView): void {
   const dst = parseCidr(route.dst);
   if (!dst) throw fail(`invalid route ${route.dst} in prevResult`);
-  const fam = ipGateways.filter((g) => parseIP(g)?.family === dst.ip.family);
-  const table = route.table === undefined || route.table === 254 ? pod.routes : pod.otherTables.filter((r) => String(r.table) === String(route.table));
-  const found = route.gw
-    ? table.some((r) => routeMatches(r, dst, [route.gw!]))
-    : table.some((r) => routeMatches(r, dst, undefined) && (!r.gateway || fam.length === 0 || fam.some((g) => sameIP(parseIP(g)!, parseIP(r.gateway)!))));
+  const fam = ipGateways.filter((g) => g.family === dst.ip.family);
+  const table = route.table === undefined || route.table === Table.main ? pod.routes : pod.otherTables.filter((r) => r.table === route.table);
+  const gw = route.gw ? parseIP(route.gw) : undefined;
+  if (route.gw && !gw) throw fail(`invalid gateway ${route.gw} in prevResult`);
+  const found = gw
+    ? table.some((r) => routeMatches(r, dst, [gw]))
+    : table.some((r) => routeMatches(r, dst, undefined) && (!r.gateway || fam.length === 0 || fam.some((g) => sameIP(g, r.gateway!))));
   if (!found) throw fail(`Expected Route ${JSON.stringify({ dst: route.dst, gw: route.gw })} not found in routing table`);
 }

@@ -56,16 +56,9 @@ function int(raw: Record<string, unknown>, key: string): number {
   return v;
 }
 
-/**
- * Link names: what the kernel accepts (IFNAMSIZ, no '/', ':' or whitespace), less the
- * characters that ip's batch syntax gives a meaning (quotes, '#', '\\').
- */
+/** Link names: what the kernel accepts (IFNAMSIZ, no '/', ':' or whitespace, not "." or ".."), as libcni checks them. */
 export function linkNameProblem(name: string): string | undefined {
-  if (!isKernelLinkName(name)) {
-    return 'a link name has 1 to 15 bytes, without "/", ":" or whitespace, and is not "." or ".."';
-  }
-  if (/["'#\\]/.test(name)) return 'quotes, "#" and "\\" are not supported in link names';
-  return undefined;
+  return isKernelLinkName(name) ? undefined : 'a link name has 1 to 15 bytes, without "/", ":" or whitespace, and is not "." or ".."';
 }
 
 export function checkLinkName(name: string, what: string): void {
@@ -142,9 +135,9 @@ export function loadConf(inv: Invocation): BridgeConf {
   let macFrom = '';
   const envMac = inv.args.get('MAC');
   if (envMac) [mac, macFrom] = [envMac, 'CNI_ARGS MAC'];
-  const argsMac = ((raw.args as any)?.cni as any)?.mac;
+  const argsMac = (raw.args as { cni?: { mac?: unknown } } | null | undefined)?.cni?.mac;
   if (typeof argsMac === 'string' && argsMac !== '') [mac, macFrom] = [argsMac, 'args.cni.mac'];
-  const rtMac = (raw.runtimeConfig as any)?.mac;
+  const rtMac = (raw.runtimeConfig as { mac?: unknown } | null | undefined)?.mac;
   if (typeof rtMac === 'string' && rtMac !== '') [mac, macFrom] = [rtMac, 'runtimeConfig.mac'];
   let macNorm: string | undefined;
   if (mac !== undefined) {
@@ -225,7 +218,7 @@ export function loadDelConf(inv: Invocation): BridgeConf {
 
 /** Checks that only ADD needs (the reference's rules for combinations). */
 export function checkAddConf(conf: BridgeConf, ifname: string): void {
-  // CNI_IFNAME passed libcni's rules already; a few more characters cannot go through ip.
+  // CNI_IFNAME passed libcni's rules already (skel); a bare call may not have.
   const ifnameProblem = linkNameProblem(ifname);
   if (ifnameProblem) throw new CniError(ErrCode.InvalidEnvironment, `invalid interface name "${ifname}"`, ifnameProblem);
   if (conf.hairpinMode && conf.promiscMode) throw invalid('cannot set hairpin mode and promiscuous mode at the same time');

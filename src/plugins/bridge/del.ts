@@ -3,15 +3,28 @@
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
 import { ipamFor } from './ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { parseIP } from '../../net/ip.ts';
-import { netnsState } from '../../kernel/ns.ts';
-import { command } from '../../kernel/legacy-ops.ts';
-import { sessionIn } from '../../kernel/pod-session.ts';
-import { IpBatchError, type Session } from '../../kernel/session.ts';
-import { spoofRefId, teardownSpoofCheck } from '../../kernel/spoofcheck.ts';
+import { Errno, isErrno } from '../../kernel/errors.ts';
+import { Netlink } from '../../kernel/netlink.ts';
+import { Scope } from '../../kernel/records.ts';
+import { NetnsError, NetnsHandle } from '../../sys/netns.ts';
 import { loadDelConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
-import { trace } from './trace.ts';
+import { spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
+import { phase } from './timings.ts';
+
+/** A connection inside the namespace at `netns`; null when it is gone or no network namespace. */
+function openPod(netns: string): Netlink | null {
+  if (!netns) return null;
+  try {
+    const { ns, value } = NetnsHandle.openRunning(netns, () => Netlink.open());
+    ns.close();
+    return value;
+  } catch (err) {
+    // Gone (the path, or what it named), or another kind of namespace: no interface of ours.
+    if (err instanceof NetnsError && err.reason !== 'other') return null;
+    throw err;
+  }
+}
 
 /**
  * Deletes `ifname` in the pod; resolves to the families of its global addresses when
@@ -19,49 +32,45 @@ import { trace } from './trace.ts';
  * interface). Not asking lets the kernel start on the deletion, DEL's longest wait, sooner.
  */
 async function deletePodInterface(netns: string, ifname: string, families: boolean): Promise<Array<4 | 6> | null> {
-  let session: Session;
+  const pod = openPod(netns);
+  if (!pod) return null;
   try {
-    session = sessionIn(netns);
-  } catch (err) {
-    // Gone since we looked.
-    if (['ENOENT', 'ENOTDIR'].includes(((err as Error).cause as NodeJS.ErrnoException)?.code ?? '')) return null;
-    throw err;
+    const found = new Set<4 | 6>();
+    if (families) {
+      const link = await pod.link(ifname);
+      if (!link) return null;
+      for (const a of await pod.addrs({ index: link.index })) if (a.scope === Scope.global) found.add(a.address.family);
+    }
+    try {
+      await pod.apply({ kind: 'link-del', dev: ifname });
+    } catch (err) {
+      if (isErrno(err, Errno.ENODEV)) return null; // gone already
+      throw err;
+    }
+    return [...found];
+  } finally {
+    pod.close();
   }
-  let shown: any[][];
-  try {
-    const del = command({ kind: 'link-del', dev: ifname }, `delete "${ifname}"`);
-    shown = await session.finish(families ? [command({ kind: 'addr-show', dev: ifname }, `read "${ifname}"`), del] : [del]);
-  } catch (err) {
-    // Gone already: the interface, or the namespace since we looked (nsenter cannot open it).
-    if (err instanceof IpBatchError && /does not exist|Cannot find device|cannot open .*No such file/.test(err.stderr)) return null;
-    throw err;
-  }
-  const found = new Set<4 | 6>();
-  for (const a of shown[0]?.[0]?.addr_info ?? []) {
-    const ip = typeof a.local === 'string' ? parseIP(a.local) : null;
-    if (ip && a.scope === 'global') found.add(ip.family);
-  }
-  return [...found];
 }
 
 export async function cmdDel(inv: Invocation): Promise<void> {
-  trace('start');
+  phase('start');
   const conf = loadDelConf(inv);
-  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  // A path that is gone (or no longer a namespace) holds no interface of ours.
-  const podGone = !inv.netns || netnsState(inv.netns) !== 'netns';
-  const pod = podGone ? Promise.resolve(null) : deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
+  // The kernel's deletion of the pod's interface is DEL's longest wait: started first. A path
+  // that is gone (or no longer a network namespace) holds no interface of ours.
+  const pod = deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
   pod.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
+  phase('pod delete started');
+  const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
 
-  trace('pod delete started');
   const errors: unknown[] = [];
   if (ipam) await ipam.del().catch((e: unknown) => errors.push(e));
-  trace('ipam released');
+  phase('ipam released');
   const families = await pod.catch((e: unknown) => {
     errors.push(e);
     return null;
   });
-  trace('pod interface deleted');
+  phase('pod interface deleted');
 
   if (conf.macspoofchk) {
     // Best effort, as the reference: a leftover chain does not block the pod's removal.
@@ -73,6 +82,6 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     const who = { network: conf.name, ifname: inv.ifname, containerId: inv.containerId };
     await teardownMasq(conf, who, families && families.length > 0 ? families : undefined).catch((e: unknown) => errors.push(e));
   }
-  trace('done');
+  phase('done');
   if (errors.length > 0) throw errors[0];
 }

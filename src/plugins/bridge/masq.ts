@@ -4,9 +4,9 @@
 import { accessSync, constants } from 'node:fs';
 import { CniError, ErrCode } from '../../cni/errors.ts';
 import type { Cidr } from '../../net/ip.ts';
-import { gcIptablesMasq, IPTABLES_RESTORE, setupIptablesMasq, teardownIptablesMasq } from '../../kernel/masq-iptables.ts';
-import { gcNftMasq, setupNftMasq, teardownNftMasq } from '../../kernel/masq-nftables.ts';
-import { NFT } from '../../kernel/nft.ts';
+import { gcIptablesMasq, IPTABLES_RESTORE, setupIptablesMasq, teardownIptablesMasq } from './masq-iptables.ts';
+import { gcNftMasq, setupNftMasq, teardownNftMasq } from './masq-nftables.ts';
+import { NFT } from './nft.ts';
 import type { BridgeConf } from './conf.ts';
 
 const has = (file: string) => {
