@@ -8,7 +8,23 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const ROWS = ['floor', 'add', 'check', 'del', 'kernel-del', 'del-net', 'libcni', 'parallel', 'hl-del', 'hl-gc', 'reclaim', 'rss-add', 'rss-hl-del', 'overlay-join', 'overlay-rss'];
+const ROWS = [
+  'floor',
+  'add',
+  'check',
+  'del',
+  'kernel-del',
+  'del-net',
+  'libcni',
+  'parallel',
+  'hl-del',
+  'hl-gc',
+  'reclaim',
+  'rss-add',
+  'rss-hl-del',
+  'overlay-join',
+  'overlay-rss',
+];
 const STATUSES = ['ok', 'failed', 'skipped', 'n/a'];
 
 // This run's own prefix, so that another benchmark running on the machine can't interfere.
