@@ -11,23 +11,53 @@ import path from 'node:path';
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const mains = readdirSync(path.join(root, 'src/main')).filter((f) => f.endsWith('.ts'));
 
+/** A module only a rare path of a bundle needs, built as a file of its own (dist/<file>,
+ *  installed beside the bundle) and read only when that path runs: its `await import()`
+ *  becomes a require of the file. Every other call neither reads nor compiles it. */
+const ON_DEMAND = {
+  // host-local's reclaiming (liveness and the netlink scan, 40 of the bundle's 100 KB):
+  // only an ADD that found no free address runs it. bridge runs host-local in-process
+  // and loads the netlink code anyway, so its bundle keeps it.
+  'host-local.ts': [{ module: 'src/ipam/reclaim.ts', file: 'host-local.reclaim.cjs' }],
+};
+const onDemand = (parts) => ({
+  name: 'on-demand',
+  setup(b) {
+    b.onResolve({ filter: /\.ts$/ }, (args) => {
+      const part = args.kind === 'dynamic-import' && parts.find((p) => path.join(root, p.module) === path.resolve(args.resolveDir, args.path));
+      return part ? { path: part.file, namespace: 'on-demand' } : undefined;
+    });
+    b.onLoad({ filter: /./, namespace: 'on-demand' }, (args) => ({
+      contents: `module.exports = require(__dirname + ${JSON.stringify(`/${args.path}`)});`,
+      loader: 'js',
+    }));
+  },
+});
+
+const bundles = [
+  ...mains.map((file) => ({ entry: `src/main/${file}`, out: file.replace(/\.ts$/, '.cjs'), plugins: ON_DEMAND[file] ? [onDemand(ON_DEMAND[file])] : [] })),
+  ...Object.values(ON_DEMAND)
+    .flat()
+    .map((p) => ({ entry: p.module, out: p.file, plugins: [] })),
+];
 const results = await Promise.allSettled(
-  mains.map((file) =>
+  bundles.map(({ entry, out, plugins }) =>
     build({
-      entryPoints: [path.join(root, 'src/main', file)],
-      outfile: path.join(root, 'dist', file.replace(/\.ts$/, '.cjs')),
+      entryPoints: [path.join(root, entry)],
+      outfile: path.join(root, 'dist', out),
       ...bundleOptions,
+      plugins,
       logLevel: 'warning',
     }),
   ),
 );
 // One broken entry must not stop the others from building; the exit code still says so.
-const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [mains[i]] : []));
+const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [bundles[i].entry] : []));
 
 // esbuild's ascii charset escapes strings, regexes and names but keeps the comments it
 // keeps as written: escape what is left (only comments) so every bundle is ASCII.
-for (const file of mains) {
-  const out = path.join(root, 'dist', file.replace(/\.ts$/, '.cjs'));
+for (const { out: name } of bundles) {
+  const out = path.join(root, 'dist', name);
   if (!existsSync(out)) continue;
   const text = readFileSync(out, 'utf8');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, on purpose

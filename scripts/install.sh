@@ -3,7 +3,8 @@
 # the pinned Node 24 runtime goes to DIR/.flannelette/node, and each plugin DIR/<name> is
 # a short script with that runtime's absolute path as its #! line, which runs its one
 # bundled file, DIR/.flannelette/<name>.cjs, with V8's code for it cached in
-# DIR/.flannelette/cache. So a runtime can exec DIR/bridge with an empty environment,
+# DIR/.flannelette/cache (a part a plugin loads only on a rare path, dist/<name>.<part>.cjs,
+# is copied beside it). So a runtime can exec DIR/bridge with an empty environment,
 # whatever Node (if any) the host has.
 #   scripts/install.sh [DIR] [--conf FILE]   (--conf also copies FILE into /etc/cni/net.d)
 set -euo pipefail
@@ -13,7 +14,7 @@ conf=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --conf) conf="$2"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) dir="$1"; shift ;;
   esac
 done
@@ -43,10 +44,19 @@ mkdir -p "$dir/.flannelette/cache"
 # A JavaScript string literal of a path. Paths are absolute, as the #! line is, so that a
 # copy of a plugin elsewhere still runs.
 jsstr() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
-stub() { # BUNDLE CACHE-PREFIX
+stub() { # BUNDLE CACHE-PREFIX ADDON
   cat <<EOF
 'use strict';
 // Written by flannelette's scripts/install.sh: runs the plugin's bundle with V8's cached code.
+// The exit, first: once process.exit has run the 'exit' listeners (the cache below is
+// written there), the addon's _exit(2) instead of Node's teardown, which joins V8's worker
+// threads (one may be finishing a background compile: milliseconds). Set before the plugin
+// runs, so that a plugin calling process.exit itself exits the same way.
+try {
+  const addon = { exports: {} };
+  process.dlopen(addon, $(jsstr "$3"));
+  if (typeof addon.exports.exit === 'function') process.reallyExit = addon.exports.exit;
+} catch {}
 const { readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
 const { Script } = require('node:vm');
 const file = $(jsstr "$1");
@@ -64,13 +74,18 @@ if (cache && (data === undefined || script.cachedDataRejected)) {
     try { writeFileSync(tmp, script.createCachedData()); renameSync(tmp, cache); } catch {}
   });
 }
-// Once the plugin is done, exit at once: tearing the heap down costs ~1 ms (measured).
+// Once the plugin is done, exit at once (through the addon's exit above).
 process.once('beforeExit', () => process.exit());
 script.runInThisContext()(exports, require, module, file, $(jsstr "$(dirname "$1")"));
 EOF
 }
 for js in "$root"/dist/*.cjs; do
   name="$(basename "$js" .cjs)"
+  case "$name" in
+    *.*) # A part of plugin <name> that it loads only when needed (scripts/build.mjs ON_DEMAND).
+      cp "$js" "$dir/.flannelette/$name.cjs.new" && mv -f "$dir/.flannelette/$name.cjs.new" "$dir/.flannelette/$name.cjs"
+      continue ;;
+  esac
   if [ "$name" = flannelette ]; then
     # The agent and explain command: long-lived or interactive, one file as it is.
     target="$dir/.flannelette/flannelette"
@@ -79,7 +94,11 @@ for js in "$root"/dist/*.cjs; do
     target="$dir/$name"
     bundle="$dir/.flannelette/$name.cjs"
     cp "$js" "$bundle.new" && mv -f "$bundle.new" "$bundle"
-    { printf '#!%s/.flannelette/node\n' "$dir"; stub "$bundle" "$dir/.flannelette/cache/$name"; } > "$target.new"
+    # One V8 worker thread, not four: a plugin call is one short process, and the others
+    # cost their start and their join at exit (~3 % of a host-local DEL or GC, measured in
+    # the benchmark). A Node option, not a V8 flag: the code caches stay valid.
+    # (src/cni/invoke.ts isOurPlugin reads this line.)
+    { printf '#!%s/.flannelette/node --v8-pool-size=1\n' "$dir"; stub "$bundle" "$dir/.flannelette/cache/$name" "$dir/.flannelette/flannelette.node"; } > "$target.new"
   fi
   chmod 0755 "$target.new"
   mv -f "$target.new" "$target"

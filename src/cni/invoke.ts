@@ -53,10 +53,10 @@ export async function runPlugin(p: LocatedPlugin, verb: Verb, inv: Invocation, s
   return runVerb(await p.own(), sub);
 }
 
-/** What scripts/install.sh writes as the end of our plugins' #! line. */
+/** How scripts/install.sh's #! line names our installed Node (an option may follow it). */
 const OUR_SHEBANG = '/.flannelette/node';
 
-/** Whether the plugin file at `file` is one of ours: its #! line names our installed Node. */
+/** Whether the plugin file at `file` is one of ours: its #! line's interpreter is our installed Node. */
 export function isOurPlugin(file: string): boolean {
   let fd: number | undefined;
   try {
@@ -64,7 +64,7 @@ export function isOurPlugin(file: string): boolean {
     const head = Buffer.alloc(256);
     const n = readSync(fd, head, 0, head.length, 0);
     const line = head.subarray(0, n).toString('latin1').split('\n', 1)[0]!;
-    return line.startsWith('#!') && line.endsWith(OUR_SHEBANG);
+    return line.startsWith('#!') && line.slice(2).split(' ', 1)[0]!.endsWith(OUR_SHEBANG);
   } catch {
     return false;
   } finally {

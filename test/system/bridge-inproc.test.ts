@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isOurPlugin } from '../../src/cni/invoke.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { callPlugin, cniBinDir, expectOk, ourBinDir, pluginsIn, resultOf } from '../helpers/plugin.ts';
 import { leased } from '../helpers/node-state.ts';
@@ -35,6 +36,15 @@ async function fixture(cniDir: () => string) {
 }
 
 describe('bridge with our host-local', () => {
+  it('knows our installed plugins as ours by their #! line (an option after the runtime included)', () => {
+    for (const name of ['host-local', 'bridge']) {
+      const file = path.join(ourBinDir(), name);
+      expect(readFileSync(file, 'latin1').split('\n', 1)[0]).toMatch(/^#!\S+\/\.flannelette\/node( |$)/);
+      expect(isOurPlugin(file)).toBe(true);
+    }
+    expect(isOurPlugin('/usr/lib/cni/host-local')).toBe(false);
+  });
+
   it('runs our host-local in its own process: an IPAM file that cannot be executed still works', async () => {
     // Our installed host-local's code, behind a #! line naming a runtime that does not
     // exist: exec'ing it would fail, so a working ADD proves the in-process call.

@@ -47,6 +47,39 @@ describe('GC', () => {
     expect(Object.keys(tree(s.dir)).sort()).toEqual(['last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
   });
 
+  it('keeps each container on exactly its listed ifnames when the list has several', async () => {
+    const s = await store('gc-ifnames', [
+      ['c1', 'eth0'],
+      ['c1', 'net1'],
+      ['c2', 'eth0'],
+      ['c3', 'net1'],
+    ]);
+    const valid = [
+      { containerID: 'c2', ifname: 'eth0' },
+      { containerID: 'c1', ifname: 'net1' },
+      { containerID: 'c3', ifname: 'eth0' }, // c3 holds its lease on net1: not this one
+    ];
+    const r = await hostLocal('ours', { command: 'GC' }, gcConf(s.conf, valid));
+    expect(r.code, r.stdout).toBe(0);
+    expect(leased(s.dir)).toEqual([...s.got['c1/net1']!, ...s.got['c2/eth0']!].sort());
+  });
+
+  it('changes nothing when every lease is listed (two leases an attachment: dual-stack)', async () => {
+    const s = await store('gc-all', [
+      ['c2', 'eth0'],
+      ['c1', 'eth0'],
+      ['c3', 'eth0'],
+    ]);
+    const before = tree(s.dir, true);
+    const valid = ['c3', 'c1', 'c2', 'c1'].map((containerID) => ({ containerID, ifname: 'eth0' }));
+    const r = await hostLocal('ours', { command: 'GC' }, gcConf(s.conf, valid));
+    expect(r.code, r.stdout).toBe(0);
+    expect(tree(s.dir, true)).toEqual(before);
+    // One of them missing from the list: its two leases go, and only they.
+    expect((await hostLocal('ours', { command: 'GC' }, gcConf(s.conf, valid.slice(0, 2)))).code).toBe(0);
+    expect(leased(s.dir)).toEqual([...s.got['c1/eth0']!, ...s.got['c3/eth0']!].sort());
+  });
+
   it('keeps an old one-line lease of a listed container, releases garbage and unlisted ones', async () => {
     const s = await store('gc-old', [['live', 'eth0']]);
     writeFileSync(path.join(s.dir, '10.40.0.5'), 'live');

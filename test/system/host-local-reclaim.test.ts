@@ -5,7 +5,7 @@
 // cases 1-3 and fails them (no free address), which shows they are not vacuous.
 // "Time has passed" is stood for by backdating lease files (utimes): the in-flight grace
 // of the code (60 s) is left as it is.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cnitool, type CnitoolCall, type CnitoolOutcome } from '../helpers/cnitool.ts';
@@ -243,6 +243,35 @@ describe('(4) a mixed node: pods of the reference bridge, the reference ptp and 
     expect(why?.why).toMatch(/in flight/);
     backdateLeases(f.dataDir, NET, TWO_MINUTES_AGO(), [got[1]!]);
     expect(await addOk(f.add(n4))).toBe(got[1]);
+  });
+});
+
+describe('the reference bridge with our host-local: reclaiming in the host-local executable', () => {
+  // Our host-local, exec'd by the reference bridge, reclaims on its own: its reclaiming code
+  // is a file of its own beside the bundle (scripts/build.mjs ON_DEMAND), loaded only then.
+  const f = reclaimNode('rh', () => ourBinDir());
+  const mixedBin = () => {
+    const bin = path.join(f.tmp, 'bin-ref-bridge');
+    if (!existsSync(bin)) {
+      mkdirSync(bin);
+      symlinkSync(path.join(REFERENCE_DIR, 'bridge'), path.join(bin, 'bridge'));
+      symlinkSync(path.join(ourBinDir(), 'host-local'), path.join(bin, 'host-local'));
+    }
+    return bin;
+  };
+  const add = (pod: Netns) => f.add(pod, { cniPath: mixedBin() });
+
+  it("gives the dead pods' addresses to new pods and keeps the live ones", async () => {
+    const { pods, ips } = await fill(add, 'rhp', 5);
+    expect([...ips].sort()).toEqual(ALL);
+    await vanish(f.node, [pods[0]!, pods[4]!]);
+    backdateLeases(f.dataDir, NET, TWO_MINUTES_AGO());
+    const liveBefore = new Map([...f.leases()].filter(([ip]) => ip !== ips[0] && ip !== ips[4]));
+    const got = [await addOk(add(await createNs('rhq1'))), await addOk(add(await createNs('rhq2')))];
+    expect(got.sort()).toEqual([ips[0], ips[4]].sort());
+    for (const [ip, content] of liveBefore) expect(f.leases().get(ip)).toBe(content);
+    const full = await add(await createNs('rhq3'));
+    expect(full.error?.msg ?? full.stderr).toMatch(/5 leases held, none could be reclaimed \(5 live, 0 unknown/);
   });
 });
 

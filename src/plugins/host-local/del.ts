@@ -11,13 +11,11 @@ export async function delLeases(inv: Invocation): Promise<void> {
   if (!store.exists()) return;
   // A current index that shows nothing to release answers without the lock: the
   // common DEL (a retry, a container without a lease) costs no flock and no scan.
-  const peeked = store.peek();
-  const held = peeked?.table.find(inv.containerId, inv.ifname);
-  if (held && held.exact.length === 0 && held.legacy.length === 0) return;
+  if (store.holdsNothing(inv.containerId, inv.ifname)) return;
   await store.update((tx) => {
     // Once per range set, as the reference does: after the first pass (which takes the
     // current-form leases, or else the one-line ones), a second pass finds no current
     // form and takes the container's one-line leases too.
     for (let i = 0; i < cfg.sets; i++) tx.releaseByID(inv.containerId, inv.ifname);
-  }, peeked);
+  });
 }
