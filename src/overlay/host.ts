@@ -5,7 +5,7 @@
 // IPv6 forwarding is left to the bridge plugin (on for a pod's IPv6 gateway), as with
 // flanneld: turning net.ipv6.conf.all.forwarding on stops a node accepting router
 // advertisements, which is not the agent's call to make.
-import { run, runOk } from '../kernel/run.ts';
+import { run, runOk } from '../sys/spawn.ts';
 import { ensureSysctl, readSysctl } from '../kernel/sysctl.ts';
 import { formatCidr, type Cidr, type Family } from '../net/ip.ts';
 
