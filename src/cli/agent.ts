@@ -66,6 +66,10 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
     log.error('--healthz-port must be a port number (0: no health endpoint)');
     return 2;
   }
+  if (argv.kernelCheckInterval !== undefined && !(argv.kernelCheckInterval >= 0)) {
+    log.error('--kernel-check-interval must be a number of seconds (0: never)');
+    return 2;
+  }
   let etcd: EtcdClient;
   try {
     etcd = new EtcdClient({ ...etcdOptions(argv), onMove: (from, to, why) => log.warn(`etcd ${from} failed (${why}): moving to ${to}`) });
@@ -83,6 +87,7 @@ export async function agentCommand(argv: AgentArgs): Promise<number> {
       ipMasq: argv.ipMasq,
       leaseTtl: argv.leaseTtl,
       releaseOnExit: argv.releaseOnExit,
+      kernelCheckInterval: argv.kernelCheckInterval,
     },
     { store: new EtcdSubnetStore(etcd, argv.etcdPrefix), dataplane, log },
   );

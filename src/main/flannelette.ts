@@ -38,7 +38,12 @@ void yargs(hideBin(process.argv))
         .option('healthz-ip', { type: 'string', default: '0.0.0.0', describe: 'address of the health endpoint (GET /healthz, /readyz)' })
         .option('healthz-port', { type: 'number', default: 0, describe: 'port of the health endpoint (0: none)' })
         .option('lease-ttl', { type: 'number', default: 86400, describe: 'subnet lease TTL in seconds (renewed every third of it)' })
-        .option('release-on-exit', { type: 'boolean', default: false, describe: 'revoke the lease on SIGTERM/SIGINT instead of keeping it for a restart' }),
+        .option('release-on-exit', { type: 'boolean', default: false, describe: 'revoke the lease on SIGTERM/SIGINT instead of keeping it for a restart' })
+        .option('kernel-check-interval', {
+          type: 'number',
+          default: 10,
+          describe: 'seconds between checks that the devices, routes, neighbours and fdb entries made are still there (0: never)',
+        }),
     async (argv) => finish(await (await import('../cli/agent.ts')).agentCommand(argv)),
   )
   .command(

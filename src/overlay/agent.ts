@@ -36,6 +36,11 @@ export interface AgentOptions {
   leaseTtl: number;
   /** Revoke the lease on stop (default: keep it, so a restart keeps the subnet). */
   releaseOnExit: boolean;
+  /**
+   * Seconds between comparisons of the kernel with what the agent made (a deleted flannel.1
+   * or route made again); 0: never. Default 10, as flanneld's host-gw route check.
+   */
+  kernelCheckInterval?: number;
 }
 
 /** How long to wait before retrying; the unit tests shorten them. */
@@ -208,7 +213,7 @@ export class Agent {
     });
     const firewalls = [this.firewall(network, own.subnet)];
     if (ipv6Network && own.ipv6Subnet) firewalls.push(this.firewall(ipv6Network, own.ipv6Subnet));
-    await Promise.all([...firewalls, this.renewLoop(), this.syncLoop()]);
+    await Promise.all([...firewalls, this.renewLoop(), this.syncLoop(), this.kernelCheckLoop(backend)]);
     await this.peers.close();
     if (this.fatal) throw this.fatal;
     if (opts.releaseOnExit) {
@@ -370,6 +375,31 @@ export class Agent {
         if (!failing) this.log.warn(`lost the store (${err.message}): programmed peers stay; retrying`);
         failing = true;
         await sleep(backoffDelay(attempt++, this.timing.store, this.deps.random), this.stopCtl.signal);
+      }
+    }
+  }
+
+  /**
+   * Every kernelCheckInterval: the backend's devices made again if someone deleted or changed
+   * them, then every peer's entries the kernel no longer has. Failures are logged (once per
+   * reason) and tried again next time; they never stop the agent.
+   */
+  private async kernelCheckLoop(backend: Backend): Promise<void> {
+    const every = (this.opts.kernelCheckInterval ?? 10) * 1000;
+    if (every <= 0) return;
+    let said = '';
+    while (!this.stopped) {
+      await sleep(every, this.stopCtl.signal);
+      if (this.stopped) break;
+      try {
+        const repaired = await backend.repair?.();
+        if (repaired) this.log.warn(repaired);
+        await this.peers!.recheck();
+        if (said) this.log.info('kernel check: fine again');
+        said = '';
+      } catch (err) {
+        const why = `kernel check failed: ${message(err)}; trying again in ${every / 1000} s`;
+        if (why !== said) this.log.warn((said = why));
       }
     }
   }

@@ -43,6 +43,11 @@ export interface Backend {
   owns(e: Entry): boolean;
   /** What the kernel's refusal of `e` (errno name `code`) means for this backend, when it knows. */
   explainRefusal?(e: Entry, code: string | undefined): string | undefined;
+  /**
+   * After activate(): makes again what the backend set up and someone removed or changed (a
+   * deleted flannel.1), as published in the lease (same MAC); what it did, or undefined.
+   */
+  repair?(): Promise<string | undefined>;
 }
 
 /**

@@ -10,7 +10,8 @@
 //   lease goes, exactly what was made for it goes, whatever the lease looked like; an
 //   entry two leases share (a node's old and new lease, same MAC) stays until both are gone.
 // - A full listing (start, or after losing the store) also compares the ledger with the
-//   kernel: what drifted is made again, and what no lease accounts for is swept.
+//   kernel: what drifted is made again, and what no lease accounts for is swept. The agent's
+//   periodic kernel check (recheck) makes again what is missing, and sweeps nothing.
 import { formatCidr, formatIP, sameIP, type Cidr, type IP } from '../net/ip.ts';
 import type { Backend } from './backend.ts';
 import { backoffDelay, realTimer, type Backoff, type Timer } from './backoff.ts';
@@ -112,6 +113,18 @@ export class PeerTable {
   /** Applies a full listing: leases not in it go, the others are (re)programmed, strays are swept. */
   resync(listing: ReadonlyArray<{ key: string; value: string }>): Promise<void> {
     return this.serial(() => this.applyListing(listing));
+  }
+
+  /**
+   * Compares the kernel with what was made, without a listing: what is missing (a route
+   * deleted by hand, the entries of a device made again) is made again. Strays are left to
+   * the next full listing. Throws when the kernel's entries cannot be listed.
+   */
+  recheck(): Promise<void> {
+    return this.serial(async () => {
+      this.markDrift(await this.dp.list(this.backend.devices));
+      for (const p of [...this.peers.values()]) await this.reprogramDrifted(p);
+    });
   }
 
   /** Stops retrying; what is programmed stays. Resolves once the kernel work under way is done. */
@@ -265,6 +278,22 @@ export class PeerTable {
     }
   }
 
+  /** Marks every held entry the kernel does not have as it was made (all of them without a listing) to be applied again. */
+  private markDrift(kernel: readonly Entry[] | undefined): void {
+    const found = new Map((kernel ?? []).map((e) => [entryId(e), e]));
+    for (const h of this.held.values()) {
+      const k = found.get(entryId(h.entry));
+      if (!kernel || !k || !sameEntry(k, h.entry)) h.applied = false;
+    }
+  }
+
+  /** A programmed peer some of whose entries are no longer applied: made again. */
+  private async reprogramDrifted(p: Peer): Promise<void> {
+    if (!p.done || p.entries.every((e) => this.held.get(entryId(e))?.applied)) return;
+    p.done = false;
+    await this.program(p, 'drifted');
+  }
+
   private async applyListing(listing: ReadonlyArray<{ key: string; value: string }>): Promise<void> {
     let kernel: Entry[] | undefined;
     try {
@@ -272,11 +301,7 @@ export class PeerTable {
     } catch (err) {
       this.log.warn(`could not list the kernel's entries (${reasonOf(err)}): re-applying every peer, sweeping nothing`);
     }
-    const found = new Map((kernel ?? []).map((e) => [entryId(e), e]));
-    for (const h of this.held.values()) {
-      const k = found.get(entryId(h.entry));
-      if (!kernel || !k || !sameEntry(k, h.entry)) h.applied = false;
-    }
+    this.markDrift(kernel);
     const keys = new Set(listing.map((l) => l.key));
     for (const key of [...this.peers.keys()]) if (!keys.has(key)) await this.drop(key, 'its lease is gone (not in the listing)');
     for (const key of [...this.refused.keys()]) if (!keys.has(key)) this.refused.delete(key);
@@ -284,10 +309,7 @@ export class PeerTable {
       if (key === this.self.key) continue;
       await this.set(key, value);
       const p = this.peers.get(key);
-      if (p?.done && p.entries.some((e) => !this.held.get(entryId(e))?.applied)) {
-        p.done = false;
-        await this.program(p, 'drifted');
-      }
+      if (p) await this.reprogramDrifted(p);
     }
     for (const e of kernel ?? []) {
       if (!this.backend.owns(e) || this.held.has(entryId(e))) continue;

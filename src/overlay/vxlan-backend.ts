@@ -14,7 +14,7 @@
 // the other nodes have programmed) survives; it carries its subnet's network address as a
 // /32 (/128), as in flannel, so that traffic the node itself sends into the overlay has a source.
 import { randomMac } from '../kernel/hash.ts';
-import type { Cidr, Family, IP } from '../net/ip.ts';
+import { formatCidr, type Cidr, type Family, type IP } from '../net/ip.ts';
 import { isPeerRouteOnUnderlay, noV6, type Backend, type BackendContext, type OwnSubnets } from './backend.ts';
 import type { VxlanConfig } from './config.ts';
 import type { Entry, VxlanFound, VxlanSpec } from './dataplane.ts';
@@ -46,6 +46,8 @@ interface Vtep {
   base: Omit<VxlanSpec, 'mac'>;
   found?: VxlanFound;
   spec?: VxlanSpec;
+  /** Its address, once activated. */
+  addr?: Cidr;
 }
 
 export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend {
@@ -74,10 +76,25 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
     return { VNI: config.vni, VtepMAC: t.spec.mac };
   };
 
+  const addrOf = (t: Vtep, subnet: Cidr): Cidr => ({ ip: subnet.ip, prefix: t.family === 4 ? 32 : 128 });
   const activate = async (t: Vtep, subnet: Cidr) => {
     if (!t.spec) throw new Error('vxlan backend: activate() before prepare()');
-    await dp.setUpVxlan(t.spec, t.found, { ip: subnet.ip, prefix: t.family === 4 ? 32 : 128 });
+    t.addr = addrOf(t, subnet);
+    await dp.setUpVxlan(t.spec, t.found, t.addr);
     return `${t.base.name} ${t.found?.matches ? 'kept' : 'created'} with MAC ${t.spec.mac} (mtu ${t.base.mtu})`;
+  };
+
+  /** The device as activate() left it, made so again if it is not (its MAC is the lease's). */
+  const repair = async (t: Vtep): Promise<string | undefined> => {
+    if (!t.spec || !t.addr) return undefined;
+    const found = await dp.findVxlan(t.base);
+    const want = formatCidr(t.addr);
+    const fine = found?.matches && found.mac === t.spec.mac && found.up && found.mtu === t.base.mtu && found.addrs.some((a) => formatCidr(a) === want);
+    if (fine) return undefined;
+    // A device that matches but with another MAC is not the one the lease publishes: replaced.
+    await dp.setUpVxlan(t.spec, found && found.mac !== t.spec.mac ? { ...found, matches: false } : found, t.addr);
+    const was = !found ? 'was gone' : !found.matches || found.mac !== t.spec.mac ? 'had been changed' : 'was down or had lost its address or MTU';
+    return `${t.base.name} ${was}: set up again with MAC ${t.spec.mac}`;
   };
 
   /** The entries for one family of a peer: a direct route when allowed and possible, else through the VTEP. */
@@ -128,6 +145,15 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
       if (!lease.publicIPv6) return noV6(lease);
       const six = await entriesFor(v6, lease.ipv6Subnet, lease.publicIPv6, lease.backendV6Data, 'BackendV6Data ');
       return six.ok ? { ok: true, value: [...four.value, ...six.value] } : six;
+    },
+
+    async repair() {
+      const said: string[] = [];
+      for (const t of vteps) {
+        const r = await repair(t);
+        if (r) said.push(r);
+      }
+      return said.length > 0 ? said.join('; ') : undefined;
     },
 
     owns(e: Entry): boolean {

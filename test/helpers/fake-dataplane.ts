@@ -102,6 +102,12 @@ export class FakeDataplane implements Dataplane {
     return [...this.entries.values()].filter((e) => devs.includes(e.dev));
   }
 
+  /** `ip link del <name>`: the device goes, and every entry on it with it, as in the kernel. */
+  deleteDevice(name: string): void {
+    this.vxlans.delete(name);
+    for (const [id, e] of this.entries) if (e.dev === name) this.entries.delete(id);
+  }
+
   /** Entries as sorted text, for comparisons. */
   dump(): string[] {
     return [...this.entries.values()].map(describeEntry).sort();

@@ -221,6 +221,16 @@ describe('vxlan, dual-stack', () => {
     });
   });
 
+  it('flannel-v6.1 deleted under a running agent: back within the default check interval (10 s), same MAC, its peers and IPv6 traffic with it', async () => {
+    const [p1, p2] = pods as [Pod, Pod];
+    const mac = await macOf(a!, 'flannel-v6.1');
+    await a!.ns.ip('link', 'del', 'flannel-v6.1');
+    await eventually(async () => expect((await a!.ns.ipJson<IpLink>('link', 'show', 'dev', 'flannel-v6.1'))[0]?.address).toBe(mac), 15_000);
+    await expectPeers(a!, [b!]);
+    expect(a!.agent!.log).toMatch(/flannel-v6\.1 was gone: set up again with MAC /);
+    await expectTtl62(p1, p2.ip6!);
+  });
+
   it('a restart keeps both subnets and both VTEPs; a node leaving takes both families of entries', async () => {
     const before = [await c.leaseOf(b!), await macOf(b!, 'flannel.1'), await macOf(b!, 'flannel-v6.1')];
     expect(await b!.agent!.stop('SIGTERM')).toBe(0);

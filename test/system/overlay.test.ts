@@ -272,6 +272,32 @@ describe('restarts and shutdown', () => {
   });
 });
 
+describe('the kernel check (--kernel-check-interval)', () => {
+  it('flannel.1 deleted under a running agent comes back as it was, with the MAC its lease publishes, and its peers with it', async () => {
+    const before = await vtep(w1);
+    expect(await w1.agent!.stop('SIGTERM')).toBe(0);
+    c.startAgent(w1, ['--healthz-port', '10256', '--kernel-check-interval', '1']);
+    await eventually(() => expect(w1.agent!.log).toMatch(/kept lease/));
+    await expectPeers(w1, [w2]);
+
+    await w1.ns.ip('link', 'del', 'flannel.1');
+    await eventually(async () => expect((await w1.ns.ipJson<IpLink>('link', 'show', 'dev', 'flannel.1'))[0]?.address).toBe(before.address), 10_000);
+    await expectPeers(w1, [w2]);
+    const after = await vtep(w1);
+    expect(after.ifindex).not.toBe(before.ifindex);
+    expect(after.linkinfo?.info_data).toMatchObject({ id: 1, port: 8472, learning: false, local: '172.16.1.101', link: 'enp0s8' });
+    expect([after.mtu, after.flags.includes('UP'), cidrsOf(after, { family: 'inet' })]).toEqual([before.mtu, true, cidrsOf(before, { family: 'inet' })]);
+    expect(w1.agent!.log).toMatch(/flannel\.1 was gone: set up again with MAC /);
+    expect(w1.agent!.log).toMatch(/reprogrammed \(the kernel had lost some of it\)/);
+    expect((await pods.ubuntu.ns.ping(pods.ubuntu2.ip, PING)).stdout).toMatch(/ttl=62/);
+
+    // A route deleted by hand comes back from the check alone (etcd is not asked again).
+    await w1.ns.ip('route', 'del', (await c.leaseOf(w2)).subnet, 'dev', 'flannel.1');
+    await expectPeers(w1, [w2], 5000);
+    expect(w1.agent!.log).not.toMatch(/listing again|store reachable again/);
+  });
+});
+
 describe('configuration', () => {
   it('a bad network config (here under another --etcd-prefix) stops the agent with exit 1, naming the key', async () => {
     const w6 = await c.addNode('worker06', '172.16.1.106');

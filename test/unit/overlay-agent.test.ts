@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatCidr, formatIP, parseIP } from '../../src/net/ip.ts';
-import { Agent, type AgentDeps, type Timing } from '../../src/overlay/agent.ts';
+import { Agent, type AgentDeps, type AgentOptions, type Timing } from '../../src/overlay/agent.ts';
 import type { Timer } from '../../src/overlay/backoff.ts';
 import type { Logger } from '../../src/overlay/log.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -40,6 +40,7 @@ class TestNode {
     /** An IPv6 address on the underlay (fd00:172:16:1::<n>), for dual-stack configs. */
     v6 = false,
     readonly subnetFile = path.join(tmp, `${process.hrtime.bigint()}-${n}.env`),
+    opts: Partial<AgentOptions> = {},
   ) {
     this.dp = new FakeDataplane(`172.16.1.${n}`, v6 ? `fd00:172:16:1::${n}` : undefined);
     const log: Logger = {
@@ -48,7 +49,7 @@ class TestNode {
       error: (m) => this.lines.push(`error ${m}`),
     };
     this.agent = new Agent(
-      { subnetFile, ipMasq: false, leaseTtl: 60, releaseOnExit: false },
+      { subnetFile, ipMasq: false, leaseTtl: 60, releaseOnExit: false, ...opts },
       { store: etcd.client(), dataplane: this.dp, log, timing: FAST, ...deps },
     );
     this.running = this.agent.run().then(
@@ -351,6 +352,55 @@ describe('leases going', () => {
     etcd.delete('10.244.210.0-24');
     await eventually(() => expect(a.dp.routes()).toEqual(['10.244.210.0/25']), 5000, 10);
     expect(a.dp.dump()).toContain('neigh 10.244.210.0 dev flannel.1 lladdr 02:00:00:00:02:11');
+  });
+});
+
+describe('the kernel check', () => {
+  it('makes a deleted flannel.1 again with the MAC its lease publishes, and every peer entry the kernel lost', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    const check = { kernelCheckInterval: 0.05 };
+    const [a, b, c] = [1, 2, 3].map((n) => new TestNode(etcd, n, {}, false, undefined, check)) as [TestNode, TestNode, TestNode];
+    await eventually(() => [a.subnet, b.subnet, c.subnet], 5000, 10);
+    await a.routesTo([b, c]);
+    const before = a.dp.dump();
+    const mac = a.mac;
+
+    a.dp.deleteDevice('flannel.1');
+    expect(a.dp.dump()).toEqual([]);
+    await eventually(() => expect(a.dp.dump()).toEqual(before), 5000, 10);
+    expect(a.mac).toBe(mac);
+    expect(a.dp.vxlan?.addr).toEqual({ ip: parseIP(a.subnet.split('/')[0]!), prefix: 32 });
+    expect(a.said(/warn flannel\.1 was gone: set up again with MAC/)).toHaveLength(1);
+    expect(a.said(/reprogrammed \(the kernel had lost some of it\)/)).toHaveLength(2);
+    // The lease still publishes that MAC: the others' entries for a are untouched.
+    expect(etcd.value(a.key)).toContain(mac);
+
+    // One route deleted by hand: made again, and nothing else touched.
+    const calls = a.dp.calls.length;
+    a.dp.entries.delete(`route ${b.subnet}`);
+    await eventually(() => expect(a.dp.dump()).toEqual(before), 5000, 10);
+    expect(a.dp.calls.slice(calls).map((x) => `${x.op} ${x.entry}`)).toEqual([`apply route ${b.subnet} via ${b.subnet.split('/')[0]} dev flannel.1 onlink`]);
+    expect(a.agent.status().healthy).toBe(true);
+  });
+
+  it('a check that fails is logged once with its reason, tried again, and stops nothing', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    const check = { kernelCheckInterval: 0.05 };
+    const [a, b] = [1, 2].map((n) => new TestNode(etcd, n, {}, false, undefined, check)) as [TestNode, TestNode];
+    await a.routesTo([b]);
+    const list = a.dp.list.bind(a.dp);
+    a.dp.list = async () => {
+      throw new Error('netlink: Operation not permitted');
+    };
+    await eventually(() => expect(a.said(/kernel check failed: netlink: Operation not permitted/)).toHaveLength(1), 5000, 10);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(a.said(/kernel check failed/)).toHaveLength(1);
+    // Peers still follow the store meanwhile.
+    const c = new TestNode(etcd, 3, {}, false, undefined, check);
+    await a.routesTo([b, c]);
+    a.dp.list = list;
+    await eventually(() => expect(a.said(/kernel check: fine again/)).toHaveLength(1), 5000, 10);
+    expect(a.ended).toBeUndefined();
   });
 });
 
