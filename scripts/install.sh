@@ -44,11 +44,11 @@ mkdir -p "$dir/.flannelette/cache"
 # A JavaScript string literal of a path. Paths are absolute, as the #! line is, so that a
 # copy of a plugin elsewhere still runs.
 jsstr() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
-stub() { # BUNDLE CACHE-PREFIX ADDON
+stub() { # BUNDLE CACHE-PREFIX ADDON [DEL-PRELUDE]
   cat <<EOF
 'use strict';
 // Written by flannelette's scripts/install.sh: runs the plugin's bundle with V8's cached code.
-// The exit, first: once process.exit has run the 'exit' listeners (the cache below is
+// The exit, first: once process.exit has run the 'exit' listeners (the caches below are
 // written there), the addon's _exit(2) instead of Node's teardown, which joins V8's worker
 // threads (one may be finishing a background compile: milliseconds). Set before the plugin
 // runs, so that a plugin calling process.exit itself exits the same way.
@@ -59,30 +59,43 @@ try {
 } catch {}
 const { readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
 const { Script } = require('node:vm');
-const file = $(jsstr "$1");
-const st = statSync(file);
 // Only the spec's verbs get a cache: a file per any other CNI_COMMAND would let input
 // grow the directory without bound.
 const verb = process.env.CNI_COMMAND ?? '';
-const cache = /^(ADD|DEL|CHECK|STATUS|GC|VERSION)\$/.test(verb) ? \`\${$(jsstr "$2")}-\${st.size}-\${st.mtimeMs}-\${verb}.v8\` : undefined;
-let data;
-if (cache) try { data = readFileSync(cache); } catch {}
-const script = new Script(\`(function (exports, require, module, __filename, __dirname) {\${readFileSync(file, 'utf8')}\n})\`, { filename: file, cachedData: data });
-if (cache && (data === undefined || script.cachedDataRejected)) {
-  process.once('exit', () => {
-    const tmp = \`\${cache}.\${process.pid}\`;
-    try { writeFileSync(tmp, script.createCachedData()); renameSync(tmp, cache); } catch {}
-  });
+const cached = /^(ADD|DEL|CHECK|STATUS|GC|VERSION)\$/.test(verb);
+/** Compiles \`file\` with its cached code for this verb (kept under \`prefix\`), and runs it. */
+function run(file, prefix) {
+  const st = statSync(file);
+  const cache = cached ? \`\${prefix}-\${st.size}-\${st.mtimeMs}-\${verb}.v8\` : undefined;
+  let data;
+  if (cache) try { data = readFileSync(cache); } catch {}
+  const script = new Script(\`(function (exports, require, module, __filename, __dirname) {\${readFileSync(file, 'utf8')}\n})\`, { filename: file, cachedData: data });
+  if (cache && (data === undefined || script.cachedDataRejected)) {
+    process.once('exit', () => {
+      const tmp = \`\${cache}.\${process.pid}\`;
+      try { writeFileSync(tmp, script.createCachedData()); renameSync(tmp, cache); } catch {}
+    });
+  }
+  const m = { exports: {} };
+  script.runInThisContext()(m.exports, require, m, file, file.slice(0, file.lastIndexOf('/')));
 }
 // Once the plugin is done, exit at once (through the addon's exit above).
 process.once('beforeExit', () => process.exit());
-script.runInThisContext()(exports, require, module, file, $(jsstr "$(dirname "$1")"));
+EOF
+  if [ -n "${4:-}" ]; then
+    cat <<EOF
+// A DEL first starts what it will wait for longest (see the prelude), then loads the plugin.
+if (verb === 'DEL') run($(jsstr "$4"), $(jsstr "$2.prelude"));
+EOF
+  fi
+  cat <<EOF
+run($(jsstr "$1"), $(jsstr "$2"));
 EOF
 }
 for js in "$root"/dist/*.cjs; do
   name="$(basename "$js" .cjs)"
   case "$name" in
-    *.*) # A part of plugin <name> that it loads only when needed (scripts/build.mjs ON_DEMAND).
+    *.*) # A part of plugin <name>: one it loads only when needed (scripts/build.mjs ON_DEMAND), or its DEL prelude.
       cp "$js" "$dir/.flannelette/$name.cjs.new" && mv -f "$dir/.flannelette/$name.cjs.new" "$dir/.flannelette/$name.cjs"
       continue ;;
   esac
@@ -98,7 +111,10 @@ for js in "$root"/dist/*.cjs; do
     # cost their start and their join at exit (~3 % of a host-local DEL or GC, measured in
     # the benchmark). A Node option, not a V8 flag: the code caches stay valid.
     # (src/cni/invoke.ts isOurPlugin reads this line.)
-    { printf '#!%s/.flannelette/node --v8-pool-size=1\n' "$dir"; stub "$bundle" "$dir/.flannelette/cache/$name" "$dir/.flannelette/flannelette.node"; } > "$target.new"
+    # A plugin's DEL prelude (src/main/<name>.prelude.ts), installed beside it as a part.
+    prelude=""
+    [ -f "$root/dist/$name.prelude.cjs" ] && prelude="$dir/.flannelette/$name.prelude.cjs"
+    { printf '#!%s/.flannelette/node --v8-pool-size=1\n' "$dir"; stub "$bundle" "$dir/.flannelette/cache/$name" "$dir/.flannelette/flannelette.node" "$prelude"; } > "$target.new"
   fi
   chmod 0755 "$target.new"
   mv -f "$target.new" "$target"

@@ -1,14 +1,14 @@
 // The one entry every plugin goes through: read CNI_* and stdin, validate, dispatch by
 // verb, print the result or the error JSON on stdout. Nothing else ever reaches stdout.
 import { fstatSync, readSync, writeSync } from 'node:fs';
-import { parseCniArgs, type CniArgs } from './args.ts';
+import type { CniArgs } from './args.ts';
+import { readCallEnv, type Verb } from './env.ts';
 import { CniError, ErrCode, asCniError } from './errors.ts';
 import { formatResult, type Result } from './result.ts';
 import { compareVersions, requireDelVersion, requireSupported, versionInfo, CURRENT_VERSION } from './versions.ts';
-import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
+import { validateNetworkName } from './validate.ts';
 
-export type Verb = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
-const VERBS: readonly string[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
+export type { Verb } from './env.ts';
 
 /** The network configuration as it came on stdin: the common keys, the rest untyped. */
 export interface NetConf {
@@ -40,42 +40,11 @@ export interface Plugin {
   gc?(inv: Invocation): Promise<void>;
 }
 
-/** Which CNI_* variables each verb needs (libcni's skel table, plus 1.1's STATUS and GC). */
-const REQUIRED: Record<string, readonly string[]> = {
-  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
-  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
-  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
-  STATUS: ['CNI_PATH'],
-  GC: ['CNI_PATH'],
-  VERSION: [],
-};
-
 /** Builds the invocation from the environment and stdin; throws CniError on bad input. */
 export function readInvocation(env: NodeJS.ProcessEnv, stdin: Buffer): Invocation {
-  const command = env.CNI_COMMAND ?? '';
-  if (command === '') throw new CniError(ErrCode.InvalidEnvironment, 'required env variables [CNI_COMMAND] missing');
-  if (!VERBS.includes(command)) throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
-  const missing = (REQUIRED[command] ?? []).filter((k) => !env[k]);
-  if (missing.length > 0) {
-    throw new CniError(ErrCode.InvalidEnvironment, `required env variables [${missing.join(',')}] missing`);
-  }
-  const inv: Invocation = {
-    command: command as Verb,
-    containerId: env.CNI_CONTAINERID ?? '',
-    netns: env.CNI_NETNS ?? '',
-    ifname: env.CNI_IFNAME ?? '',
-    rawArgs: env.CNI_ARGS ?? '',
-    args: new Map(),
-    path: (env.CNI_PATH ?? '').split(':').filter(Boolean),
-    conf: { cniVersion: '', name: '', type: '' },
-    stdin,
-  };
+  const inv: Invocation = { ...readCallEnv(env), conf: { cniVersion: '', name: '', type: '' }, stdin };
+  const command = inv.command;
   if (command === 'VERSION') return inv;
-  if (command === 'ADD' || command === 'DEL' || command === 'CHECK') {
-    validateContainerId(inv.containerId);
-    validateIfName(inv.ifname);
-  }
-  inv.args = parseCniArgs(inv.rawArgs);
   inv.conf = parseConf(stdin, command);
   const v = inv.conf.cniVersion;
   if (command === 'CHECK' && compareVersions(v, '0.4.0') < 0) {

@@ -328,6 +328,29 @@ describe('bridge DEL', () => {
     expectOk(await f.call('DEL', '/var/run/netns/never-made-here', 'c9', f.conf()));
     expectOk(await f.call('DEL', undefined, 'c9', f.conf()));
   });
+
+  it('starts deleting the pod interface before it reads the config (the prelude): a config it must refuse still loses the interface, not the lease', async () => {
+    const f = await fixture();
+    const p = await f.pod('p');
+    const podLinks = async () => (await p.ipJson<IpLink>('link', 'show')).map((l) => l.ifname).sort();
+    resultOf(await f.call('ADD', p, 'c1', f.conf()));
+    const lease = f.leases();
+    expect(lease).toHaveLength(1);
+
+    // Refused for its environment (the plugin's own checks, which the prelude makes too): nothing changes.
+    const badId = await f.call('DEL', p, 'c1/..', f.conf());
+    expect(errorOf(badId).code).toBe(4);
+    expect(await podLinks()).toEqual(['eth0', 'lo']);
+
+    // Refused for its config (malformed JSON, code 6 as the reference): the interface is gone
+    // already, the lease (which needs the config) stays for the DEL the runtime sends again.
+    const badJson = await f.call('DEL', p, 'c1', '{"cniVersion": "1.0.0", "name": ');
+    expect(errorOf(badJson).code).toBe(6);
+    expect(await podLinks()).toEqual(['lo']);
+    expect(f.leases()).toEqual(lease);
+    expectOk(await f.call('DEL', p, 'c1', f.conf()));
+    expect(f.leases()).toEqual([]);
+  });
 });
 
 describe('bridge CHECK', () => {

@@ -67,6 +67,8 @@ describe('install.sh', () => {
       .map((f) => f.replace(/^.*-([A-Z]+)\.v8$/, '$1'))
       .sort();
     expect(verbs).toEqual(['ADD', 'CHECK', 'DEL', 'VERSION']);
+    // bridge's DEL prelude (src/main/bridge.prelude.ts) runs for DEL only, with a cache of its own.
+    expect(readdirSync(cacheDir).filter((f) => f.startsWith('bridge.prelude-'))).toEqual([expect.stringMatching(/-DEL\.v8$/)]);
     expect(warmSeen.size).toBe(1);
     expect(holdersSeen.size).toBe(1);
     expect(holders()).toEqual([]);

@@ -3,62 +3,20 @@
 // never added, is success. The pod's interface is deleted while IPAM releases the lease.
 import { ipamFor } from './ipam.ts';
 import type { Invocation } from '../../cni/skel.ts';
-import { Errno, isErrno } from '../../kernel/errors.ts';
-import { Netlink } from '../../kernel/netlink.ts';
-import { Scope } from '../../kernel/records.ts';
-import { NetnsError, NetnsHandle } from '../../sys/netns.ts';
 import { loadDelConf } from './conf.ts';
 import { teardownMasq } from './masq.ts';
+import { deletePodInterface, takeStartedDeletion } from './pod-deletion.ts';
 import { spoofRefId, teardownSpoofCheck } from './spoofcheck.ts';
 import { phase } from './timings.ts';
-
-/** A connection inside the namespace at `netns`; null when it is gone or no network namespace. */
-function openPod(netns: string): Netlink | null {
-  if (!netns) return null;
-  try {
-    const { ns, value } = NetnsHandle.openRunning(netns, () => Netlink.open());
-    ns.close();
-    return value;
-  } catch (err) {
-    // Gone (the path, or what it named), or another kind of namespace: no interface of ours.
-    if (err instanceof NetnsError && err.reason !== 'other') return null;
-    throw err;
-  }
-}
-
-/**
- * Deletes `ifname` in the pod; resolves to the families of its global addresses when
- * `families` asks for them (masquerade rules are found by family), else to [] (null: no
- * interface). Not asking lets the kernel start on the deletion, DEL's longest wait, sooner.
- */
-async function deletePodInterface(netns: string, ifname: string, families: boolean): Promise<Array<4 | 6> | null> {
-  const pod = openPod(netns);
-  if (!pod) return null;
-  try {
-    const found = new Set<4 | 6>();
-    if (families) {
-      const link = await pod.link(ifname);
-      if (!link) return null;
-      for (const a of await pod.addrs({ index: link.index })) if (a.scope === Scope.global) found.add(a.address.family);
-    }
-    try {
-      await pod.apply({ kind: 'link-del', dev: ifname });
-    } catch (err) {
-      if (isErrno(err, Errno.ENODEV)) return null; // gone already
-      throw err;
-    }
-    return [...found];
-  } finally {
-    pod.close();
-  }
-}
 
 export async function cmdDel(inv: Invocation): Promise<void> {
   phase('start');
   const conf = loadDelConf(inv);
-  // The kernel's deletion of the pod's interface is DEL's longest wait: started first. A path
-  // that is gone (or no longer a network namespace) holds no interface of ours.
-  const pod = deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
+  // The kernel's deletion of the pod's interface is DEL's longest wait: started first, here
+  // or already by the prelude (which could not ask the interface's address families: the
+  // masquerade rules are then looked for in both). A path that is gone (or no longer a
+  // network namespace) holds no interface of ours.
+  const pod = takeStartedDeletion(inv.netns, inv.ifname) ?? deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
   pod.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
   phase('pod delete started');
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;

@@ -1,0 +1,76 @@
+// Deleting the pod's interface, DEL's longest wait: the kernel answers only after its RCU
+// grace period (13-30 ms here), long after the link has left listings. So it is started as
+// early as possible: by cmdDel before anything else, or, in the installed plugin, by the DEL
+// prelude (src/main/bridge.prelude.ts) before bridge's bundle is even compiled, which leaves
+// it here for cmdDel to take.
+import { Errno, isErrno } from '../../kernel/errors.ts';
+import { Netlink } from '../../kernel/netlink.ts';
+import { Scope } from '../../kernel/records.ts';
+import { NetnsError, NetnsHandle } from '../../sys/netns.ts';
+
+/** A connection inside the namespace at `netns`; null when it is gone or no network namespace. */
+function openPod(netns: string): Netlink | null {
+  if (!netns) return null;
+  try {
+    const { ns, value } = NetnsHandle.openRunning(netns, () => Netlink.open());
+    ns.close();
+    return value;
+  } catch (err) {
+    // Gone (the path, or what it named), or another kind of namespace: no interface of ours.
+    if (err instanceof NetnsError && err.reason !== 'other') return null;
+    throw err;
+  }
+}
+
+/**
+ * Deletes `ifname` in the pod; resolves to the families of its global addresses when
+ * `families` asks for them (masquerade rules are found by family), else to [] (null: no
+ * interface). Not asking lets the kernel start on the deletion sooner.
+ */
+export async function deletePodInterface(netns: string, ifname: string, families: boolean): Promise<Array<4 | 6> | null> {
+  const pod = openPod(netns);
+  if (!pod) return null;
+  try {
+    const found = new Set<4 | 6>();
+    if (families) {
+      const link = await pod.link(ifname);
+      if (!link) return null;
+      for (const a of await pod.addrs({ index: link.index })) if (a.scope === Scope.global) found.add(a.address.family);
+    }
+    try {
+      await pod.apply({ kind: 'link-del', dev: ifname });
+    } catch (err) {
+      if (isErrno(err, Errno.ENODEV)) return null; // gone already
+      throw err;
+    }
+    return [...found];
+  } finally {
+    pod.close();
+  }
+}
+
+interface Started {
+  netns: string;
+  ifname: string;
+  done: Promise<Array<4 | 6> | null>;
+}
+
+// The prelude and the plugin are two bundles, each with its own copy of this module: the
+// deletion is handed over on the global object.
+const HANDOFF = Symbol.for('flannelette.bridge.podDeletion');
+const slot = globalThis as unknown as Record<symbol, Started | undefined>;
+
+/** Starts deleting `ifname` in `netns` (not asking its families) and leaves it for takeStartedDeletion. */
+export function startPodDeletion(netns: string, ifname: string): void {
+  const done = deletePodInterface(netns, ifname, false);
+  done.catch(() => {}); // taken and awaited by cmdDel; until then a failure is not "unhandled"
+  slot[HANDOFF] = { netns, ifname, done };
+}
+
+/** The deletion started for exactly this namespace and interface, once; undefined when none was. */
+export function takeStartedDeletion(netns: string, ifname: string): Promise<Array<4 | 6> | null> | undefined {
+  const started = slot[HANDOFF];
+  if (!started || started.netns !== netns || started.ifname !== ifname) return undefined;
+  slot[HANDOFF] = undefined;
+  return started.done;
+}
