@@ -1,8 +1,7 @@
 // The one entry every plugin goes through: read CNI_* and stdin, validate, dispatch by
 // verb, print the result or the error JSON on stdout. Nothing else ever reaches stdout.
 import { fstatSync, readSync, writeSync } from 'node:fs';
-import type { CniArgs } from './args.ts';
-import { readCallEnv, type Verb } from './env.ts';
+import { readCallEnv, type CallEnv } from './env.ts';
 import { CniError, ErrCode, asCniError } from './errors.ts';
 import { formatResult, type Result } from './result.ts';
 import { compareVersions, requireDelVersion, requireSupported, versionInfo, CURRENT_VERSION } from './versions.ts';
@@ -18,15 +17,8 @@ export interface NetConf {
   [key: string]: unknown;
 }
 
-/** Everything a plugin gets for one call. */
-export interface Invocation {
-  command: Verb;
-  containerId: string;
-  netns: string;
-  ifname: string;
-  args: CniArgs;
-  rawArgs: string;
-  path: string[];
+/** Everything a plugin gets for one call: its environment, and the config on stdin. */
+export interface Invocation extends CallEnv {
   conf: NetConf;
   /** The config bytes exactly as received, for delegating to another plugin. */
   stdin: Buffer;
