@@ -85,7 +85,8 @@ EOF
   if [ -n "${4:-}" ]; then
     cat <<EOF
 // A DEL first starts what it will wait for longest (see the prelude), then loads the plugin.
-if (verb === 'DEL') run($(jsstr "$4"), $(jsstr "$2.prelude"));
+// Only a head start: a prelude that cannot run leaves the DEL to the plugin, as without it.
+if (verb === 'DEL') try { run($(jsstr "$4"), $(jsstr "$2.prelude")); } catch {}
 EOF
   fi
   cat <<EOF

@@ -2,7 +2,7 @@
 // by one pod in private namespaces, which leaves nothing behind, and a real ADD then runs
 // on that cache (the launcher rewrites a cache file only when V8 rejects it).
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -91,6 +91,26 @@ describe('install.sh', () => {
     expect(addressOf(r)).toBe('10.99.0.2/24');
     const after = statSync(addCache);
     expect([after.ino, after.mtimeMs]).toEqual([cached.ino, cached.mtimeMs]);
+  });
+
+  it("DEL works without bridge's prelude (only a head start): a copy of the install without it removes the pod", async () => {
+    const dir = path.join(tmp, 'no-prelude');
+    await promisify(execFile)('cp', ['-a', path.join(tmp, 'bin'), dir]);
+    // The launcher names its files by absolute path: point the copy at itself.
+    for (const name of ['bridge', 'host-local']) {
+      const file = path.join(dir, name);
+      writeFileSync(file, readFileSync(file, 'utf8').replaceAll(path.join(tmp, 'bin'), dir));
+    }
+    rmSync(path.join(dir, '.flannelette', 'bridge.prelude.cjs'));
+    const node = await createNs('noprelude-node');
+    const pod = await createNs('noprelude-pod');
+    const conf = { cniVersion: '1.0.0', name: 'np', type: 'bridge', ipam: { type: 'host-local', subnet: '10.98.0.0/24', dataDir: path.join(tmp, 'np') } };
+    const call = (command: string) => callPlugin('bridge', { command, containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node }, dir);
+    expect(addressOf(await call('ADD'))).toBe('10.98.0.2/24');
+    const del = await call('DEL');
+    expect([del.code, del.stdout, del.stderr]).toEqual([0, '', '']);
+    expect((await pod.ipJson<{ ifname: string }>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
+    expect(readdirSync(path.join(tmp, 'np', 'np')).filter((f) => /^\d/.test(f))).toEqual([]);
   });
 
   it('caches code only for the verbs of the spec: invalid CNI_COMMANDs create no file', async () => {
