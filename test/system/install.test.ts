@@ -1,6 +1,8 @@
 // scripts/install.sh's warm-up: bridge's ADD, CHECK and DEL code is cached at install time
 // by one pod in private namespaces, which leaves nothing behind, and a real ADD then runs
-// on that cache (the launcher rewrites a cache file only when V8 rejects it).
+// on that cache (the launcher rewrites a cache file only when V8 rejects it). And its
+// launcher: bridge's DEL prelude is only a head start, and caches are made for the spec's
+// verbs only.
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
