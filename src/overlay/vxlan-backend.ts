@@ -89,11 +89,13 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
     if (!t.spec || !t.addr) return undefined;
     const found = await dp.findVxlan(t.base);
     const want = formatCidr(t.addr);
-    const fine = found?.matches && found.mac === t.spec.mac && found.up && found.mtu === t.base.mtu && found.addrs.some((a) => formatCidr(a) === want);
+    // Its MTU is not judged: the kernel may clamp what it was asked for, and a check that
+    // can never be satisfied would set the device up again every interval.
+    const fine = found?.matches && found.mac === t.spec.mac && found.up && found.addrs.some((a) => formatCidr(a) === want);
     if (fine) return undefined;
     // A device that matches but with another MAC is not the one the lease publishes: replaced.
     await dp.setUpVxlan(t.spec, found && found.mac !== t.spec.mac ? { ...found, matches: false } : found, t.addr);
-    const was = !found ? 'was gone' : !found.matches || found.mac !== t.spec.mac ? 'had been changed' : 'was down or had lost its address or MTU';
+    const was = !found ? 'was gone' : !found.matches || found.mac !== t.spec.mac ? 'had been changed' : 'was down or had lost its address';
     return `${t.base.name} ${was}: set up again with MAC ${t.spec.mac}`;
   };
 

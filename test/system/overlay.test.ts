@@ -295,6 +295,8 @@ describe('the kernel check (--kernel-check-interval)', () => {
     await w1.ns.ip('route', 'del', (await c.leaseOf(w2)).subnet, 'dev', 'flannel.1');
     await expectPeers(w1, [w2], 5000);
     expect(w1.agent!.log).not.toMatch(/listing again|store reachable again/);
+    // Checks since (one a second) found the device as made: it was set up again once only.
+    expect(w1.agent!.log.match(/set up again/g)).toHaveLength(1);
   });
 });
 
