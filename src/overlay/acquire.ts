@@ -16,6 +16,7 @@ import { parseLease, parseSubnetKeyName, subnetKeyName } from './lease.ts';
 import type { Logger } from './log.ts';
 import type { StoredLease, SubnetStore } from './subnet-store.ts';
 import type { PreviousSubnets } from './subnet-file.ts';
+import { overlaps } from './subnets.ts';
 
 export interface Ranges {
   v4: SubnetRange;
@@ -91,5 +92,30 @@ export async function tryAcquire(
   if (!subnet || (ranges.v6 && !ipv6Subnet)) return { full: true };
   const key = subnetKeyName(subnet, ipv6Subnet);
   const created = await store.createLease(key, me.value, ttl);
-  return created ? { lease: created, subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), how: 'claimed' } : { lost: key };
+  if (!created) return { lost: key };
+  // etcd refuses a second claim of the same key only: a dual-stack key names two subnets, and
+  // a node that picked the same IPv4 subnet with another IPv6 one (or the reverse) has
+  // another key. Whoever created theirs first holds the subnet; a later claimant gives its
+  // key back and chooses again, as after a lost race. (flanneld does not look: two nodes can
+  // end up sharing a subnet there.)
+  const first = ipv6Subnet ? await firstClaimant(store, created, subnet, ipv6Subnet) : created.key;
+  if (first !== created.key) {
+    await store.release(created);
+    return { lost: first };
+  }
+  return { lease: created, subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), how: 'claimed' };
+}
+
+/** Of `mine` and every lease overlapping either of its subnets, the key created first. */
+async function firstClaimant(store: SubnetStore, mine: StoredLease, subnet: Cidr, ipv6Subnet: Cidr): Promise<string> {
+  const order = (l: StoredLease) => BigInt(l.createRevision ?? l.modRevision);
+  let first = mine;
+  for (const l of (await store.listLeases()).leases) {
+    if (l.key === mine.key) continue;
+    const other = parseSubnetKeyName(l.key);
+    if (!other) continue;
+    const clash = overlaps(other.subnet, subnet) || (other.ipv6Subnet !== undefined && overlaps(other.ipv6Subnet, ipv6Subnet));
+    if (clash && (order(l) < order(first) || (order(l) === order(first) && l.key < first.key))) first = l;
+  }
+  return first.key;
 }

@@ -63,10 +63,17 @@ export class EtcdSubnetStore implements SubnetStore {
       await this.etcd.revoke(leaseId).catch(() => {});
       return undefined;
     }
-    return { key, value, modRevision: revision, leaseId };
+    // A key created now was created at this revision; a replaced one keeps its own.
+    return { key, value, modRevision: revision, leaseId, ...(modRevision === undefined ? { createRevision: revision } : {}) };
   }
 
   private toStored(kv: KeyValue): StoredLease {
-    return { key: kv.key.slice(this.subnetsPrefix.length), value: kv.value, modRevision: kv.modRevision, ...(kv.lease ? { leaseId: kv.lease } : {}) };
+    return {
+      key: kv.key.slice(this.subnetsPrefix.length),
+      value: kv.value,
+      modRevision: kv.modRevision,
+      createRevision: kv.createRevision,
+      ...(kv.lease ? { leaseId: kv.lease } : {}),
+    };
   }
 }

@@ -15,6 +15,8 @@ export interface KeyValue {
   key: string;
   value: string;
   modRevision: string;
+  /** The revision that created the key. */
+  createRevision: string;
   /** The lease the key is attached to; absent when none. */
   lease?: string;
 }
@@ -54,6 +56,7 @@ interface RawKv {
   key?: string;
   value?: string;
   mod_revision?: string;
+  create_revision?: string;
   lease?: string;
 }
 interface Header {
@@ -102,7 +105,12 @@ export function prefixEnd(prefix: string): Buffer {
 }
 
 function toKv(raw: RawKv | undefined): KeyValue {
-  const kv: KeyValue = { key: text(raw?.key), value: text(raw?.value), modRevision: String(raw?.mod_revision ?? '0') };
+  const kv: KeyValue = {
+    key: text(raw?.key),
+    value: text(raw?.value),
+    modRevision: String(raw?.mod_revision ?? '0'),
+    createRevision: String(raw?.create_revision ?? '0'),
+  };
   if (raw?.lease && raw.lease !== '0') kv.lease = String(raw.lease);
   return kv;
 }

@@ -13,6 +13,8 @@ export interface StoredLease {
   /** The store's lease (TTL) ID; absent for a key that was written without one. */
   leaseId?: string;
   modRevision: string;
+  /** The revision that created the key: of two leases claiming one subnet, the older holds it. */
+  createRevision?: string;
 }
 
 /** A lease written (`value`) or gone (`value` undefined). */

@@ -8,6 +8,7 @@ import { StoreError, type LeaseChange, type StoredLease, type SubnetStore } from
 interface Kv {
   value: string;
   modRevision: number;
+  createRevision: number;
   lease?: string;
 }
 
@@ -44,7 +45,10 @@ export class MemoryEtcd {
           leases: [...this.kv].map(([key, kv]) => this.stored(key, kv)),
           revision: String(this.revision),
         })),
-      createLease: (key, value, ttl) => this.op('createLease', () => (this.kv.has(key) ? undefined : this.write(key, value, ttl))),
+      createLease: async (key, value, ttl) => {
+        await this.createGate();
+        return this.op('createLease', () => (this.kv.has(key) ? undefined : this.write(key, value, ttl)));
+      },
       replaceLease: (old, value, ttl) =>
         this.op('replaceLease', () => (String(this.kv.get(old.key)?.modRevision) === old.modRevision ? this.write(old.key, value, ttl) : undefined)),
       renew: (lease) => this.op('renew', () => lease.leaseId !== undefined && this.leases.has(lease.leaseId)),
@@ -87,6 +91,28 @@ export class MemoryEtcd {
     return this.kv.get(key)?.value;
   }
 
+  private held?: { count: number; release: () => void; all: Promise<void> };
+
+  /**
+   * Holds the next `n` createLease calls until all `n` are waiting, then lets them through:
+   * `n` nodes claiming at the same moment, each having listed before any created.
+   */
+  holdCreates(n: number): void {
+    let release = () => {};
+    const all = new Promise<void>((r) => (release = r));
+    this.held = { count: n, release, all };
+  }
+
+  private async createGate(): Promise<void> {
+    const h = this.held;
+    if (!h) return;
+    if (--h.count === 0) {
+      this.held = undefined;
+      h.release();
+    }
+    await h.all;
+  }
+
   private async op<T>(name: string, fn: () => T): Promise<T> {
     await tick();
     this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
@@ -95,7 +121,13 @@ export class MemoryEtcd {
   }
 
   private stored(key: string, kv: Kv): StoredLease {
-    return { key, value: kv.value, modRevision: String(kv.modRevision), ...(kv.lease ? { leaseId: kv.lease } : {}) };
+    return {
+      key,
+      value: kv.value,
+      modRevision: String(kv.modRevision),
+      createRevision: String(kv.createRevision),
+      ...(kv.lease ? { leaseId: kv.lease } : {}),
+    };
   }
 
   private write(key: string, value: string, _ttl: number): StoredLease {
@@ -107,7 +139,12 @@ export class MemoryEtcd {
   private set(key: string, value: string, lease: string | undefined): Kv {
     const old = this.kv.get(key)?.lease;
     if (old && old !== lease) this.leases.get(old)?.delete(key);
-    const kv: Kv = { value, modRevision: this.revision + 1, ...(lease ? { lease } : {}) };
+    const kv: Kv = {
+      value,
+      modRevision: this.revision + 1,
+      createRevision: this.kv.get(key)?.createRevision ?? this.revision + 1,
+      ...(lease ? { lease } : {}),
+    };
     this.kv.set(key, kv);
     this.emit({ key, value });
     return kv;

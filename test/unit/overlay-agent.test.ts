@@ -3,7 +3,7 @@
 // (test/helpers/fake-dataplane.ts). Races for subnets, bad leases, kernel refusals and
 // their retries, leases going (by event and by relisting), health. The same agent code runs
 // against real etcd and real namespaces in test/system/overlay*.test.ts.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -497,6 +497,33 @@ describe('host-gw', () => {
 });
 
 describe('dual-stack vxlan', () => {
+  it('30 dual-stack agents started at once: every IPv4 and every IPv6 subnet distinct, though one key names both', async () => {
+    const etcd = new MemoryEtcd(DUAL);
+    const all = Array.from({ length: 30 }, (_, i) => new TestNode(etcd, i + 1, {}, true));
+    await Promise.all(all.map((n) => n.ready()));
+    expect(new Set(all.map((n) => n.subnet)).size).toBe(30);
+    expect(new Set(all.map((n) => n.agent.status().ipv6Subnet)).size).toBe(30);
+    expect(etcd.keys()).toHaveLength(30); // every lost claim was given back
+    expect(all.filter((n) => n.ended !== undefined)).toEqual([]);
+  });
+
+  it('two nodes claiming one IPv4 subnet with different IPv6 ones (two keys): the first keeps it, the other gives its key back and chooses again', async () => {
+    const etcd = new MemoryEtcd(DUAL);
+    const file = (n: number, v6: string) => {
+      const f = path.join(tmp, `${process.hrtime.bigint()}-same-v4-${n}.env`);
+      writeFileSync(f, `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=${v6}1/64\n`);
+      return f;
+    };
+    etcd.holdCreates(2);
+    const [a, b] = [new TestNode(etcd, 1, {}, true, file(1, 'fd00:10:244:a::')), new TestNode(etcd, 2, {}, true, file(2, 'fd00:10:244:b::'))];
+    await Promise.all([a.ready(), b.ready()]);
+    const [winner, loser] = a.subnet === '10.244.7.0/24' ? [a, b] : [b, a];
+    expect(winner.subnet).toBe('10.244.7.0/24');
+    expect(loser.subnet).not.toBe('10.244.7.0/24');
+    expect(loser.said(/another node took 10\.244\.7\.0-24&fd00:10:244:[ab]::-64 first/), loser.log).toHaveLength(1);
+    expect(etcd.keys().filter((k) => k.startsWith('10.244.7.0-24'))).toEqual([winner.key]);
+    await eventually(() => expect(winner.dp.routes()).toEqual([loser.subnet, loser.agent.status().ipv6Subnet].sort()), 5000, 10);
+  });
   it("leases both subnets under one key, publishes both VTEPs as flannel does, and programs each peer's IPv6 half on flannel-v6.1", async () => {
     const etcd = new MemoryEtcd(DUAL);
     const [a, b] = [new TestNode(etcd, 1, {}, true), new TestNode(etcd, 2, {}, true)];
