@@ -68,6 +68,15 @@ export async function tryAcquire(
       previous = { subnet: previous.subnet ?? subnet, ...(previous.ipv6Subnet || ipv6Subnet ? { ipv6Subnet: previous.ipv6Subnet ?? ipv6Subnet } : {}) };
       continue;
     }
+    // A claim of ours that lost to an older one (left behind by a release that failed, or a
+    // kill between the two) is given back, never adopted: it would share a subnet.
+    const first = ipv6Subnet && firstClaimant(leases, l, subnet, ipv6Subnet);
+    if (first && first !== l.key) {
+      log.warn(`lease ${l.key} names this node's ${formatIP(me.publicIP)} but ${first} claimed a subnet of it first: giving it back`);
+      await store.release(l);
+      released.add(l.key);
+      continue;
+    }
     // Unchanged and still alive: adopt it as is, so the other nodes see no change at all.
     if (l.value === me.value && (await store.renew(l))) return { lease: l, subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), how: 'kept' };
     const replaced = await store.replaceLease(l, me.value, ttl);
@@ -98,7 +107,7 @@ export async function tryAcquire(
   // another key. Whoever created theirs first holds the subnet; a later claimant gives its
   // key back and chooses again, as after a lost race. (flanneld does not look: two nodes can
   // end up sharing a subnet there.)
-  const first = ipv6Subnet ? await firstClaimant(store, created, subnet, ipv6Subnet) : created.key;
+  const first = ipv6Subnet ? firstClaimant((await store.listLeases()).leases, created, subnet, ipv6Subnet) : created.key;
   if (first !== created.key) {
     await store.release(created);
     return { lost: first };
@@ -106,16 +115,15 @@ export async function tryAcquire(
   return { lease: created, subnet, ...(ipv6Subnet ? { ipv6Subnet } : {}), how: 'claimed' };
 }
 
-/** Of `mine` and every lease overlapping either of its subnets, the key created first. */
-async function firstClaimant(store: SubnetStore, mine: StoredLease, subnet: Cidr, ipv6Subnet: Cidr): Promise<string> {
-  const order = (l: StoredLease) => BigInt(l.createRevision ?? l.modRevision);
+/** Of `mine` and every lease of `leases` overlapping either of its subnets, the key etcd created first. */
+function firstClaimant(leases: readonly StoredLease[], mine: StoredLease, subnet: Cidr, ipv6Subnet: Cidr): string {
   let first = mine;
-  for (const l of (await store.listLeases()).leases) {
+  for (const l of leases) {
     if (l.key === mine.key) continue;
     const other = parseSubnetKeyName(l.key);
     if (!other) continue;
     const clash = overlaps(other.subnet, subnet) || (other.ipv6Subnet !== undefined && overlaps(other.ipv6Subnet, ipv6Subnet));
-    if (clash && (order(l) < order(first) || (order(l) === order(first) && l.key < first.key))) first = l;
+    if (clash && BigInt(l.createRevision) < BigInt(first.createRevision)) first = l;
   }
   return first.key;
 }

@@ -26,11 +26,11 @@ export class EtcdSubnetStore implements SubnetStore {
   }
 
   createLease(key: string, value: string, ttl: number): Promise<StoredLease | undefined> {
-    return this.write(key, value, ttl, undefined);
+    return this.write(key, value, ttl);
   }
 
   replaceLease(old: StoredLease, value: string, ttl: number): Promise<StoredLease | undefined> {
-    return this.write(old.key, value, ttl, old.modRevision);
+    return this.write(old.key, value, ttl, old);
   }
 
   async renew(lease: StoredLease): Promise<boolean> {
@@ -51,11 +51,11 @@ export class EtcdSubnetStore implements SubnetStore {
   }
 
   /** Grants a lease and writes the key under it if the key is as expected; revokes on a lost race. */
-  private async write(key: string, value: string, ttl: number, modRevision: string | undefined): Promise<StoredLease | undefined> {
+  private async write(key: string, value: string, ttl: number, old?: StoredLease): Promise<StoredLease | undefined> {
     if (key.includes('/')) throw new StoreError(`lease key ${key} is not a subnet's name`);
     const leaseId = await this.etcd.grant(ttl);
     const full = this.subnetsPrefix + key;
-    const revision = await this.etcd.putIf(full, value, leaseId, modRevision).catch(async (err: unknown) => {
+    const revision = await this.etcd.putIf(full, value, leaseId, old?.modRevision).catch(async (err: unknown) => {
       await this.etcd.revoke(leaseId).catch(() => {});
       throw err;
     });
@@ -64,7 +64,7 @@ export class EtcdSubnetStore implements SubnetStore {
       return undefined;
     }
     // A key created now was created at this revision; a replaced one keeps its own.
-    return { key, value, modRevision: revision, leaseId, ...(modRevision === undefined ? { createRevision: revision } : {}) };
+    return { key, value, modRevision: revision, createRevision: old?.createRevision ?? revision, leaseId };
   }
 
   private toStored(kv: KeyValue): StoredLease {

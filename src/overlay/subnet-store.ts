@@ -14,7 +14,7 @@ export interface StoredLease {
   leaseId?: string;
   modRevision: string;
   /** The revision that created the key: of two leases claiming one subnet, the older holds it. */
-  createRevision?: string;
+  createRevision: string;
 }
 
 /** A lease written (`value`) or gone (`value` undefined). */

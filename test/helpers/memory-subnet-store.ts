@@ -113,10 +113,18 @@ export class MemoryEtcd {
     await h.all;
   }
 
+  private readonly failing = new Set<string>();
+
+  /** The next call of `name` (release, createLease...) fails as an unreachable store does. */
+  failOnce(name: string): void {
+    this.failing.add(name);
+  }
+
   private async op<T>(name: string, fn: () => T): Promise<T> {
     await tick();
     this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
     if (this.down) throw new StoreError('memory etcd: down');
+    if (this.failing.delete(name)) throw new StoreError(`memory etcd: ${name} failed`);
     return fn();
   }
 
