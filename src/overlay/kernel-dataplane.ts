@@ -139,7 +139,8 @@ export class KernelDataplane implements Dataplane {
   }
 
   async setUpVxlan(spec: VxlanSpec, found: VxlanFound | undefined, addr: Cidr): Promise<void> {
-    const keep = found?.matches ? found : undefined;
+    // Kept only as the spec has it, MAC included (the one the lease publishes).
+    const keep = found?.matches && found.mac === spec.mac ? found : undefined;
     const ops: Op[] = [];
     if (found && !keep) ops.push({ kind: 'link-del', dev: spec.name });
     if (!keep) {

@@ -93,8 +93,7 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
     // can never be satisfied would set the device up again every interval.
     const fine = found?.matches && found.mac === t.spec.mac && found.up && found.addrs.some((a) => formatCidr(a) === want);
     if (fine) return undefined;
-    // A device that matches but with another MAC is not the one the lease publishes: replaced.
-    await dp.setUpVxlan(t.spec, found && found.mac !== t.spec.mac ? { ...found, matches: false } : found, t.addr);
+    await dp.setUpVxlan(t.spec, found, t.addr);
     const was = !found ? 'was gone' : !found.matches || found.mac !== t.spec.mac ? 'had been changed' : 'was down or had lost its address';
     return `${t.base.name} ${was}: set up again with MAC ${t.spec.mac}`;
   };
