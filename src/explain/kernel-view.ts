@@ -6,7 +6,6 @@ import { Netlink, type RouteQuery } from '../kernel/netlink.ts';
 import { KernelError } from '../kernel/errors.ts';
 import type { Addr, Fdb, Link, Neigh, Route } from '../kernel/records.ts';
 import { strerror } from '../sys/addon.ts';
-import { NetnsHandle } from '../sys/netns.ts';
 
 export interface LinkInfo {
   link: Link;
@@ -30,16 +29,7 @@ export class NsView {
   static async open(path?: string): Promise<NsView | undefined> {
     let nl: Netlink;
     try {
-      if (path === undefined) {
-        nl = Netlink.open();
-      } else {
-        const ns = NetnsHandle.open(path);
-        try {
-          nl = Netlink.openIn(ns);
-        } finally {
-          ns.close();
-        }
-      }
+      nl = path === undefined ? Netlink.open() : Netlink.openAt(path);
     } catch {
       return undefined;
     }

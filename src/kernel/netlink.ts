@@ -11,7 +11,7 @@
 import { closeSync, openSync } from 'node:fs';
 import type { Family } from '../net/ip.ts';
 import { addon, type Addon } from '../sys/addon.ts';
-import type { NetnsHandle } from '../sys/netns.ts';
+import { NetnsHandle } from '../sys/netns.ts';
 import { Errno, KernelError } from './errors.ts';
 import { describeOp, type Op } from './ops.ts';
 import type { Addr, Fdb, Link, Neigh, Route } from './records.ts';
@@ -82,9 +82,15 @@ export class Netlink {
     return new Netlink(n, fd, opts);
   }
 
-  /** A connection inside `ns`, opened while the thread is there. */
-  static openIn(ns: NetnsHandle, opts: OpenOptions = {}): Netlink {
-    return ns.run(() => Netlink.open(opts));
+  /**
+   * A connection inside the network namespace at `path`: the socket is opened while the thread
+   * is there (entered once), and stays bound to it. Throws NetnsError when `path` is gone or
+   * not a network namespace.
+   */
+  static openAt(path: string, opts: OpenOptions = {}): Netlink {
+    const { ns, value } = NetnsHandle.openRunning(path, () => Netlink.open(opts));
+    ns.close();
+    return value;
   }
 
   /**

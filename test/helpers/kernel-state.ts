@@ -4,7 +4,6 @@
 // tests: the same changes made by our netlink code in one namespace and by `ip`/`bridge` in
 // its twin must leave the same state.
 import { execa } from 'execa';
-import { NetnsHandle } from '../../src/sys/netns.ts';
 import { Netlink, type OpenOptions } from '../../src/kernel/netlink.ts';
 import { eventually } from './eventually.ts';
 import type { IpFdb, IpLink, IpNeigh, IpRoute } from './ip-json.ts';
@@ -12,12 +11,7 @@ import type { Netns } from './netns.ts';
 
 /** A Netlink connection inside the test namespace `ns`. */
 export function netlinkIn(ns: Netns, opts: OpenOptions = {}): Netlink {
-  const h = NetnsHandle.open(ns.path);
-  try {
-    return Netlink.openIn(h, opts);
-  } finally {
-    h.close();
-  }
+  return Netlink.openAt(ns.path, opts);
 }
 
 /** Runs an iproute2 command (`ip ...` or `bridge ...`, as ops.ts's commandOf gives it) inside `ns`. */

@@ -95,24 +95,29 @@ describe('install.sh', () => {
     expect([after.ino, after.mtimeMs]).toEqual([cached.ino, cached.mtimeMs]);
   });
 
-  it("DEL works without bridge's prelude (only a head start): a copy of the install without it removes the pod", async () => {
-    const dir = path.join(tmp, 'no-prelude');
+  it.each([
+    ['takes the deletion the prelude started', true, 'pod delete taken from the prelude'],
+    ['works without the prelude (only a head start): an install copy without it deletes the pod itself', false, 'pod delete started'],
+  ])("bridge's DEL %s", async (_, withPrelude, phaseLine) => {
+    // A copy of the install (the launcher names its files by absolute path: pointed at the copy).
+    const dir = path.join(tmp, withPrelude ? 'with-prelude' : 'no-prelude');
     await promisify(execFile)('cp', ['-a', path.join(tmp, 'bin'), dir]);
-    // The launcher names its files by absolute path: point the copy at itself.
     for (const name of ['bridge', 'host-local']) {
       const file = path.join(dir, name);
       writeFileSync(file, readFileSync(file, 'utf8').replaceAll(path.join(tmp, 'bin'), dir));
     }
-    rmSync(path.join(dir, '.flannelette', 'bridge.prelude.cjs'));
-    const node = await createNs('noprelude-node');
-    const pod = await createNs('noprelude-pod');
-    const conf = { cniVersion: '1.0.0', name: 'np', type: 'bridge', ipam: { type: 'host-local', subnet: '10.98.0.0/24', dataDir: path.join(tmp, 'np') } };
-    const call = (command: string) => callPlugin('bridge', { command, containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node }, dir);
+    if (!withPrelude) rmSync(path.join(dir, '.flannelette', 'bridge.prelude.cjs'));
+    const node = await createNs(`${withPrelude ? 'pre' : 'nopre'}-node`);
+    const pod = await createNs(`${withPrelude ? 'pre' : 'nopre'}-pod`);
+    const dataDir = path.join(tmp, `data-${withPrelude}`);
+    const conf = { cniVersion: '1.0.0', name: 'np', type: 'bridge', ipam: { type: 'host-local', subnet: '10.98.0.0/24', dataDir } };
+    const call = (command: string, env = {}) => callPlugin('bridge', { command, containerId: 'c1', netns: pod.path, ifname: 'eth0', conf, node, env }, dir);
     expect(addressOf(await call('ADD'))).toBe('10.98.0.2/24');
-    const del = await call('DEL');
-    expect([del.code, del.stdout, del.stderr]).toEqual([0, '', '']);
+    const del = await call('DEL', { FLANNELETTE_TRACE: '1' });
+    expect([del.code, del.stdout]).toEqual([0, '']);
+    expect(del.stderr).toMatch(new RegExp(`^trace [\\d.]+ ${phaseLine}$`, 'm'));
     expect((await pod.ipJson<{ ifname: string }>('link', 'show')).map((l) => l.ifname)).toEqual(['lo']);
-    expect(readdirSync(path.join(tmp, 'np', 'np')).filter((f) => /^\d/.test(f))).toEqual([]);
+    expect(readdirSync(path.join(dataDir, 'np')).filter((f) => /^\d/.test(f))).toEqual([]);
   });
 
   it('caches code only for the verbs of the spec: invalid CNI_COMMANDs create no file', async () => {

@@ -10,7 +10,7 @@ import type { Invocation } from '../../cni/skel.ts';
 import { Netlink } from '../../kernel/netlink.ts';
 import { Table, type Link, type Route } from '../../kernel/records.ts';
 import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr, type IP } from '../../net/ip.ts';
-import { NetnsHandle, requireNetns } from '../../sys/netns.ts';
+import { requireNetns } from '../../sys/netns.ts';
 import { loadConf, type BridgeConf } from './conf.ts';
 import { phase } from './timings.ts';
 
@@ -63,8 +63,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const conf = loadConf(inv);
   requireNetns(inv.netns);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
-  const { ns: podNs, value: pod } = NetnsHandle.openRunning(inv.netns, () => Netlink.open());
-  podNs.close();
+  const pod = Netlink.openAt(inv.netns);
   const node = Netlink.open();
   const nodeRead = readNode(node, conf.bridge, conf.prevResult);
   const podRead = readPod(pod, inv.ifname);

@@ -13,21 +13,18 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   phase('start');
   const conf = loadDelConf(inv);
   // The kernel's deletion of the pod's interface is DEL's longest wait: started first, here
-  // or already by the prelude (which could not ask the interface's address families: the
-  // masquerade rules are then looked for in both). A path that is gone (or no longer a
-  // network namespace) holds no interface of ours.
-  const pod = takeStartedDeletion(inv.netns, inv.ifname) ?? deletePodInterface(inv.netns, inv.ifname, Boolean(conf.ipamType && conf.ipMasq));
+  // or already by the prelude. A path that is gone (or no longer a network namespace) holds
+  // no interface of ours.
+  const started = takeStartedDeletion(inv.netns, inv.ifname);
+  const pod = started ?? deletePodInterface(inv.netns, inv.ifname);
   pod.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
-  phase('pod delete started');
+  phase(started ? 'pod delete taken from the prelude' : 'pod delete started');
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
 
   const errors: unknown[] = [];
   if (ipam) await ipam.del().catch((e: unknown) => errors.push(e));
   phase('ipam released');
-  const families = await pod.catch((e: unknown) => {
-    errors.push(e);
-    return null;
-  });
+  await pod.catch((e: unknown) => errors.push(e));
   phase('pod interface deleted');
 
   if (conf.macspoofchk) {
@@ -35,10 +32,10 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     await teardownSpoofCheck(spoofRefId(inv.containerId, inv.ifname)).catch((e: Error) => process.stderr.write(`macspoofchk teardown: ${e.message}\n`));
   }
   if (conf.ipamType && conf.ipMasq) {
-    // Rules are found by name, so they go even when the namespace is gone (the reference
-    // leaves them behind then). Families narrow the search when the addresses were seen.
+    // Rules are found by name, in both families at once, so they go even when the namespace
+    // is gone (the reference leaves them behind then).
     const who = { network: conf.name, ifname: inv.ifname, containerId: inv.containerId };
-    await teardownMasq(conf, who, families && families.length > 0 ? families : undefined).catch((e: unknown) => errors.push(e));
+    await teardownMasq(conf, who).catch((e: unknown) => errors.push(e));
   }
   phase('done');
   if (errors.length > 0) throw errors[0];

@@ -71,13 +71,15 @@ function removal(saved: string[], chains: Set<string>): string[] {
   return [...jumps.map((l) => `-D${l.slice(2)}`), ...present.map((c) => `-F ${c}`), ...present.map((c) => `-X ${c}`)];
 }
 
-/** Removes the container's rules in `families`; nothing to remove is not an error. */
+/** Removes the container's rules in `families` (each family at the same time); nothing to remove is not an error. */
 export async function teardownIptablesMasq(network: string, containerId: string, families: Family[] = [4, 6]): Promise<void> {
   const chain = chainName(network, containerId);
-  for (const family of families) {
-    const lines = removal(await saveNat(family), new Set([chain]));
-    if (lines.length > 0) await restore(family, lines);
-  }
+  await Promise.all(
+    families.map(async (family) => {
+      const lines = removal(await saveNat(family), new Set([chain]));
+      if (lines.length > 0) await restore(family, lines);
+    }),
+  );
 }
 
 /** Removes the rules of `network` whose container is not in `validIds`. */

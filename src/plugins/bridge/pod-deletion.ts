@@ -1,20 +1,17 @@
 // Deleting the pod's interface, DEL's longest wait: the kernel answers only after its RCU
 // grace period (13-30 ms here), long after the link has left listings. So it is started as
-// early as possible: by cmdDel before anything else, or, in the installed plugin, by the DEL
+// early as possible: by cmdDel once its config is read, or, in the installed plugin, by the DEL
 // prelude (src/main/bridge.prelude.ts) before bridge's bundle is even compiled, which leaves
 // it here for cmdDel to take.
 import { Errno, isErrno } from '../../kernel/errors.ts';
 import { Netlink } from '../../kernel/netlink.ts';
-import { Scope } from '../../kernel/records.ts';
-import { NetnsError, NetnsHandle } from '../../sys/netns.ts';
+import { NetnsError } from '../../sys/netns.ts';
 
 /** A connection inside the namespace at `netns`; null when it is gone or no network namespace. */
 function openPod(netns: string): Netlink | null {
   if (!netns) return null;
   try {
-    const { ns, value } = NetnsHandle.openRunning(netns, () => Netlink.open());
-    ns.close();
-    return value;
+    return Netlink.openAt(netns);
   } catch (err) {
     // Gone (the path, or what it named), or another kind of namespace: no interface of ours.
     if (err instanceof NetnsError && err.reason !== 'other') return null;
@@ -22,28 +19,16 @@ function openPod(netns: string): Netlink | null {
   }
 }
 
-/**
- * Deletes `ifname` in the pod; resolves to the families of its global addresses when
- * `families` asks for them (masquerade rules are found by family), else to [] (null: no
- * interface). Not asking lets the kernel start on the deletion sooner.
- */
-export async function deletePodInterface(netns: string, ifname: string, families: boolean): Promise<Array<4 | 6> | null> {
+/** Deletes `ifname` in the pod; resolves to false when there was none (no namespace, no interface). */
+export async function deletePodInterface(netns: string, ifname: string): Promise<boolean> {
   const pod = openPod(netns);
-  if (!pod) return null;
+  if (!pod) return false;
   try {
-    const found = new Set<4 | 6>();
-    if (families) {
-      const link = await pod.link(ifname);
-      if (!link) return null;
-      for (const a of await pod.addrs({ index: link.index })) if (a.scope === Scope.global) found.add(a.address.family);
-    }
-    try {
-      await pod.apply({ kind: 'link-del', dev: ifname });
-    } catch (err) {
-      if (isErrno(err, Errno.ENODEV)) return null; // gone already
-      throw err;
-    }
-    return [...found];
+    await pod.apply({ kind: 'link-del', dev: ifname });
+    return true;
+  } catch (err) {
+    if (isErrno(err, Errno.ENODEV)) return false; // gone already
+    throw err;
   } finally {
     pod.close();
   }
@@ -52,7 +37,7 @@ export async function deletePodInterface(netns: string, ifname: string, families
 interface Started {
   netns: string;
   ifname: string;
-  done: Promise<Array<4 | 6> | null>;
+  done: Promise<boolean>;
 }
 
 // The prelude and the plugin are two bundles, each with its own copy of this module: the
@@ -60,15 +45,15 @@ interface Started {
 const HANDOFF = Symbol.for('flannelette.bridge.podDeletion');
 const slot = globalThis as unknown as Record<symbol, Started | undefined>;
 
-/** Starts deleting `ifname` in `netns` (not asking its families) and leaves it for takeStartedDeletion. */
+/** Starts deleting `ifname` in `netns` and leaves it for takeStartedDeletion. */
 export function startPodDeletion(netns: string, ifname: string): void {
-  const done = deletePodInterface(netns, ifname, false);
+  const done = deletePodInterface(netns, ifname);
   done.catch(() => {}); // taken and awaited by cmdDel; until then a failure is not "unhandled"
   slot[HANDOFF] = { netns, ifname, done };
 }
 
 /** The deletion started for exactly this namespace and interface, once; undefined when none was. */
-export function takeStartedDeletion(netns: string, ifname: string): Promise<Array<4 | 6> | null> | undefined {
+export function takeStartedDeletion(netns: string, ifname: string): Promise<boolean> | undefined {
   const started = slot[HANDOFF];
   if (!started || started.netns !== netns || started.ifname !== ifname) return undefined;
   slot[HANDOFF] = undefined;
