@@ -169,10 +169,6 @@ function readStdin(): Buffer {
 
 /** The executable's main: stdin in, one JSON document (or nothing) out, exit code. */
 export async function pluginMain(plugin: Plugin): Promise<void> {
-  // libuv starts its worker threads (4 by default) at the first asynchronous request; a
-  // call needs two at most (a netlink request of milliseconds, a wait for the IPAM lock).
-  // Each thread costs start-up time, more so with many plugins starting at once.
-  process.env.UV_THREADPOOL_SIZE ??= '2';
   let stdin: Buffer;
   try {
     stdin = readStdin();

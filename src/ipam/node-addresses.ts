@@ -4,7 +4,7 @@
 // over netlink, without entering any pod (kernel/netlink.ts: a link's peerNetnsId, and a
 // namespace's addresses by that id). Only namespaces tied to this node count: another
 // node's (or another test's) pods on the same machine are never looked at.
-import { Errno, KernelError } from '../kernel/errors.ts';
+import { Errno, isErrno } from '../kernel/errors.ts';
 import { Netlink } from '../kernel/netlink.ts';
 import { formatIP } from '../net/ip.ts';
 
@@ -13,8 +13,6 @@ export interface NodeAddresses {
   addresses: Set<string>;
   /** How many other namespaces were read. */
   namespaces: number;
-  /** How many vanished between listing the links and reading them. */
-  gone: number;
   /** What could not be read: while any, an address not seen proves nothing. */
   doubts: string[];
 }
@@ -25,7 +23,7 @@ export type ReadNodeAddresses = () => Promise<NodeAddresses>;
 const why = (err: unknown) => (err as Error)?.message ?? String(err);
 
 export const readNodeAddresses: ReadNodeAddresses = async () => {
-  const out: NodeAddresses = { addresses: new Set(), namespaces: 0, gone: 0, doubts: [] };
+  const out: NodeAddresses = { addresses: new Set(), namespaces: 0, doubts: [] };
   let nl: Netlink;
   try {
     nl = Netlink.open();
@@ -48,8 +46,7 @@ export const readNodeAddresses: ReadNodeAddresses = async () => {
         // EINVAL: no namespace has that id any more (the request itself was just accepted
         // without one): it died since the link dump, and its addresses with it. A pod
         // removed meanwhile must not stall reclaiming. Anything else: no proof.
-        if (err instanceof KernelError && err.errno === Errno.EINVAL) out.gone++;
-        else out.doubts.push(`namespace ${id}: ${why(err)}`);
+        if (!isErrno(err, Errno.EINVAL)) out.doubts.push(`namespace ${id}: ${why(err)}`);
       }
     }
   } catch (err) {

@@ -5,14 +5,14 @@
 //
 // A socket serves one request at a time, so requests run in the order they are made. An
 // idle connection starts a request at once, in the caller's turn; requests the kernel takes
-// milliseconds over (making and deleting links) run on a libuv worker thread, so the caller
+// milliseconds over (making and deleting links) run on a thread of the addon's own, so the caller
 // goes on meanwhile; a connection opened offThread sends every request from one. A failure
 // rejects that request only: later ones still run.
 import { closeSync, openSync } from 'node:fs';
 import type { Family } from '../net/ip.ts';
 import { addon, type Addon } from '../sys/addon.ts';
 import { NetnsHandle } from '../sys/netns.ts';
-import { Errno, KernelError } from './errors.ts';
+import { Errno, isErrno, KernelError } from './errors.ts';
 import { describeOp, type Op } from './ops.ts';
 import type { Addr, Fdb, Link, Neigh, Route } from './records.ts';
 import { decodeAddr, dumpAddrs, RTM_NEWADDR, addrChange } from './netlink/addr.ts';
@@ -214,7 +214,7 @@ export class Netlink {
         }
         return link;
       } catch (err) {
-        if (err instanceof KernelError && err.errno === Errno.ENODEV) {
+        if (isErrno(err, Errno.ENODEV)) {
           if (typeof dev === 'string') this.indexes?.delete(dev);
           return undefined;
         }

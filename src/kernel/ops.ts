@@ -1,7 +1,7 @@
 // Every change we make to a namespace's network, described once: carried out over route
 // netlink (kernel/netlink.ts sends what iproute2 sends for the same command), named in
-// errors (describeOp), and shown to a person as the iproute2 command that does the same
-// (commandOf: what `flannelette explain` prints, and what the tests run as the oracle).
+// errors (describeOp), and written as the iproute2 command that does the same (commandOf:
+// what the netlink tests run in a twin namespace as the oracle).
 import { formatCidr, formatIP, type Cidr, type IP } from '../net/ip.ts';
 
 export type Op =

@@ -3,11 +3,13 @@
 // host-gw) and the subnet file, and keeps every other node's entries in step with the
 // store, as flanneld does.
 //
-// Two loops run until stop(): one renews the lease (and claims it back if it vanished);
-// the other lists all leases, hands them to the peer table (peer-table.ts: each peer on its
-// own, refusals retried, bad leases logged once), then follows the store's changes. When
-// the store goes away the programmed entries stay (pods keep talking), and on reconnection
-// the full listing is applied again, so nothing missed is left behind.
+// Three loops run until stop(): one renews the lease (and claims it back if it vanished);
+// one lists all leases, hands them to the peer table (peer-table.ts: each peer on its own,
+// refusals retried, bad leases logged once), then follows the store's changes; one checks
+// the kernel every --kernel-check-interval (a device set up again, lost entries made again).
+// When the store goes away the programmed entries stay (pods keep talking), and on
+// reconnection the full listing is applied again, so nothing missed is left behind. The
+// firewall rules are retried beside them until set.
 import { formatCidr, formatIP, type Cidr } from '../net/ip.ts';
 import { tryAcquire, type Attempt, type Claim, type Me, type Ranges } from './acquire.ts';
 import type { Backend, BackendContext } from './backend.ts';

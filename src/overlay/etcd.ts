@@ -9,8 +9,6 @@ import https from 'node:https';
 import { EtcdError, INVALID_TOKEN, plainTextError, serverError, transportError, type ErrorBody } from './etcd-errors.ts';
 import { ListAgain } from './subnet-store.ts';
 
-export { EtcdError, type EtcdErrorKind } from './etcd-errors.ts';
-
 export interface KeyValue {
   key: string;
   value: string;

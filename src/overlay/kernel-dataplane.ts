@@ -12,6 +12,7 @@ import { formatCidr, networkOf, parseIP, sameIP, type Cidr, type IP } from '../n
 import { strerror } from '../sys/addon.ts';
 import { describeEntry, KernelRefusal, type Dataplane, type Entry, type Underlay, type UnderlayQuery, type VxlanFound, type VxlanSpec } from './dataplane.ts';
 import { enableForwarding, ensureForwardAccept, ensureMasquerade } from './host.ts';
+import { isLinkLocal } from './subnets.ts';
 
 /** The kernel's answers that mean "not there" to a removal: gone is gone. */
 const ABSENT = [Errno.ENOENT, Errno.ESRCH, Errno.ENODEV, Errno.EADDRNOTAVAIL];
@@ -20,9 +21,6 @@ const ABSENT = [Errno.ENOENT, Errno.ESRCH, Errno.ENODEV, Errno.EADDRNOTAVAIL];
 function reasonOf(err: KernelError): string {
   return `${err.kernelMessage ?? strerror(err.errno)} (${err.errnoName})`;
 }
-
-/** An IPv6 link-local address (fe80::/10): the kernel's, never ours to keep or remove. */
-const linkLocal = (c: Cidr) => c.ip.family === 6 && c.ip.n >> 118n === 0x3fan;
 
 const IFA_F_TEMPORARY = 0x1;
 const IFA_F_DEPRECATED = 0x20;
@@ -33,7 +31,7 @@ const IFA_F_DEPRECATED = 0x20;
  * deprecated ones left out.
  */
 function publicV6(addrs: Addr[]): IP[] {
-  const global = (a: Addr) => !linkLocal({ ip: a.address, prefix: 128 });
+  const global = (a: Addr) => !isLinkLocal(a.address);
   const rank = (a: Addr) => (global(a) ? 0 : 4) + (a.flags & AddrFlag.permanent ? 0 : 2) + (a.flags & IFA_F_TEMPORARY ? 1 : 0);
   return addrs
     .filter((a) => !(a.flags & IFA_F_DEPRECATED) && a.scope !== Scope.host && a.address.n >> 120n !== 0xffn)
@@ -134,7 +132,7 @@ export class KernelDataplane implements Dataplane {
       under !== undefined &&
       v.dev === under.index &&
       v.learning === spec.learning;
-    const addrs = (await this.nl.addrs({ index: l.index })).map((a) => ({ ip: a.address, prefix: a.prefix })).filter((c) => !linkLocal(c));
+    const addrs = (await this.nl.addrs({ index: l.index })).map((a) => ({ ip: a.address, prefix: a.prefix })).filter((c) => !isLinkLocal(c.ip));
     return { mac: l.mac ?? '', mtu: l.mtu, up: l.up, matches, addrs };
   }
 

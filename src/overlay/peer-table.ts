@@ -39,8 +39,8 @@ export interface PeerTableOptions {
   backend: Backend;
   log: Logger;
   self: Self;
-  /** Retries of a refused peer: 1 s doubling to 30 s by default. */
-  retry?: Backoff;
+  /** Retries of a refused peer. */
+  retry: Backoff;
   timer?: Timer;
   random?: () => number;
 }
@@ -74,7 +74,6 @@ interface Held {
   applied: boolean;
 }
 
-export const DEFAULT_RETRY: Backoff = { baseMs: 1000, maxMs: 30_000 };
 const byOrder = (a: Entry, b: Entry) => ENTRY_ORDER[a.kind] - ENTRY_ORDER[b.kind];
 const reasonOf = (err: unknown) => (err instanceof KernelRefusal ? `${err.entry}: ${err.reason}` : err instanceof Error ? err.message : String(err));
 const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
@@ -100,7 +99,7 @@ export class PeerTable {
     this.backend = o.backend;
     this.log = o.log;
     this.self = o.self;
-    this.retry = o.retry ?? DEFAULT_RETRY;
+    this.retry = o.retry;
     this.timer = o.timer ?? realTimer;
     this.random = o.random ?? Math.random;
   }
@@ -122,7 +121,10 @@ export class PeerTable {
    */
   recheck(): Promise<void> {
     return this.serial(async () => {
-      this.markDrift(await this.dp.list(this.backend.devices));
+      // Only the devices it made entries on: recheck sweeps nothing, so the rest is not read.
+      const devs = [...new Set([...this.held.values()].map((h) => h.entry.dev))];
+      if (devs.length === 0) return;
+      this.markDrift(await this.dp.list(devs));
       for (const p of [...this.peers.values()]) await this.reprogramDrifted(p);
     });
   }

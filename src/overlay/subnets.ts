@@ -22,3 +22,6 @@ export function subnetContaining(network: Cidr, ip: IP, len: number): Cidr | und
   if (!contains(network, ip)) return undefined;
   return networkOf({ ip, prefix: len });
 }
+
+/** An IPv6 link-local address (fe80::/10): the kernel's own neighbours, routes and addresses. */
+export const isLinkLocal = (ip: IP): boolean => ip.family === 6 && ip.n >> 118n === 0x3fan;

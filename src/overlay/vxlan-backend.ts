@@ -19,6 +19,7 @@ import { isPeerRouteOnUnderlay, noV6, type Backend, type BackendContext, type Ow
 import type { VxlanConfig } from './config.ts';
 import type { Entry, VxlanFound, VxlanSpec } from './dataplane.ts';
 import { isUnicast, parseUnicastMac, type Lease, type Parsed } from './lease.ts';
+import { isLinkLocal } from './subnets.ts';
 
 /**
  * What flanneld takes off the MTU for VXLAN (the pods' MTU in the subnet file, and the MTU it
@@ -36,9 +37,6 @@ const KERNEL_HEADROOM: Record<Family, number> = { 4: 50, 6: 70 };
 
 export const vtepName = (vni: number): string => `flannel.${vni}`;
 export const vtepV6Name = (vni: number): string => `flannel-v6.${vni}`;
-
-/** The IPv6 link-local range (fe80::/10): the kernel's own neighbours and routes. */
-const linkLocal = (ip: IP) => ip.family === 6 && ip.n >> 118n === 0x3fan;
 
 /** One VXLAN device of one family and what it has found and chosen. */
 interface Vtep {
@@ -164,7 +162,7 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
       // Of the device's own family, and not the kernel's own: link-local, and the multicast
       // neighbours IPv6 makes for its MLD reports (ff02::16 lladdr 33:33:00:00:00:16).
       const ip = e.kind === 'neigh' ? e.ip : e.via;
-      return ip.family === t.family && isUnicast(ip) && !linkLocal(ip);
+      return ip.family === t.family && isUnicast(ip) && !isLinkLocal(ip);
     },
   };
 }

@@ -8,7 +8,7 @@ import { CniError, ErrCode } from '../cni/errors.ts';
 export interface Addon {
   /** flock(2); 0 or the errno. */
   flock(fd: number, op: number): number;
-  /** flock(2) on a libuv worker thread, for a lock that may be held for long. */
+  /** flock(2) on a thread of the addon's own, for a lock that may be held for long. */
   flockWait(fd: number, op: number): Promise<number>;
   /** setns(2) of Node's main thread only (worker threads stay); 0 or the errno. */
   setns(fd: number, nstype: number): number;
@@ -22,7 +22,7 @@ export interface Addon {
   nlOpen(protocol: number): number;
   /** One request, every answer up to the ack, error or end of dump; or -errno. */
   nlRequest(fd: number, msg: Buffer): Buffer | number;
-  /** The same on a libuv worker thread. */
+  /** The same on a thread of the addon's own. */
   nlRequestAsync(fd: number, msg: Buffer): Promise<Buffer | number>;
   LOCK_SH: number;
   LOCK_EX: number;

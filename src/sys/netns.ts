@@ -1,8 +1,8 @@
 // Network namespaces by path: checking that CNI_NETNS is one, and entering one from Node
 // itself through our addon's setns(2). setns moves only the calling thread, Node's main
 // thread, so work in the namespace is synchronous and brief: a netlink socket or a process
-// made then belongs to it, and /proc/sys/net opened then is its; libuv's worker threads
-// (async fs) stay where they are. The thread always goes back before anything else runs.
+// made then belongs to it, and /proc/sys/net opened then is its; every other thread
+// (the addon's, libuv's) stays where it is. The thread always goes back before anything else runs.
 import { closeSync, openSync, statfsSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { addon, errnoName, type Addon } from './addon.ts';

@@ -6,7 +6,7 @@ import { GRACE_MS, judge, type Evidence } from '../../src/ipam/liveness.ts';
 const now = Date.UTC(2026, 0, 10, 12, 0, 0);
 const boot = now - 3600_000; // booted an hour ago
 const owner = { id: 'c1', ifname: 'eth0' };
-const node = (addrs: string[], doubts: string[] = []) => ({ addresses: new Set(addrs), namespaces: 3, gone: 0, doubts });
+const node = (addrs: string[], doubts: string[] = []) => ({ addresses: new Set(addrs), namespaces: 3, doubts });
 const ev = (n: Evidence['node']): Evidence => ({ nowMs: now, bootMs: boot, node: n, graceMs: GRACE_MS });
 
 describe('judging a lease', () => {
