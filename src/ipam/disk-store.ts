@@ -11,7 +11,7 @@
 // DiskStore names the directory; lock() hands out a DiskTxn, which holds everything one
 // locked operation learns and changes, and ends with it (commit, unlock).
 import { lstatSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, type Dirent, type Stats } from 'node:fs';
-import path from 'node:path';
+import { join } from 'node:path';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from '../sys/flock.ts';
 import { writeFresh } from './fresh-file.ts';
@@ -41,8 +41,8 @@ export class DiskStore {
   readonly indexFile: string;
 
   constructor(dataDir: string, network: string) {
-    // Normalised once; names below are joined by hand (path.join, cold, costs ~40 µs a call).
-    this.dir = path.join(dataDir, network);
+    // Normalised once (join); names below are joined by hand (join, cold, costs ~40 µs a call).
+    this.dir = join(dataDir, network);
     this.meta = `${this.dir}/${META}`;
     this.indexFile = `${this.meta}/leases`;
   }

@@ -3,18 +3,18 @@
 // Same layout as flannel's plugin, so either can clean up after the other:
 // <dataDir>/<containerID>, mode 0600, in a directory of mode 0700.
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { join } from 'node:path';
 import { CniError, ErrCode } from '../../cni/errors.ts';
 
 export function storedPath(dataDir: string, containerId: string): string {
-  return path.join(dataDir, containerId);
+  return join(dataDir, containerId);
 }
 
 /** Writes the file whole or not at all (a crash mid-write must not leave half a config). */
 export function saveDelegateConf(dataDir: string, containerId: string, bytes: string): void {
   const file = storedPath(dataDir, containerId);
   // A leading dot: no container ID can start with one, so no temp name is ever an ID.
-  const tmp = path.join(dataDir, `.${containerId}.tmp-${process.pid}`);
+  const tmp = join(dataDir, `.${containerId}.tmp-${process.pid}`);
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(tmp, bytes, { mode: 0o600, flush: true });

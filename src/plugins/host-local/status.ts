@@ -5,7 +5,7 @@
 // the whole node NotReady (and its pods get evicted), which is far worse than the ADD
 // that fails, with code 11, until an address is freed.
 import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { CniError, ErrCode } from '../../cni/errors.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { loadIpamConfig } from '../../ipam/config.ts';
@@ -16,13 +16,13 @@ import { rangeFor, rangeSetToString } from '../../ipam/range-set.ts';
 
 function requireWritable(dir: string): void {
   // The nearest existing ancestor is where the store would be created.
-  let at = path.resolve(dir);
+  let at = resolve(dir);
   for (;;) {
     try {
       accessSync(at, constants.F_OK);
       break;
     } catch {
-      const up = path.dirname(at);
+      const up = dirname(at);
       if (up === at) break;
       at = up;
     }
