@@ -92,22 +92,12 @@ export class DiskStore {
     }
   }
 
-  /** The persisted index, when it still describes the directory. */
-  current(): Snapshot | undefined {
-    const idx = readIndex(this.indexFile);
-    if (!idx) return undefined;
-    try {
-      // Index first, then stat: a writer changes the directory before it replaces the
-      // index, so a match means the table was the directory's state at the stat.
-      return sameStamp(idx.stamp, dirStamp(this.dir)) ? idx : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Without the lock: the persisted index, when it still describes the directory. */
+  /** The persisted index, when it still describes the directory (also without the lock). */
   peek(): Snapshot | undefined {
-    return this.current();
+    // Index first, then stat: a writer changes the directory before it replaces the
+    // index, so a match means the table was the directory's state at the stat.
+    const idx = readIndex(this.indexFile);
+    return idx && this.isCurrent(idx.stamp) ? idx : undefined;
   }
 
   /** Without the lock: true when the persisted index, still describing the directory,
@@ -117,13 +107,8 @@ export class DiskStore {
     const key = LeaseTable.keyOf(id, ifname);
     if (key === undefined) return true;
     const idx = searchIndex(this.indexFile, key);
-    if (!idx || idx.found) return false;
-    try {
-      // Index first, then stat, as current() does.
-      return sameStamp(idx.stamp, dirStamp(this.dir));
-    } catch {
-      return false;
-    }
+    // Index first, then stat, as peek() does.
+    return idx !== undefined && !idx.found && this.isCurrent(idx.stamp);
   }
 
   /** Without the lock: true when the persisted index, still describing the directory,
@@ -133,13 +118,8 @@ export class DiskStore {
   allHeldBy(ids: readonly string[], ifname: string): boolean {
     let j = 0;
     const stamp = eachIndexPiece(this.indexFile, (lines) => (j = walkHeld(lines, 0, ids, j, ifname)) >= 0);
-    if (!stamp) return false;
-    try {
-      // Index first, then stat, as current() does.
-      return sameStamp(stamp, dirStamp(this.dir));
-    } catch {
-      return false;
-    }
+    // Index first, then stat, as peek() does.
+    return stamp !== undefined && this.isCurrent(stamp);
   }
 
   /** Reads every lease file; `stamp` is set when the directory did not change meanwhile. */
@@ -196,6 +176,12 @@ export class DiskStore {
       return undefined;
     }
   }
+
+  /** Whether the directory is still as `stamp` saw it (false when it cannot be read). */
+  isCurrent(stamp: DirStamp): boolean {
+    const now = this.stampNow();
+    return now !== undefined && sameStamp(stamp, now);
+  }
 }
 
 /** One locked operation on a DiskStore: what it read and what it changed. */
@@ -242,8 +228,7 @@ export class DiskTxn implements LeaseTxn {
     // index need not be read again (0.5 ms at 10,000 leases).
     const peeked = this.peeked;
     this.peeked = undefined;
-    const now = peeked && this.store.stampNow();
-    const idx = peeked && now && sameStamp(peeked.stamp, now) ? peeked : this.store.current();
+    const idx = peeked && this.store.isCurrent(peeked.stamp) ? peeked : this.store.peek();
     if (idx) {
       this.table = idx.table;
       this.known = idx.stamp;
@@ -264,10 +249,7 @@ export class DiskTxn implements LeaseTxn {
   /** Runs `change`, which adds or removes entries of `dir`, keeping `known` exact: a
    *  stamp that moved before our change means someone else changed the directory. */
   private changing<T>(change: () => T): T {
-    if (this.known) {
-      const now = this.store.stampNow();
-      if (!now || !sameStamp(this.known, now)) this.known = undefined;
-    }
+    if (this.known && !this.store.isCurrent(this.known)) this.known = undefined;
     const result = change(); // a failed change changed nothing
     this.dirChanged = true;
     if (this.known) this.known = this.store.stampNow();
