@@ -16,7 +16,7 @@ import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from '../sys/flock.ts';
 import { writeFresh } from './fresh-file.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
-import { dirStamp, eachIndexPiece, readIndex, sameStamp, searchIndex, writeIndex, type DirStamp } from './lease-index.ts';
+import { dirStamp, eachIndexPiece, indexLacks, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
 import { formatLease, parseLease } from './lease-file.ts';
 import type { LeaseTxn } from './lease-store.ts';
 import { LeaseTable, walkHeld, type LeaseEntry } from './lease-table.ts';
@@ -106,9 +106,9 @@ export class DiskStore {
   holdsNothing(id: string, ifname: string): boolean {
     const key = LeaseTable.keyOf(id, ifname);
     if (key === undefined) return true;
-    const idx = searchIndex(this.indexFile, key);
+    const stamp = indexLacks(this.indexFile, key);
     // Index first, then stat, as peek() does.
-    return idx !== undefined && !idx.found && this.isCurrent(idx.stamp);
+    return stamp !== undefined && this.isCurrent(stamp);
   }
 
   /** Without the lock: true when the persisted index, still describing the directory,

@@ -55,47 +55,16 @@ export function readIndex(file: string): { stamp: DirStamp; table: LeaseTable } 
 const PIECE = 64 * 1024;
 
 /**
- * Whether `needle` (text without a newline inside) occurs in the index in `file`, and the
- * stamp the index carries; undefined when the file is missing, torn or of another format.
- * The file is searched piece by piece as bytes, never made into a string: DEL's question
- * ("does this container hold anything?") on a store of 10,000 leases. A found needle is
- * answered at once (the caller reads the table then), the file's end is checked otherwise.
+ * The stamp of the index in `file` when it is whole, of this format, and `needle` (a line's
+ * start: "\n" then text without a newline) occurs nowhere in it; undefined otherwise, also
+ * as soon as `needle` is found. Searched piece by piece as bytes, never made into a string:
+ * DEL's question ("does this container hold nothing?") on a store of 10,000 leases.
  */
-export function searchIndex(file: string, needle: string): { stamp: DirStamp; found: boolean } | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    const pat = Buffer.from(needle);
-    // Kept from one piece to the next: a needle across the seam, and the trailer.
-    const keep = Math.max(pat.length - 1, TRAILER.length);
-    const buf = Buffer.allocUnsafe(PIECE);
-    let stamp: DirStamp | undefined;
-    let have = 0;
-    for (;;) {
-      const n = readSync(fd, buf, have, PIECE - have, null);
-      if (n === 0) break;
-      const end = have + n;
-      if (!stamp) {
-        const nl = buf.subarray(0, end).indexOf(10);
-        if (nl < 0) return undefined;
-        stamp = parseHead(buf.toString('latin1', 0, nl));
-        if (!stamp) return undefined;
-      }
-      if (buf.subarray(0, end).indexOf(pat) >= 0) return { stamp, found: true };
-      have = Math.min(keep, end);
-      buf.copy(buf, 0, end - have, end);
-    }
-    if (!stamp || have < TRAILER.length || buf.toString('latin1', have - TRAILER.length, have) !== TRAILER) return undefined;
-    return { stamp, found: false };
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
+export function indexLacks(file: string, needle: string): DirStamp | undefined {
+  const pat = Buffer.from(needle);
+  // Each range is preceded by the newline that ends the line before it: a needle that
+  // starts with one is found at a range's first line too.
+  return eachPiece(file, (buf, from, upTo) => buf.subarray(from - 1, upTo).indexOf(pat) < 0);
 }
 
 /**
@@ -107,6 +76,14 @@ export function searchIndex(file: string, needle: string): { stamp: DirStamp; fo
  * the 0.4 MB file and its 0.4 MB string in memory (each page a fault).
  */
 export function eachIndexPiece(file: string, each: (lines: string) => boolean): DirStamp | undefined {
+  return eachPiece(file, (buf, from, upTo) => each(buf.toString('utf8', from, upTo)));
+}
+
+/**
+ * The walk under indexLacks and eachIndexPiece: `each` gets the buffer and the range of
+ * the whole lines of each piece, `buf[from - 1]` always the newline before the first.
+ */
+function eachPiece(file: string, each: (buf: Buffer, from: number, upTo: number) => boolean): DirStamp | undefined {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -121,10 +98,11 @@ export function eachIndexPiece(file: string, each: (lines: string) => boolean): 
       const n = readSync(fd, buf, have, PIECE - have, null);
       const end = have + n;
       if (n === 0) {
-        // Held back until the end: the last line, which must be the trailer's "#end".
-        return stamp && buf.toString('latin1', 0, end) === TRAILER.slice(1) ? stamp : undefined;
+        // Held back until the end, with the newline before it: the trailer.
+        return stamp && buf.toString('latin1', 0, end) === TRAILER ? stamp : undefined;
       }
-      let from = 0;
+      // After the header, what is carried over starts with the newline before its first line.
+      let from = 1;
       if (!stamp) {
         const nl = buf.subarray(0, end).indexOf(10);
         stamp = nl < 0 ? undefined : parseHead(buf.toString('latin1', 0, nl));
@@ -134,8 +112,8 @@ export function eachIndexPiece(file: string, each: (lines: string) => boolean): 
       // Every whole line but the last one of what is here (it may be the trailer).
       const last = buf.lastIndexOf(10, end - 1);
       const upTo = last > from ? buf.lastIndexOf(10, last - 1) + 1 : from;
-      if (upTo > from && !each(buf.toString('utf8', from, upTo))) return undefined;
-      const start = Math.max(upTo, from);
+      if (upTo > from && !each(buf, from, upTo)) return undefined;
+      const start = Math.max(upTo, from) - 1;
       have = end - start;
       if (have === PIECE) return undefined;
       buf.copy(buf, 0, start, end);
@@ -149,7 +127,7 @@ export function eachIndexPiece(file: string, each: (lines: string) => boolean): 
 
 /** Replaces `file` whole (write to `tmp`, rename): a reader sees the old or the new index. */
 export function writeIndex(file: string, tmp: string, stamp: DirStamp, table: LeaseTable): void {
-  const text = `${MAGIC} ${stamp.ino} ${stamp.mtimeNs} ${stamp.ctimeNs}\n${table.text()}#end\n`;
+  const text = `${MAGIC} ${stamp.ino} ${stamp.mtimeNs} ${stamp.ctimeNs}\n${table.text()}${TRAILER.slice(1)}`;
   writeFresh(tmp, text);
   renameSync(tmp, file);
 }
