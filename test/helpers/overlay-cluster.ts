@@ -270,6 +270,11 @@ export class Cluster {
    * ("10.244.1.0-24") -> value as stored (`text`) and parsed (flanneld's JSON, or the text of
    * a bad one), plus the TTL lease ID.
    */
+  /** Lease key -> etcd lease ID: an ID that stays across a wait means the lease was renewed, not written again. */
+  async leaseIds(prefix?: string): Promise<Map<string, string>> {
+    return new Map([...(await this.leases(prefix))].map(([k, v]) => [k, v.lease]));
+  }
+
   async leases(prefix = '/coreos.com/network'): Promise<Map<string, { value: unknown; text: string; lease: string }>> {
     const subnets = `${prefix}/subnets/`;
     // Lease IDs are 64-bit JSON numbers: keep them as strings.

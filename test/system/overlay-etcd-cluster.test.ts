@@ -19,8 +19,6 @@ async function meshed(ms: number): Promise<void> {
     await eventually(async () => expect(await routes(w)).toEqual(subnets.filter((_, j) => j !== i).sort()), ms);
   }
 }
-/** Lease key -> etcd lease ID, for every worker. */
-const leaseIds = async () => new Map([...(await c.leases())].map(([k, v]) => [k, v.lease]));
 
 async function join(name: string, ip: string): Promise<Node> {
   const n = await c.addNode(name, ip);
@@ -44,7 +42,7 @@ describe('a three-member etcd cluster', () => {
   });
 
   it('the member in use is killed: leases keep renewing, and a node added afterwards is programmed everywhere within 10 s', async () => {
-    const before = await leaseIds();
+    const before = await c.leaseIds();
     await c.stopMember(0, 'SIGKILL');
     await join('worker03', '172.16.1.103');
     await meshed(10_000);
@@ -52,14 +50,14 @@ describe('a three-member etcd cluster', () => {
     for (const w of workers.slice(0, 2))
       expect(w.agent!.log).toMatch(/warn {2}etcd http:\/\/172\.16\.1\.100:2379 failed \(.*\): moving to http:\/\/172\.16\.1\.91:2379/);
     await new Promise((r) => setTimeout(r, 6000));
-    const after = await leaseIds();
+    const after = await c.leaseIds();
     for (const [k, id] of before) expect(after.get(k), k).toBe(id);
     for (const w of workers) expect(w.agent!.log).not.toMatch(/is gone \(expired or deleted\)/);
   });
 
   it('the member in use stops answering (SIGSTOP, connections left open): the agents notice and move on; a node added then is programmed everywhere', async () => {
     await c.startEtcd(); // the killed member rejoins
-    const before = await leaseIds();
+    const before = await c.leaseIds();
     // The member worker01 uses now: the last one it moved to.
     const url = [...workers[0]!.agent!.log.matchAll(/moving to (http:\/\/[\d.]+:2379)/g)].at(-1)?.[1] ?? c.members[0]!.url;
     const member = c.members.find((m) => m.url === url)!;
@@ -73,7 +71,7 @@ describe('a three-member etcd cluster', () => {
     } finally {
       process.kill(member.daemon!.pid, 'SIGCONT');
     }
-    const after = await leaseIds();
+    const after = await c.leaseIds();
     for (const [k, id] of before) expect(after.get(k), k).toBe(id);
     for (const w of workers) expect(w.agent!.log).not.toMatch(/is gone \(expired or deleted\)/);
   });

@@ -122,9 +122,13 @@ describe('etcd with auth enabled (still over https with client certificates)', (
     const [l1, l2, l6] = [await c.leaseOf(w1), await c.leaseOf(w2), await c.leaseOf(w6)];
     await eventually(async () => expect((await routes(w1)).sort()).toEqual([l2.subnet, l6.subnet].sort()));
     await eventually(async () => expect((await routes(w2)).sort()).toEqual([l1.subnet, l6.subnet].sort()));
-    // Renewals go on through the token (TTL 3 s): the leases outlive the TTL.
+    // Renewals go on through the token (TTL 3 s): the same etcd leases outlive the TTL
+    // (a lease that expired would be written again under the same key, with a new ID).
+    const before = await c.leaseIds();
+    expect([...before.keys()].sort()).toEqual([l1.key, l2.key, l6.key].sort());
     await new Promise((r) => setTimeout(r, 4000));
-    expect([...(await c.leases()).keys()].sort()).toEqual([l1.key, l2.key, l6.key].sort());
+    expect(await c.leaseIds()).toEqual(before);
+    for (const n of [w1, w2, w6]) expect(n.agent!.log).not.toMatch(/is gone \(expired or deleted\)/);
   });
 
   it('a wrong password: exit 1, saying authentication failed', async () => {

@@ -30,7 +30,7 @@ describe('the import graph of src/', () => {
     const wrong: string[] = [];
     for (const file of sources(SRC)) {
       const from = path.relative(SRC, file).split(path.sep)[0]!;
-      for (const m of readFileSync(file, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.[^']+)'/g)) {
         const to = path.relative(SRC, path.resolve(path.dirname(file), m[1]!)).split(path.sep)[0]!;
         if (to === from || to.startsWith('..')) continue;
         const up = LAYER[to]! > LAYER[from]!;
