@@ -2,7 +2,7 @@
 // pod, hop by hop, read from the node it runs on (run it in the node's namespace).
 import { formatIP, parseIP } from '../net/ip.ts';
 import { DEFAULT_CACHE_DIR } from '../explain/cni-cache.ts';
-import { DEFAULT_LEASE_DIR } from '../explain/leases.ts';
+import { DEFAULT_DATA_DIR } from '../ipam/config.ts';
 import { ExplainError } from '../explain/locate-pod.ts';
 import { renderText } from '../explain/render.ts';
 import { walk } from '../explain/walk.ts';
@@ -43,7 +43,7 @@ export async function explainCommand(argv: ExplainArgs): Promise<number> {
   }
   try {
     const ex = await walk(target, ip, {
-      dataDir: argv.dataDir ?? DEFAULT_LEASE_DIR,
+      dataDir: argv.dataDir ?? DEFAULT_DATA_DIR,
       cacheDir: argv.cacheDir ?? DEFAULT_CACHE_DIR,
       ...(argv.netns ? { netns: argv.netns } : {}),
       ...(to ? { to } : {}),

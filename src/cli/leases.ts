@@ -5,12 +5,11 @@
 // are seen from.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_DATA_DIR } from '../ipam/config.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import type { Verdict } from '../ipam/liveness.ts';
 import { reclaimDead, type ReclaimOutcome } from '../ipam/reclaim.ts';
 import { validateNetworkName } from '../cni/validate.ts';
-
-export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
 export interface LeasesArgs {
   network?: string;
@@ -41,7 +40,7 @@ function networksIn(dataDir: string): string[] {
   return names
     .filter((n) => {
       try {
-        return statSync(path.join(dataDir, n)).isDirectory() && new DiskStore(dataDir, n).leaseNames().length + (hasLock(dataDir, n) ? 1 : 0) > 0;
+        return statSync(path.join(dataDir, n)).isDirectory() && (hasLock(dataDir, n) || new DiskStore(dataDir, n).leaseNames().length > 0);
       } catch {
         return false;
       }
@@ -65,7 +64,7 @@ async function examine(dataDir: string, network: string, argv: LeasesArgs): Prom
     // Under the flock host-local takes (ours and the reference's), also when only looking:
     // a lease half-way through an ADD is never judged. Looking writes nothing (no index).
     const dryRun = !argv.reclaim || argv.dryRun;
-    const opts = { dryRun, ...(argv.bootOnly ? { mainPlugin: 'macvlan' } : {}) };
+    const opts = { dryRun, bootOnly: argv.bootOnly === true };
     let out: ReclaimOutcome;
     if (dryRun) {
       const tx = await store.lock();

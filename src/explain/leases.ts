@@ -5,8 +5,6 @@ import { parseIP } from '../net/ip.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-export const DEFAULT_LEASE_DIR = '/var/lib/cni/networks';
-
 export interface Lease {
   network: string;
   ip: string;

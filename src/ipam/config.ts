@@ -9,7 +9,8 @@ import { validateNetworkName } from '../cni/validate.ts';
 import { formatIP, parseCidr, parseIP, widthOf, type IP } from '../net/ip.ts';
 import { canonicalizeRangeSet, rangeSetsOverlap, type RangeSet } from './range-set.ts';
 
-const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+/** host-local's dataDir when the config names none (the reference's). */
+export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
 export interface IpamConfig {
   /** The network name: the store's directory under dataDir. */

@@ -344,10 +344,6 @@ export class DiskTxn implements LeaseTxn {
     return text === undefined ? undefined : parseIP(text);
   }
 
-  release(ip: IP): void {
-    this.unlinkLease(formatIP(ip));
-  }
-
   private unlinkLease(name: string): void {
     try {
       this.changing(() => unlinkSync(`${this.dir}/${name}`));

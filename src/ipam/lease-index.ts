@@ -5,6 +5,7 @@
 // change (the reference plugin, an operator). What it cannot see: a lease file's
 // content edited in place, and a change whose timestamps were forged.
 import { closeSync, openSync, readFileSync, readSync, renameSync, statSync } from 'node:fs';
+import { isDigits } from '../net/ip.ts';
 import { writeFresh } from './fresh-file.ts';
 import { LeaseTable } from './lease-table.ts';
 
@@ -29,7 +30,7 @@ export const sameStamp = (a: DirStamp, b: DirStamp): boolean => a.ino === b.ino 
 function parseHead(head: string): DirStamp | undefined {
   const words = head.split(' ');
   const fields = words.slice(-3);
-  if (words.slice(0, -3).join(' ') !== MAGIC || fields.some((f) => !/^\d+$/.test(f))) return undefined;
+  if (words.slice(0, -3).join(' ') !== MAGIC || fields.some((f) => !isDigits(f, 20))) return undefined;
   return { ino: BigInt(fields[0]!), mtimeNs: BigInt(fields[1]!), ctimeNs: BigInt(fields[2]!) };
 }
 

@@ -8,7 +8,6 @@ export interface LeaseTxn {
   reserve(id: string, ifname: string, ip: IP, rangeId: string): boolean;
   /** The address set `rangeId` handed out last, if known and readable. */
   lastReservedIP(rangeId: string): IP | undefined;
-  release(ip: IP): void;
   /** Releases what (id, ifname) holds (or, when nothing, what id holds in the old
    *  one-line form); returns the released addresses. */
   releaseByID(id: string, ifname: string): IP[];

@@ -17,7 +17,8 @@ const LEGACY = '/';
 const TAB = 9;
 const NL = 10;
 const SLASH = 47; // LEGACY's char code
-const FIELD_BREAK = /[\t\n]/;
+/** A tab or newline: what would break an index line's fields (no regular expression: its compile costs every call). */
+const breaksField = (s: string): boolean => s.includes('\t') || s.includes('\n');
 
 /** Valid attachments: container ID → its ifname, or its ifnames when it has several. */
 export type Attachments = Map<string, string | Set<string>>;
@@ -25,7 +26,7 @@ export type Attachments = Map<string, string | Set<string>>;
 function line(name: string, owner: LeaseOwner | undefined): string {
   const ifname = owner?.ifname;
   // An ifname of "/" cannot be a real one, and would read back as the old form.
-  if (!owner || FIELD_BREAK.test(owner.id) || (ifname !== undefined && (FIELD_BREAK.test(ifname) || ifname === LEGACY))) {
+  if (!owner || breaksField(owner.id) || (ifname !== undefined && (breaksField(ifname) || ifname === LEGACY))) {
     return `\t\t${name}\n`;
   }
   return `${owner.id}\t${owner.ifname ?? LEGACY}\t${name}\n`;
@@ -62,7 +63,7 @@ export class LeaseTable {
    *  ifname) can hold nothing, being no value a line can have. */
   static keyOf(id: string, ifname: string): string | undefined {
     const key = id.trim();
-    if (key === '' || FIELD_BREAK.test(key) || FIELD_BREAK.test(ifname) || ifname === LEGACY) return undefined;
+    if (key === '' || breaksField(key) || breaksField(ifname) || ifname === LEGACY) return undefined;
     return `\n${key}\t`;
   }
 

@@ -22,10 +22,6 @@ export class MemoryStore implements LeaseTxn {
     return text === undefined ? undefined : parseIP(text);
   }
 
-  release(ip: IP): void {
-    this.leases.delete(formatIP(ip));
-  }
-
   releaseByID(id: string, ifname: string): IP[] {
     const held = this.matching(id, ifname);
     const chosen = held.exact.length > 0 ? held.exact : held.legacy;

@@ -18,11 +18,10 @@ export interface NodeAddresses {
 }
 
 /** How the node is looked at: the netlink scan below, or another in tests of the policy. */
-export type ReadNodeAddresses = () => Promise<NodeAddresses>;
 
 const why = (err: unknown) => (err as Error)?.message ?? String(err);
 
-export const readNodeAddresses: ReadNodeAddresses = async () => {
+export const readNodeAddresses = async (): Promise<NodeAddresses> => {
   const out: NodeAddresses = { addresses: new Set(), namespaces: 0, doubts: [] };
   let nl: Netlink;
   try {

@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import type { DiskStore, DiskTxn } from './disk-store.ts';
 import { GRACE_MS, judge, type Evidence, type Verdict } from './liveness.ts';
-import { readNodeAddresses, type ReadNodeAddresses } from './node-addresses.ts';
+import { readNodeAddresses } from './node-addresses.ts';
 
 /** Main plugins whose pods hang off the node by a veth, so that the node sees them all. */
 const VETH_PLUGINS = new Set(['bridge', 'ptp']);
 
 /** When this boot began (ms since the epoch), from /proc/stat's btime. */
-export function bootTimeMs(): number | undefined {
+function bootTimeMs(): number | undefined {
   try {
     const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'));
     return m ? Number(m[1]) * 1000 : undefined;
@@ -24,8 +24,8 @@ export interface ReclaimOptions {
   mainPlugin?: string;
   /** Judge only; release nothing. */
   dryRun?: boolean;
-  /** How the node's addresses are read (the netlink scan by default). */
-  readNode?: ReadNodeAddresses;
+  /** Only a reboot proves a lease dead (pods not attached by veths: `flannelette leases --boot-only`). */
+  bootOnly?: boolean;
 }
 
 export interface ReclaimOutcome {
@@ -35,11 +35,12 @@ export interface ReclaimOutcome {
 }
 
 /** The evidence, gathered once per operation. */
-export async function gatherEvidence(opts: ReclaimOptions): Promise<Evidence> {
+async function gatherEvidence(opts: ReclaimOptions): Promise<Evidence> {
   const plugin = opts.mainPlugin;
-  const node =
-    plugin === undefined || VETH_PLUGINS.has(plugin)
-      ? await (opts.readNode ?? readNodeAddresses)()
+  const node = opts.bootOnly
+    ? { unusable: '--boot-only: pods not attached to the node by veths' }
+    : plugin === undefined || VETH_PLUGINS.has(plugin)
+      ? await readNodeAddresses()
       : { unusable: `pods of main plugin "${plugin}" are not reached through veths from the node` };
   return { nowMs: Date.now(), bootMs: bootTimeMs(), node, graceMs: GRACE_MS };
 }

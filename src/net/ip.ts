@@ -37,7 +37,7 @@ const mk = (family: Family, n: bigint): IP => ({ family, n });
 // process that parses a few addresses once (measured: 15-80 µs each).
 
 /** 1 to `max` decimal digits. */
-function isDigits(s: string, max: number): boolean {
+export function isDigits(s: string, max: number): boolean {
   if (s.length === 0 || s.length > max) return false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
