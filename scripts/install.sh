@@ -108,13 +108,13 @@ for js in "$root"/dist/*.cjs; do
     target="$dir/$name"
     bundle="$dir/.flannelette/$name.cjs"
     cp "$js" "$bundle.new" && mv -f "$bundle.new" "$bundle"
+    # A plugin's DEL prelude (src/main/<name>.prelude.ts), installed beside it as a part.
+    prelude=""
+    [ -f "$root/dist/$name.prelude.cjs" ] && prelude="$dir/.flannelette/$name.prelude.cjs"
     # One V8 worker thread, not four: a plugin call is one short process, and the others
     # cost their start and their join at exit (~3 % of a host-local DEL or GC, measured in
     # the benchmark). A Node option, not a V8 flag: the code caches stay valid.
     # (src/cni/invoke.ts isOurPlugin reads this line.)
-    # A plugin's DEL prelude (src/main/<name>.prelude.ts), installed beside it as a part.
-    prelude=""
-    [ -f "$root/dist/$name.prelude.cjs" ] && prelude="$dir/.flannelette/$name.prelude.cjs"
     { printf '#!%s/.flannelette/node --v8-pool-size=1\n' "$dir"; stub "$bundle" "$dir/.flannelette/cache/$name" "$dir/.flannelette/flannelette.node" "$prelude"; } > "$target.new"
   fi
   chmod 0755 "$target.new"

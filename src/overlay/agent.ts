@@ -57,7 +57,7 @@ export interface Timing {
   peer: Backoff;
 }
 
-export const DEFAULT_TIMING: Timing = {
+const DEFAULT_TIMING: Timing = {
   store: { baseMs: 250, maxMs: 5000 },
   race: { baseMs: 50, maxMs: 2000 },
   full: { baseMs: 1000, maxMs: 30_000 },
@@ -88,7 +88,7 @@ export interface AgentStatus {
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** The backend the config names. */
-export function createBackend(config: BackendConfig, ctx: BackendContext): Backend {
+function createBackend(config: BackendConfig, ctx: BackendContext): Backend {
   return config.type === 'host-gw' ? hostGwBackend(ctx) : vxlanBackend(config, ctx);
 }
 

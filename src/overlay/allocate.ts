@@ -7,7 +7,7 @@ import type { SubnetRange } from './config.ts';
 import { blockSize, overlaps, within } from './subnets.ts';
 
 /** How many free subnets to choose among (flannel's number). */
-export const CANDIDATES = 100;
+const CANDIDATES = 100;
 
 /** Whether `subnet` is one this range may lease: the right size, between SubnetMin and SubnetMax. */
 export function isLeasable(range: SubnetRange, subnet: Cidr): boolean {

@@ -71,7 +71,7 @@ const TOP_KEYS = [
 const VXLAN_KEYS = ['Type', 'VNI', 'Port', 'MTU', 'GBP', 'Learning', 'DirectRouting'];
 /** vxlan keys flanneld reads on Windows only. */
 const VXLAN_WINDOWS_KEYS = ['MacPrefix', 'Name'];
-export const BACKEND_TYPES = ['vxlan', 'host-gw'] as const;
+const BACKEND_TYPES = ['vxlan', 'host-gw'] as const;
 
 /** `o[key]` as Go's encoding/json finds a field: the exact name, else the first name equal to it in any case. */
 function field(o: Obj, key: string): unknown {

@@ -25,7 +25,7 @@ import { isLinkLocal } from './subnets.ts';
  * What flanneld takes off the MTU for VXLAN (the pods' MTU in the subnet file, and the MTU it
  * asks for the devices): outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
  */
-export const VXLAN_OVERHEAD = 50;
+const VXLAN_OVERHEAD = 50;
 /**
  * The most the kernel lets a VXLAN device have over the underlay's MTU: it clamps what it
  * is asked for at creation, and refuses more later. Over IPv6 the outer header is 20 bytes
@@ -35,8 +35,8 @@ export const VXLAN_OVERHEAD = 50;
  */
 const KERNEL_HEADROOM: Record<Family, number> = { 4: 50, 6: 70 };
 
-export const vtepName = (vni: number): string => `flannel.${vni}`;
-export const vtepV6Name = (vni: number): string => `flannel-v6.${vni}`;
+const vtepName = (vni: number): string => `flannel.${vni}`;
+const vtepV6Name = (vni: number): string => `flannel-v6.${vni}`;
 
 /** One VXLAN device of one family and what it has found and chosen. */
 interface Vtep {

@@ -11,7 +11,7 @@ import { addon, errnoName, type Addon } from './addon.ts';
 
 /** The environment of every child: absolute search paths (a runtime may exec us with no
  *  PATH at all) and C messages. */
-export const CHILD_ENV = { PATH: '/usr/sbin:/sbin:/usr/bin:/bin', LC_ALL: 'C' };
+const CHILD_ENVP: string[] = ['PATH=/usr/sbin:/sbin:/usr/bin:/bin', 'LC_ALL=C'];
 
 /** Bytes of input a pipe always takes without a reader (its capacity is 64 KiB). */
 const PIPE_SAFE = 32 * 1024;
@@ -64,10 +64,7 @@ function writeAll(fd: number, data: string): void {
  */
 export async function run(cmd: string, args: readonly string[], input = ''): Promise<RunResult> {
   const n = addon();
-  const r = n.spawn(
-    [cmd, ...args],
-    Object.entries(CHILD_ENV).map(([k, v]) => `${k}=${v}`),
-  );
+  const r = n.spawn([cmd, ...args], CHILD_ENVP);
   if (typeof r === 'number') throw new CniError(ErrCode.IOFailure, `failed to run ${cmd}: ${errnoName(-r)}`);
   const [pid, stdin, stdout, stderr] = r;
   const out = text(pipeStream(stdout, false));

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Ctx } from '../context.ts';
 import { newSeries, type Series } from '../series.ts';
+import { summarize } from '../stats.ts';
 
 export interface JoinResult {
   converged: Series;
@@ -45,6 +46,6 @@ export function benchOverlayJoin(ctx: Ctx, log: (s: string) => void): JoinResult
   converged.samples.push(r.convergedMs);
   converged.facts = { nodes: r.nodes, exits: r.exits, everyLeaseAfterMs: r.leasedMs, lostRaces: r.lostRaces };
   rss.samples.push(...r.rssMiB);
-  rss.facts = { anonymousMedianMiB: Math.round(r.anonMiB.sort((a, b) => a - b)[Math.floor(r.anonMiB.length / 2)]! * 10) / 10 };
+  rss.facts = { anonymousMedianMiB: Math.round(summarize(r.anonMiB).median * 10) / 10 };
   return { converged, rss };
 }

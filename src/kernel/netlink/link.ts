@@ -144,8 +144,8 @@ export function portSet(op: Extract<Op, { kind: 'port-set' }>): Buffer {
   return encodeMessage(RTM_NEWLINK, 0, ifinfomsg(), [[IFLA_IFNAME, op.dev], info]);
 }
 
-export function linkDel(dev: string | number): Buffer {
-  return typeof dev === 'number' ? encodeMessage(RTM_DELLINK, 0, ifinfomsg(dev)) : encodeMessage(RTM_DELLINK, 0, ifinfomsg(), [[IFLA_IFNAME, dev]]);
+export function linkDel(dev: string): Buffer {
+  return encodeMessage(RTM_DELLINK, 0, ifinfomsg(), [[IFLA_IFNAME, dev]]);
 }
 
 /** RTM_GETLINK of one link, by name or index. */
