@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, utimesSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { Netns } from './netns.ts';
-import { ourBinDir } from './plugin.ts';
+import { flanneletteCli } from './plugin.ts';
 
 /** When this machine booted (ms since the epoch), from /proc/stat. */
 export function bootTimeMs(): number {
@@ -52,7 +52,7 @@ export interface LeasesCliOutcome {
 
 /** Runs the installed `flannelette leases ARGS` inside `node`; `--json` output is parsed. */
 export async function leasesCli(node: Netns, args: string[]): Promise<LeasesCliOutcome> {
-  const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
+  const exe = flanneletteCli();
   const r = await execa('ip', ['netns', 'exec', node.name, exe, 'leases', ...args], { reject: false, extendEnv: false, env: {} });
   let json: LeasesJson | undefined;
   try {

@@ -14,7 +14,7 @@ import { eventually } from './eventually.ts';
 import type { IpFdb, IpLink, IpNeigh, IpRoute } from './ip-json.ts';
 import { createNs, type Netns } from './netns.ts';
 import type { Pki } from './pki.ts';
-import { ourBinDir } from './plugin.ts';
+import { flanneletteCli, ourBinDir } from './plugin.ts';
 
 export const NETWORK_CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
 
@@ -308,7 +308,7 @@ export class Cluster {
 
   /** Starts the installed agent in `node`'s namespace (lease TTL 3 s unless `extra` says); `etcd` replaces etcdArgs(). */
   startAgent(node: Node, extra: string[] = [], etcd: string[] = this.etcdArgs()): Daemon {
-    const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
+    const exe = flanneletteCli();
     const proc = execa(
       'ip',
       [

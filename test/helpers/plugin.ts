@@ -13,6 +13,11 @@ export function ourBinDir(): string {
   return inject('binDir');
 }
 
+/** The installed `flannelette` command (agent, explain, leases), beside the plugins. */
+export function flanneletteCli(): string {
+  return path.join(ourBinDir(), '.flannelette', 'flannelette');
+}
+
 export interface Call {
   command: string;
   containerId?: string;

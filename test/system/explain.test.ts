@@ -10,13 +10,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cnitool } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { callPlugin, cniBinDir, type CniResult, ipOf, ourBinDir, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
+import { callPlugin, cniBinDir, type CniResult, flanneletteCli, ipOf, ourBinDir, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
 import type { IpLink } from '../helpers/ip-json.ts';
 import { eventually } from '../helpers/eventually.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(ROOT, 'node_modules/.bin/node');
-let CLI = '';
 
 const REMOTE_MAC = '06:f5:5b:c5:a4:c9';
 const SUBNET_ENV = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
@@ -37,7 +36,7 @@ async function explain(node: Netns, target: string, opts: { to?: string; json?: 
 
 /** The same through the installed `flannelette explain`. */
 async function explainCli(node: Netns, args: string[]): Promise<Run> {
-  const r = await execa('ip', ['netns', 'exec', node.name, CLI, 'explain', ...args], { reject: false });
+  const r = await execa('ip', ['netns', 'exec', node.name, flanneletteCli(), 'explain', ...args], { reject: false });
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -213,8 +212,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
 
   it('the installed `flannelette explain` gives the same, its options spelled as on the command line', async () => {
     // Global setup installs dist/ into ourBinDir(), the CLI with it: missing means the install is broken.
-    CLI = path.join(ourBinDir(), '.flannelette', 'flannelette');
-    expect(existsSync(CLI), CLI).toBe(true);
+    expect(existsSync(flanneletteCli()), flanneletteCli()).toBe(true);
     const direct = await explain(s.node, '10.244.1.2', opts({ to: '10.244.2.2', json: true }));
     const r = await explainCli(s.node, ['10.244.1.2', '--to', '10.244.2.2', '--json', '--data-dir', s.dataDir, '--cache-dir', s.cacheDir]);
     expect(r.code, r.stderr).toBe(0);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
-import { ourBinDir } from '../helpers/plugin.ts';
+import { flanneletteCli } from '../helpers/plugin.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { addPod, capture, Cluster, entriesOn, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
 import { cidrsOf, type IpLink } from '../helpers/ip-json.ts';
@@ -39,7 +39,7 @@ const expectTtl62 = async (from: Pod, to: string) => {
 
 /** `flannelette explain <from> --to <to> --json` on the pod's node (as the demo runs it): the delivery hop. */
 const explain = async (n: Node, from: string, to: string) => {
-  const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
+  const exe = flanneletteCli();
   const dirs = ['--data-dir', path.join(n.dir, 'networks'), '--cache-dir', path.join(n.dir, 'cache')];
   const r = await n.ns.exec(exe, ['explain', from, '--to', to, '--json', ...dirs], { reject: false });
   expect(r.exitCode, r.stdout + r.stderr).toBe(0);

@@ -4,10 +4,9 @@
 // chosen at random among the free ones (as flannel does), so each is read back, not assumed.
 import { execa } from 'execa';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
-import { ourBinDir } from '../helpers/plugin.ts';
+import { flanneletteCli } from '../helpers/plugin.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { addPod, capture, Cluster, httpGet, overlayOf, peerEntries, sorted, type Node } from '../helpers/overlay-cluster.ts';
 import { cidrsOf, type IpLink } from '../helpers/ip-json.ts';
@@ -311,7 +310,7 @@ describe('configuration', () => {
   });
 
   it("flanneld's FLANNELD_* environment sets the flags; TLS files without an https endpoint are refused (exit 2)", async () => {
-    const exe = path.join(ourBinDir(), '.flannelette', 'flannelette');
+    const exe = flanneletteCli();
     const r = await execa('ip', ['netns', 'exec', w1.ns.name, 'env', 'FLANNELD_ETCD_CAFILE=/nonexistent', exe, 'agent', '--etcd-endpoints', c.endpoints], {
       reject: false,
     });
