@@ -3,107 +3,18 @@
 // (test/helpers/fake-dataplane.ts). Races for subnets, bad leases, kernel refusals and
 // their retries, leases going (by event and by relisting), health. The same agent code runs
 // against real etcd and real namespaces in test/system/overlay*.test.ts.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatCidr, formatIP, parseIP } from '../../src/net/ip.ts';
-import { Agent, type AgentDeps, type AgentOptions, type Timing } from '../../src/overlay/agent.ts';
 import type { Timer } from '../../src/overlay/backoff.ts';
-import type { Logger } from '../../src/overlay/log.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { FakeDataplane } from '../helpers/fake-dataplane.ts';
 import { MemoryEtcd } from '../helpers/memory-subnet-store.ts';
+import { agentTmp, FAST, removeAgentTmp, stopAllNodes, TestNode } from '../helpers/agent-node.ts';
 
 const CONFIG = '{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
-const FAST: Timing = {
-  store: { baseMs: 1, maxMs: 20 },
-  race: { baseMs: 1, maxMs: 20 },
-  full: { baseMs: 5, maxMs: 40 },
-  peer: { baseMs: 20, maxMs: 160 },
-};
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-agent-unit-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-class TestNode {
-  readonly lines: string[] = [];
-  readonly dp: FakeDataplane;
-  readonly agent: Agent;
-  readonly running: Promise<void>;
-  /** Set when run() ends: 'stopped', or the error it threw. */
-  ended?: 'stopped' | Error;
-
-  constructor(
-    readonly etcd: MemoryEtcd,
-    readonly n: number,
-    deps: Partial<AgentDeps> = {},
-    /** An IPv6 address on the underlay (fd00:172:16:1::<n>), for dual-stack configs. */
-    v6 = false,
-    readonly subnetFile = path.join(tmp, `${process.hrtime.bigint()}-${n}.env`),
-    opts: Partial<AgentOptions> = {},
-  ) {
-    this.dp = new FakeDataplane(`172.16.1.${n}`, v6 ? `fd00:172:16:1::${n}` : undefined);
-    const log: Logger = {
-      info: (m) => this.lines.push(`info ${m}`),
-      warn: (m) => this.lines.push(`warn ${m}`),
-      error: (m) => this.lines.push(`error ${m}`),
-    };
-    this.agent = new Agent(
-      { subnetFile, ipMasq: false, leaseTtl: 60, releaseOnExit: false, ...opts },
-      { store: etcd.client(), dataplane: this.dp, log, timing: FAST, ...deps },
-    );
-    this.running = this.agent.run().then(
-      () => void (this.ended = 'stopped'),
-      (err: Error) => void (this.ended = err),
-    );
-    nodes.add(this);
-  }
-
-  get subnet(): string {
-    const s = this.agent.status().subnet;
-    if (!s) throw new Error(`node ${this.n} has no subnet yet:\n${this.log}`);
-    return s;
-  }
-
-  /** Waits until the node holds its lease and has written its subnet file. */
-  async ready(): Promise<void> {
-    await eventually(() => expect(this.agent.status().ready, this.log).toBe(true), 5000, 10);
-  }
-
-  get key(): string {
-    const v6 = this.agent.status().ipv6Subnet;
-    return `${this.subnet.replace('/', '-')}${v6 ? `&${v6.replace('/', '-')}` : ''}`;
-  }
-
-  get mac(): string {
-    return this.dp.vxlan!.spec.mac;
-  }
-
-  get log(): string {
-    return this.lines.join('\n');
-  }
-
-  /** Log lines matching `re`. */
-  said(re: RegExp): string[] {
-    return this.lines.filter((l) => re.test(l));
-  }
-
-  /** Waits until this node's kernel routes exactly the subnets of `others` (nodes or subnets). */
-  async routesTo(others: ReadonlyArray<TestNode | string>, ms = 10_000): Promise<void> {
-    await eventually(() => expect(this.dp.routes()).toEqual(others.map((o) => (typeof o === 'string' ? o : o.subnet)).sort()), ms, 10);
-  }
-
-  async stop(): Promise<void> {
-    this.agent.stop();
-    await this.running;
-  }
-}
-
-const nodes = new Set<TestNode>();
-afterEach(async () => {
-  await Promise.all([...nodes].map((n) => n.stop()));
-  nodes.clear();
-});
+afterEach(stopAllNodes);
+afterAll(removeAgentTmp);
 
 /** The lease value a node at `ip` with VTEP `mac` publishes. */
 const leaseOf = (ip: string, mac: string, type = 'vxlan') => JSON.stringify({ PublicIP: ip, BackendType: type, BackendData: { VtepMAC: mac } });
@@ -126,7 +37,7 @@ describe('nodes joining together', () => {
 
   it('even when every node picks the same subnet each time (the worst case), all get one: lost races are retried, never fatal', async () => {
     const etcd = new MemoryEtcd(CONFIG);
-    const all = Array.from({ length: 12 }, (_, i) => new TestNode(etcd, i + 1, { random: () => 0 }));
+    const all = Array.from({ length: 12 }, (_, i) => new TestNode(etcd, i + 1, { deps: { random: () => 0 } }));
     await eventually(() => all.map((n) => n.subnet), 10_000, 10);
     expect(all.map((n) => n.subnet).sort((x, y) => x.localeCompare(y, 'en', { numeric: true }))).toEqual(
       Array.from({ length: 12 }, (_, i) => `10.244.${i + 1}.0/24`),
@@ -138,7 +49,7 @@ describe('nodes joining together', () => {
   it('waits while the range is full, and takes the subnet a departed node left', async () => {
     const etcd = new MemoryEtcd('{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMax":"10.244.2.0"}');
     const [a, b] = [new TestNode(etcd, 1), new TestNode(etcd, 2)];
-    await eventually(() => [a.subnet, b.subnet], 5000, 10);
+    await Promise.all([a.ready(), b.ready()]);
     const c = new TestNode(etcd, 3);
     await eventually(() => expect(c.said(/no free subnet in 10\.244\.0\.0\/16 \(SubnetLen 24\)/)).toHaveLength(1), 5000, 10);
     const freed = b.subnet;
@@ -151,7 +62,7 @@ describe('nodes joining together', () => {
   it('keeps the subnet of its subnet file, and its lease across a restart', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     const before = [a.subnet, etcd.value(a.key)];
     await a.stop();
     // Same node again (same public IP, same VTEP): the lease is adopted as it is.
@@ -166,7 +77,7 @@ describe('bad leases', () => {
   it('are logged once each with the reason and never programmed; the good ones are', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     const own = a.subnet.split('.')[2];
     const bad: Record<string, [string, RegExp]> = {
       '10.244.201.0-24': ['{"PublicIP": garbage', /the value is not JSON/],
@@ -206,7 +117,7 @@ describe('bad leases', () => {
   it("a programmed peer's lease rewritten into a bad one loses its entries", async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     await eventually(() => expect(a.dp.dump()).toHaveLength(3), 5000, 10);
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', 'ff:ff:ff:ff:ff:ff'));
@@ -219,12 +130,12 @@ describe('a peer the kernel refuses', () => {
   it('is logged with its key and the kernel reason, retried with backoff, and holds up no other peer, nor a node joining later', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     let refusing = true;
     a.dp.refuse = (e) => (refusing && e.kind === 'route' && e.via.n === 0x0af4d200n ? 'Nexthop has invalid gateway' : undefined); // 10.244.210.0
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     const [b, c] = [new TestNode(etcd, 2), new TestNode(etcd, 3)];
-    await eventually(() => [b.subnet, c.subnet], 5000, 10);
+    await Promise.all([b.ready(), c.ready()]);
     await a.routesTo([b, c]);
     // The refused peer's fdb and neighbour went in; its route is retried, ever later.
     await eventually(() => expect(a.dp.calls.filter((x) => x.entry.startsWith('route 10.244.210.0/24')).length).toBeGreaterThanOrEqual(4), 5000, 10);
@@ -253,8 +164,8 @@ describe('a peer the kernel refuses', () => {
         return () => {};
       },
     };
-    const a = new TestNode(etcd, 1, { timer, random: () => 1, timing: { ...FAST, peer: { baseMs: 1000, maxMs: 8000 } } });
-    await eventually(() => a.subnet, 5000, 10);
+    const a = new TestNode(etcd, 1, { deps: { timer, random: () => 1, timing: { ...FAST, peer: { baseMs: 1000, maxMs: 8000 } } } });
+    await a.ready();
     a.dp.refuse = (e) => (e.kind === 'fdb' ? 'Operation not supported' : undefined);
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     for (let i = 0; i < 5; i++) {
@@ -273,7 +184,7 @@ describe('leases going', () => {
   it('take every entry made for them, by event and by relisting after the store was away; strays go, drift returns', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const [a, b, c] = [new TestNode(etcd, 1), new TestNode(etcd, 2), new TestNode(etcd, 3)];
-    await eventually(() => [a.subnet, b.subnet, c.subnet], 5000, 10);
+    await Promise.all([a.ready(), b.ready(), c.ready()]);
     await a.routesTo([b, c]);
     await c.stop();
     etcd.expire(c.key);
@@ -306,7 +217,7 @@ describe('leases going', () => {
   it("leave an entry another lease shares (a node's old and new lease) until both are gone", async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     etcd.put('10.244.211.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     await eventually(() => expect(a.dp.dump()).toHaveLength(5), 5000, 10); // one fdb for both
@@ -320,7 +231,7 @@ describe('leases going', () => {
   it('a lease rewritten with a new MAC: new fdb and neighbour, the old fdb goes, the route stays', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     await eventually(() => expect(a.dp.dump()).toHaveLength(3), 5000, 10);
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:0a:10'));
@@ -340,7 +251,7 @@ describe('leases going', () => {
   it('two leases wanting one neighbour: the second waits, named in the log, and goes in when the first goes', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     etcd.put('10.244.210.0-24', leaseOf('172.16.1.210', '02:00:00:00:02:10'));
     await eventually(() => expect(a.dp.dump()).toHaveLength(3), 5000, 10);
     etcd.put('10.244.210.0-25', leaseOf('172.16.1.211', '02:00:00:00:02:11'));
@@ -359,8 +270,8 @@ describe('the kernel check', () => {
   it('makes a deleted flannel.1 again with the MAC its lease publishes, and every peer entry the kernel lost', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const check = { kernelCheckInterval: 0.05 };
-    const [a, b, c] = [1, 2, 3].map((n) => new TestNode(etcd, n, {}, false, undefined, check)) as [TestNode, TestNode, TestNode];
-    await eventually(() => [a.subnet, b.subnet, c.subnet], 5000, 10);
+    const [a, b, c] = [1, 2, 3].map((n) => new TestNode(etcd, n, { opts: check })) as [TestNode, TestNode, TestNode];
+    await Promise.all([a.ready(), b.ready(), c.ready()]);
     await a.routesTo([b, c]);
     const before = a.dp.dump();
     const mac = a.mac;
@@ -386,7 +297,7 @@ describe('the kernel check', () => {
   it('a check that fails is logged once with its reason, tried again, and stops nothing', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const check = { kernelCheckInterval: 0.05 };
-    const [a, b] = [1, 2].map((n) => new TestNode(etcd, n, {}, false, undefined, check)) as [TestNode, TestNode];
+    const [a, b] = [1, 2].map((n) => new TestNode(etcd, n, { opts: check })) as [TestNode, TestNode];
     await a.routesTo([b]);
     const list = a.dp.list.bind(a.dp);
     let failed = 0;
@@ -398,7 +309,7 @@ describe('the kernel check', () => {
     await eventually(() => expect(failed).toBeGreaterThanOrEqual(3), 5000, 10);
     expect(a.said(/kernel check failed/)).toEqual([expect.stringMatching(/kernel check failed: netlink: Operation not permitted/)]);
     // Peers still follow the store meanwhile.
-    const c = new TestNode(etcd, 3, {}, false, undefined, check);
+    const c = new TestNode(etcd, 3, { opts: check });
     await a.routesTo([b, c]);
     a.dp.list = list;
     await eventually(() => expect(a.said(/kernel check: fine again/)).toHaveLength(1), 5000, 10);
@@ -446,7 +357,7 @@ const gwOf = (subnet: string) => subnet.split('/')[0]!;
 describe('host-gw', () => {
   it("publishes flannel's host-gw lease and routes each peer's subnets via its public addresses on the underlay, nothing else", async () => {
     const etcd = new MemoryEtcd(HOSTGW);
-    const [a, b] = [new TestNode(etcd, 1, {}, true), new TestNode(etcd, 2, {}, true)];
+    const [a, b] = [new TestNode(etcd, 1, { v6: true }), new TestNode(etcd, 2, { v6: true })];
     await Promise.all([a.ready(), b.ready()]);
     await eventually(() => expect(a.dp.dump()).toHaveLength(2), 5000, 10);
     const [b4, b6] = [b.subnet, b.agent.status().ipv6Subnet!];
@@ -469,7 +380,7 @@ describe('host-gw', () => {
       e.kind === 'route' && gwOf(formatCidr(e.dst)) === '10.244.220.0'
         ? { reason: 'Nexthop has invalid gateway (ENETUNREACH)', code: 'ENETUNREACH' }
         : undefined;
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     etcd.put('10.244.220.0-24', '{"PublicIP":"172.16.9.9","PublicIPv6":null,"BackendType":"host-gw"}');
     etcd.put('10.244.221.0-24', '{"PublicIP":"172.16.1.21","PublicIPv6":null,"BackendType":"host-gw"}');
     await a.routesTo(['10.244.221.0/24']);
@@ -488,7 +399,7 @@ describe('host-gw', () => {
 
   it("refuses to start behind NAT (the public IP is not the interface's), as flanneld does", async () => {
     const etcd = new MemoryEtcd(HOSTGW);
-    const a = new TestNode(etcd, 1, {}, true);
+    const a = new TestNode(etcd, 1, { v6: true });
     a.dp.ifaceIP = '10.0.0.1';
     await eventually(() => expect(a.ended).toBeInstanceOf(Error), 5000, 10);
     expect((a.ended as Error).message).toMatch(
@@ -501,7 +412,7 @@ describe('host-gw', () => {
 describe('dual-stack vxlan', () => {
   it('30 dual-stack agents started at once: every IPv4 and every IPv6 subnet distinct, though one key names both', async () => {
     const etcd = new MemoryEtcd(DUAL);
-    const all = Array.from({ length: 30 }, (_, i) => new TestNode(etcd, i + 1, {}, true));
+    const all = Array.from({ length: 30 }, (_, i) => new TestNode(etcd, i + 1, { v6: true }));
     await Promise.all(all.map((n) => n.ready()));
     expect(new Set(all.map((n) => n.subnet)).size).toBe(30);
     expect(new Set(all.map((n) => n.agent.status().ipv6Subnet)).size).toBe(30);
@@ -516,12 +427,15 @@ describe('dual-stack vxlan', () => {
     const etcd = new MemoryEtcd(DUAL);
     if (releaseFails) etcd.failOnce('release');
     const file = (n: number, v6: string) => {
-      const f = path.join(tmp, `${process.hrtime.bigint()}-same-v4-${n}.env`);
+      const f = path.join(agentTmp(), `${process.hrtime.bigint()}-same-v4-${n}.env`);
       writeFileSync(f, `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=${v6}1/64\n`);
       return f;
     };
     etcd.holdCreates(2);
-    const [a, b] = [new TestNode(etcd, 1, {}, true, file(1, 'fd00:10:244:a::')), new TestNode(etcd, 2, {}, true, file(2, 'fd00:10:244:b::'))];
+    const [a, b] = [
+      new TestNode(etcd, 1, { v6: true, subnetFile: file(1, 'fd00:10:244:a::') }),
+      new TestNode(etcd, 2, { v6: true, subnetFile: file(2, 'fd00:10:244:b::') }),
+    ];
     await Promise.all([a.ready(), b.ready()]);
     const [winner, loser] = a.subnet === '10.244.7.0/24' ? [a, b] : [b, a];
     expect(winner.subnet).toBe('10.244.7.0/24');
@@ -537,7 +451,7 @@ describe('dual-stack vxlan', () => {
 
   it("leases both subnets under one key, publishes both VTEPs as flannel does, and programs each peer's IPv6 half on flannel-v6.1", async () => {
     const etcd = new MemoryEtcd(DUAL);
-    const [a, b] = [new TestNode(etcd, 1, {}, true), new TestNode(etcd, 2, {}, true)];
+    const [a, b] = [new TestNode(etcd, 1, { v6: true }), new TestNode(etcd, 2, { v6: true })];
     await Promise.all([a.ready(), b.ready()]);
     const b6 = b.agent.status().ipv6Subnet!;
     expect(b.key).toMatch(/^10\.244\.\d+\.0-24&fd00:10:244:[0-9a-f]+::-64$/);
@@ -570,7 +484,7 @@ describe('dual-stack vxlan', () => {
     // A restart: both subnets and both MACs kept, the lease adopted as it is.
     const before = etcd.value(b.key);
     await b.stop();
-    const again = new TestNode(etcd, 2, {}, true, b.subnetFile);
+    const again = new TestNode(etcd, 2, { v6: true, subnetFile: b.subnetFile });
     for (const [name, d] of b.dp.vxlans) again.dp.vxlans.set(name, d);
     await eventually(() => expect(again.said(/kept lease 10\.244\.\d+\.0\/24 \+ fd00:10:244:[0-9a-f]+::\/64/)).toHaveLength(1), 5000, 10);
     expect(etcd.value(again.key)).toBe(before);
@@ -578,7 +492,7 @@ describe('dual-stack vxlan', () => {
 
   it("sweeps a stray entry on flannel-v6.1 at start, and leaves the kernel's own (IPv6 multicast, link-local) alone", async () => {
     const etcd = new MemoryEtcd(DUAL);
-    const a = new TestNode(etcd, 1, {}, true);
+    const a = new TestNode(etcd, 1, { v6: true });
     const mld = { kind: 'neigh', dev: 'flannel-v6.1', ip: ip6('ff02::16'), mac: '33:33:00:00:00:16' } as const;
     const ll = { kind: 'neigh', dev: 'flannel-v6.1', ip: ip6('fe80::1'), mac: '02:00:00:00:00:01' } as const;
     const stray = { kind: 'neigh', dev: 'flannel-v6.1', ip: ip6('fd00:10:244:99::'), mac: '02:00:00:00:00:99' } as const;
@@ -595,8 +509,8 @@ describe('dual-stack vxlan', () => {
 
   it('programs an IPv4-only peer over IPv4 only, and refuses a peer whose IPv6 half cannot be programmed', async () => {
     const etcd = new MemoryEtcd(DUAL);
-    const a = new TestNode(etcd, 1, {}, true);
-    await eventually(() => a.subnet, 5000, 10);
+    const a = new TestNode(etcd, 1, { v6: true });
+    await a.ready();
     etcd.put('10.244.230.0-24', leaseOf('172.16.1.230', '02:00:00:00:02:30'));
     const v6lease = (extra: object) =>
       JSON.stringify({
@@ -634,12 +548,12 @@ describe('dual-stack vxlan', () => {
 
   it('enabling IPv6 on a running cluster keeps each node its IPv4 subnet and adds an IPv6 one', async () => {
     const etcd = new MemoryEtcd(CONFIG);
-    const a = new TestNode(etcd, 1, {}, true);
-    await eventually(() => a.subnet, 5000, 10);
+    const a = new TestNode(etcd, 1, { v6: true });
+    await a.ready();
     const [subnet, file] = [a.subnet, a.subnetFile];
     await a.stop();
     etcd.config = DUAL;
-    const again = new TestNode(etcd, 1, {}, true, file);
+    const again = new TestNode(etcd, 1, { v6: true, subnetFile: file });
     await eventually(() => expect(again.agent.status().ipv6Subnet).toBeDefined(), 5000, 10);
     expect(again.subnet).toBe(subnet);
     expect(etcd.keys()).toEqual([again.key]);
@@ -673,7 +587,7 @@ describe('vxlan DirectRouting and keys', () => {
   it('logs the keys flanneld would ignore, once, at start', async () => {
     const etcd = new MemoryEtcd('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRoutng":true}}');
     const a = new TestNode(etcd, 1);
-    await eventually(() => a.subnet, 5000, 10);
+    await a.ready();
     expect(a.said(/^warn Backend key "DirectRoutng" is not one the vxlan backend reads/)).toHaveLength(1);
   });
 });
