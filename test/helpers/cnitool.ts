@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Netns } from './netns.ts';
+import { useNode, type NodeFixture } from './node-fixture.ts';
 import type { Outcome } from './plugin.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -115,4 +116,45 @@ export function stageConf(files: string[], confDir: string, dataDir: string, edi
     edit?.(conf);
     writeFileSync(path.join(confDir, file), JSON.stringify(conf, null, 2));
   }
+}
+
+export interface CnitoolNode extends NodeFixture {
+  /** NETCONFPATH: `net.d` under the fixture's temp dir (the setup writes the configs). */
+  readonly confDir: string;
+  /** The lease store the configs point at. */
+  readonly dataDir: string;
+  /** libcni's result cache. */
+  readonly cacheDir: string;
+  /** cnitool `verb` of `network` for `pod`, run in the node namespace over the plugins of `cniPath()`. */
+  call(verb: CnitoolCall['verb'], network: string, pod: Netns, more?: Partial<CnitoolCall>): Promise<CnitoolOutcome>;
+}
+
+/**
+ * A node namespace (useNode) with a private conf dir, lease store and libcni cache, driven
+ * through cnitool; `extra` adds a test file's own getters and calls.
+ */
+export function useCnitoolNode<T extends object>(
+  opts: { suite: string; tag: string; cniPath: () => string; setup: (f: CnitoolNode & T) => void },
+  extra: T,
+): CnitoolNode & T {
+  const f: CnitoolNode & T = useNode(
+    { suite: opts.suite, tag: opts.tag, setup: () => opts.setup(f) },
+    Object.defineProperties(
+      {
+        get confDir(): string {
+          return path.join(f.tmp, 'net.d');
+        },
+        get dataDir(): string {
+          return path.join(f.tmp, 'networks');
+        },
+        get cacheDir(): string {
+          return path.join(f.tmp, 'cache');
+        },
+        call: (verb: CnitoolCall['verb'], network: string, pod: Netns, more: Partial<CnitoolCall> = {}): Promise<CnitoolOutcome> =>
+          cnitool({ verb, network, pod, node: f.node, confDir: f.confDir, cniPath: opts.cniPath(), cacheDir: f.cacheDir, ...more }),
+      },
+      Object.getOwnPropertyDescriptors(extra),
+    ) as Omit<CnitoolNode, keyof NodeFixture> & T,
+  );
+  return f;
 }

@@ -8,10 +8,9 @@
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cnitool, type CnitoolCall, type CnitoolOutcome } from '../helpers/cnitool.ts';
+import { type CnitoolCall, type CnitoolOutcome, useCnitoolNode } from '../helpers/cnitool.ts';
 import { backdateLeases, bootTimeMs, leasesCli, rows, states } from '../helpers/leases.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { useNode } from '../helpers/node-fixture.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { leases, veths } from '../helpers/node-state.ts';
 import { expectOk, ipOf, ourBinDir, REFERENCE_DIR } from '../helpers/plugin.ts';
@@ -37,27 +36,18 @@ function conflist(dataDir: string, main: Record<string, unknown> = { type: 'brid
 
 /** A node namespace, its conf dir (a bridge network on a /29), lease store and libcni cache. */
 function reclaimNode(tag: string, dir: () => string) {
-  const f = useNode(
+  const f = useCnitoolNode(
     {
       suite: 'reclaim',
       tag,
-      setup: () => {
-        mkdirSync(f.confDir);
-        writeFileSync(path.join(f.confDir, `10-${NET}.conflist`), JSON.stringify(conflist(f.dataDir)));
+      cniPath: dir,
+      setup: (x) => {
+        mkdirSync(x.confDir);
+        writeFileSync(path.join(x.confDir, `10-${NET}.conflist`), JSON.stringify(conflist(x.dataDir)));
       },
     },
     {
-      get confDir(): string {
-        return path.join(f.tmp, 'net.d');
-      },
-      get dataDir(): string {
-        return path.join(f.tmp, 'networks');
-      },
-      get cacheDir(): string {
-        return path.join(f.tmp, 'cache');
-      },
-      add: (pod: Netns, more: Partial<CnitoolCall> = {}): Promise<CnitoolOutcome> =>
-        cnitool({ verb: 'add', network: NET, pod, node: f.node, confDir: f.confDir, cniPath: dir(), cacheDir: f.cacheDir, ...more }),
+      add: (pod: Netns, more: Partial<CnitoolCall> = {}): Promise<CnitoolOutcome> => f.call('add', NET, pod, more),
       leases: (): Map<string, string> => leases(f.dataDir, NET),
     },
   );

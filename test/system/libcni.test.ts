@@ -5,9 +5,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cnitool, type CnitoolCall, cnitoolContainerId, type CnitoolOutcome, type ConfFile, stageConf } from '../helpers/cnitool.ts';
+import { cnitoolContainerId, type CnitoolOutcome, type ConfFile, stageConf, useCnitoolNode } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
-import { useNode } from '../helpers/node-fixture.ts';
 import { bridgePorts, leased, veths } from '../helpers/node-state.ts';
 import { type CniResult, expectOk, ourBinDir, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
 import { cidrsOf, type IpLink, type IpRoute } from '../helpers/ip-json.ts';
@@ -19,21 +18,10 @@ const IMPLS = [
 
 /** A node namespace with a staged NETCONFPATH, a data dir and a libcni cache, all private. */
 function nodeFixture(tag: string, dir: () => string, files: string[], edit?: (conf: ConfFile) => void) {
-  const f = useNode(
-    { suite: 'libcni', tag, setup: (): void => stageConf(files, f.confDir, f.dataDir, edit) },
+  const f = useCnitoolNode(
+    { suite: 'libcni', tag, cniPath: dir, setup: (x) => stageConf(files, x.confDir, x.dataDir, edit) },
     {
-      get confDir(): string {
-        return path.join(f.tmp, 'net.d');
-      },
-      get dataDir(): string {
-        return path.join(f.tmp, 'networks');
-      },
-      get cacheDir(): string {
-        return path.join(f.tmp, 'cache');
-      },
       pod: (label: string): Promise<Netns> => createNs(`${tag}-${label}`),
-      call: (verb: CnitoolCall['verb'], network: string, pod: Netns, more: Partial<CnitoolCall> = {}): Promise<CnitoolOutcome> =>
-        cnitool({ verb, network, pod, node: f.node, confDir: f.confDir, cniPath: dir(), cacheDir: f.cacheDir, ...more }),
       leases: (network: string): string[] => leased(f.dataDir, network),
       lease: (network: string, ip: string): string => readFileSync(path.join(f.dataDir, network, ip), 'utf8'),
     },
