@@ -3,37 +3,9 @@
 // thread, so work in the namespace is synchronous and brief: a netlink socket or a process
 // made then belongs to it, and /proc/sys/net opened then is its; every other thread
 // (the addon's, libuv's) stays where it is. The thread always goes back before anything else runs.
-import { closeSync, openSync, statfsSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { addon, errnoName, type Addon } from './addon.ts';
-
-const NSFS_MAGIC = 0x6e736673;
-/** Older kernels report /proc/<pid>/ns/* as procfs. */
-const PROC_SUPER_MAGIC = 0x9fa0;
-
-export type NetnsState = 'netns' | 'missing' | 'other';
-
-/** What `path` is: a namespace file, nothing, or something else (a plain file, a directory). */
-export function netnsState(path: string): NetnsState {
-  try {
-    const t = Number(statfsSync(path).type);
-    return t === NSFS_MAGIC || t === PROC_SUPER_MAGIC ? 'netns' : 'other';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
-    throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": ${(err as Error).message}`);
-  }
-}
-
-/** Throws code 4 unless `path` is a namespace file (ADD and CHECK need one). */
-export function requireNetns(path: string): void {
-  if (!path.startsWith('/')) {
-    throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": not an absolute path`);
-  }
-  const state = netnsState(path);
-  if (state === 'missing') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": it does not exist`);
-  if (state === 'other') throw new CniError(ErrCode.InvalidEnvironment, `failed to open netns "${path}": not a network namespace`);
-}
 
 /** Why a namespace could not be entered: its path names nothing, or no network namespace. */
 export class NetnsError extends CniError {
@@ -80,14 +52,16 @@ export class NetnsHandle {
    * does not enter twice. Throws code 4 as open does; the handle stays open.
    */
   static openRunning<T>(path: string, inside: () => T): { ns: NetnsHandle; value: T } {
+    // A relative path names no namespace a runtime made: as good as missing (DEL succeeds).
+    if (!path.startsWith('/')) throw new NetnsError('missing', `failed to open netns "${path}": not an absolute path`);
     const n = addon();
     let fd: number;
     try {
       fd = openSync(path, 'r');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const reason = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'other';
-      throw new NetnsError(reason, `failed to open netns "${path}": ${(err as Error).message}`, err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new NetnsError('missing', `failed to open netns "${path}": it does not exist`, err);
+      throw new NetnsError('other', `failed to open netns "${path}": ${(err as Error).message}`, err);
     }
     const ns = new NetnsHandle(path, n, fd);
     try {

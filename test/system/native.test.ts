@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netlink } from '../../src/kernel/netlink.ts';
 import { addon } from '../../src/sys/addon.ts';
 import { FileLock } from '../../src/sys/flock.ts';
-import { NetnsHandle, netnsState, requireNetns } from '../../src/sys/netns.ts';
+import { NetnsHandle } from '../../src/sys/netns.ts';
 import { run } from '../../src/sys/spawn.ts';
 import type { IpLink, IpRoute } from '../helpers/ip-json.ts';
 import { holdLock } from '../helpers/lock-holder.ts';
@@ -89,14 +89,15 @@ describe('the addon', () => {
     expect(() => NetnsHandle.open(path.join(tmp, 'missing'))).toThrow(expect.objectContaining({ code: 4 }));
   });
 
-  it('tells a namespace from a missing path and from a plain file', async () => {
+  it('tells a namespace from a missing path, a plain file and a relative path, in its errors', async () => {
     const ns = await createNs('chk');
-    expect(netnsState(ns.path)).toBe('netns');
-    expect(netnsState('/proc/self/ns/net')).toBe('netns');
-    expect(netnsState('/var/run/netns/surely-not-there')).toBe('missing');
-    expect(netnsState('/etc/hostname')).toBe('other');
-    expect(() => requireNetns('relative/path')).toThrow(/not an absolute path/);
-    expect(() => requireNetns('/etc/hostname')).toThrow(/not a network namespace/);
+    NetnsHandle.open(ns.path).close();
+    NetnsHandle.open('/proc/self/ns/net').close();
+    const refused = (p: string, reason: string, msg: RegExp) =>
+      expect(() => NetnsHandle.open(p)).toThrow(expect.objectContaining({ code: 4, reason, message: expect.stringMatching(msg) }));
+    refused('/var/run/netns/surely-not-there', 'missing', /it does not exist/);
+    refused('/etc/hostname', 'not-netns', /not a network namespace/);
+    refused('relative/path', 'missing', /not an absolute path/);
   });
 
   it('runs a program through posix_spawn, with input, output and status; one that cannot start is code 5', async () => {

@@ -16,7 +16,7 @@ import { Netlink } from '../../kernel/netlink.ts';
 import type { Link } from '../../kernel/records.ts';
 import { ensureSysctl, trySysctl } from '../../kernel/sysctl.ts';
 import type { Cidr } from '../../net/ip.ts';
-import { NetnsHandle, requireNetns } from '../../sys/netns.ts';
+import { NetnsHandle } from '../../sys/netns.ts';
 import { planAddresses, type AddressPlan } from './address-plan.ts';
 import { bridgeAddrChanges } from './bridge-addrs.ts';
 import { pairOp, podAddrOps, podRouteOps, portOps, type HostPlan, type PodPlan } from './changes.ts';
@@ -108,7 +108,6 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
   // Everything that can be refused from the input is refused before anything is made.
   const conf = loadConf(inv);
   checkAddConf(conf, inv.ifname);
-  requireNetns(inv.netns);
   phase('config read');
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   phase('IPAM plugin found');

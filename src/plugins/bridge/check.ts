@@ -10,7 +10,6 @@ import type { Invocation } from '../../cni/skel.ts';
 import { Netlink } from '../../kernel/netlink.ts';
 import { Table, type Link, type Route } from '../../kernel/records.ts';
 import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr, type IP } from '../../net/ip.ts';
-import { requireNetns } from '../../sys/netns.ts';
 import { loadConf, type BridgeConf } from './conf.ts';
 import { phase } from './timings.ts';
 
@@ -61,7 +60,6 @@ function routeMatches(r: Route, dst: Cidr, gws: IP[] | undefined): boolean {
 export async function cmdCheck(inv: Invocation): Promise<void> {
   phase('start');
   const conf = loadConf(inv);
-  requireNetns(inv.netns);
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   const pod = Netlink.openAt(inv.netns);
   const node = Netlink.open();
