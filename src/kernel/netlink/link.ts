@@ -54,19 +54,16 @@ function ifinfomsg(index = 0, flags = 0, change = 0): Buffer {
 
 const hexDigit = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
 
-/** A MAC's six bytes from its colon (or dash) separated text; RangeError when it is not one. */
+/** A MAC's six bytes from its text as every caller has it ("aa:bb:cc:dd:ee:ff", any case); RangeError when it is not one. */
 export function macBytes(mac: string): Uint8Array {
-  const parts = mac.split(mac.includes('-') ? '-' : ':');
-  if (parts.length !== 6) throw new RangeError(`not a MAC address: "${mac}"`);
+  const parts = mac.split(':');
   const out = new Uint8Array(6);
   for (let i = 0; i < 6; i++) {
-    const p = parts[i]!;
-    let v = 0;
-    for (let j = 0; j < p.length; j++) v = v * 16 + hexDigit(p.charCodeAt(j));
-    if (p.length < 1 || p.length > 2 || v < 0 || (p.length === 2 && (hexDigit(p.charCodeAt(0)) < 0 || hexDigit(p.charCodeAt(1)) < 0))) {
-      throw new RangeError(`not a MAC address: "${mac}"`);
-    }
-    out[i] = v;
+    const p = parts[i];
+    const hi = p?.length === 2 ? hexDigit(p.charCodeAt(0)) : -1;
+    const lo = p?.length === 2 ? hexDigit(p.charCodeAt(1)) : -1;
+    if (parts.length !== 6 || hi < 0 || lo < 0) throw new RangeError(`not a MAC address: "${mac}"`);
+    out[i] = hi * 16 + lo;
   }
   return out;
 }
