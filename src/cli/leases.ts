@@ -69,12 +69,12 @@ async function examine(dataDir: string, network: string, argv: LeasesArgs): Prom
     if (dryRun) {
       const tx = await store.lock();
       try {
-        out = await reclaimDead(store, tx, opts);
+        out = await reclaimDead(tx, opts);
       } finally {
         tx.unlock();
       }
     } else {
-      out = await store.update((tx) => reclaimDead(store, tx, opts));
+      out = await store.update((tx) => reclaimDead(tx, opts));
     }
     report.leases = out.verdicts.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     report.released = out.released;

@@ -164,11 +164,6 @@ export class DiskStore {
     }
   }
 
-  /** When lease `name` was last written (ms since the epoch); undefined when it is gone. */
-  leaseMtimeMs(name: string): number | undefined {
-    return lstatSync(`${this.dir}/${name}`, { throwIfNoEntry: false })?.mtimeMs;
-  }
-
   stampNow(): DirStamp | undefined {
     try {
       return dirStamp(this.dir);
@@ -219,6 +214,11 @@ export class DiskTxn implements LeaseTxn {
   unlock(): void {
     this.fileLock?.release();
     this.fileLock = undefined;
+  }
+
+  /** When lease `name` was last written (ms since the epoch); undefined when it is gone. */
+  leaseMtimeMs(name: string): number | undefined {
+    return lstatSync(`${this.dir}/${name}`, { throwIfNoEntry: false })?.mtimeMs;
   }
 
   /** Every lease: from the index when it is current, else from reading every file. */

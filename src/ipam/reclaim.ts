@@ -2,7 +2,7 @@
 // it), inside one locked operation of the store: an ADD that found no free address, or
 // `flannelette leases --reclaim`. Loaded only on those paths.
 import { readFileSync } from 'node:fs';
-import type { DiskStore, DiskTxn } from './disk-store.ts';
+import type { DiskTxn } from './disk-store.ts';
 import { GRACE_MS, judge, type Evidence, type Verdict } from './liveness.ts';
 import { readNodeAddresses } from './node-addresses.ts';
 
@@ -46,12 +46,12 @@ async function gatherEvidence(opts: ReclaimOptions): Promise<Evidence> {
 }
 
 /** Judges every lease of the store and releases the dead ones (each re-read first). */
-export async function reclaimDead(store: DiskStore, tx: DiskTxn, opts: ReclaimOptions = {}): Promise<ReclaimOutcome> {
+export async function reclaimDead(tx: DiskTxn, opts: ReclaimOptions = {}): Promise<ReclaimOutcome> {
   const evidence = await gatherEvidence(opts);
   const verdicts: Verdict[] = [];
   const released: string[] = [];
   for (const entry of tx.leases().entries()) {
-    const mtime = store.leaseMtimeMs(entry.name);
+    const mtime = tx.leaseMtimeMs(entry.name);
     if (mtime === undefined) continue; // gone meanwhile
     const v = judge(entry.name, entry.owner, mtime, evidence);
     verdicts.push(v);

@@ -49,12 +49,12 @@ function allocateAll(tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv:
  * leases whose attachment is provably gone are released and allocation runs once more, in
  * the same locked operation. The normal path never loads the reclaiming code.
  */
-async function allocateOrReclaim(store: DiskStore, tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv: Invocation): Promise<IPConfig[]> {
+async function allocateOrReclaim(tx: DiskTxn, cfg: IpamConfig, wanted: Map<number, IP>, inv: Invocation): Promise<IPConfig[]> {
   const first = allocateAll(tx, cfg, wanted, inv);
   if (Array.isArray(first)) return first;
   if (!(first.err instanceof CniError) || first.err.code !== ErrCode.TryAgainLater) throw inRange(first.set, first.err);
   const { reclaimDead, summary } = await import('../../ipam/reclaim.ts');
-  const { verdicts, released } = await reclaimDead(store, tx, { mainPlugin: inv.conf.type });
+  const { verdicts, released } = await reclaimDead(tx, { mainPlugin: inv.conf.type });
   const again = released.length > 0 ? allocateAll(tx, cfg, wanted, inv) : first;
   if (Array.isArray(again)) {
     const shown = released.length > 8 ? `${released.slice(0, 8).join(' ')} …` : released.join(' ');
@@ -94,7 +94,7 @@ export async function addLeases(inv: Invocation): Promise<Result> {
         throw inRange(i, err);
       }
     });
-    return allocateOrReclaim(store, tx, cfg, wanted, inv);
+    return allocateOrReclaim(tx, cfg, wanted, inv);
   });
   const result: Result = { cniVersion: inv.conf.cniVersion, ips, routes: cfg.routes };
   if (dns) result.dns = dns;
