@@ -107,7 +107,7 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
   phase('start');
   // Everything that can be refused from the input is refused before anything is made.
   const conf = loadConf(inv);
-  checkAddConf(conf, inv.ifname);
+  checkAddConf(conf);
   phase('config read');
   const ipam = conf.ipamType ? ipamFor(inv, conf.ipamType) : undefined;
   phase('IPAM plugin found');

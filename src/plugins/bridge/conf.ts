@@ -57,11 +57,11 @@ function int(raw: Record<string, unknown>, key: string): number {
 }
 
 /** Link names: what the kernel accepts (IFNAMSIZ, no '/', ':' or whitespace, not "." or ".."), as libcni checks them. */
-export function linkNameProblem(name: string): string | undefined {
+function linkNameProblem(name: string): string | undefined {
   return isKernelLinkName(name) ? undefined : 'a link name has 1 to 15 bytes, without "/", ":" or whitespace, and is not "." or ".."';
 }
 
-export function checkLinkName(name: string, what: string): void {
+function checkLinkName(name: string, what: string): void {
   const problem = linkNameProblem(name);
   if (problem) throw invalid(`invalid ${what} name "${name}"`, problem);
 }
@@ -217,10 +217,8 @@ export function loadDelConf(inv: Invocation): BridgeConf {
 }
 
 /** Checks that only ADD needs (the reference's rules for combinations). */
-export function checkAddConf(conf: BridgeConf, ifname: string): void {
-  // CNI_IFNAME passed libcni's rules already (skel); a bare call may not have.
-  const ifnameProblem = linkNameProblem(ifname);
-  if (ifnameProblem) throw new CniError(ErrCode.InvalidEnvironment, `invalid interface name "${ifname}"`, ifnameProblem);
+export function checkAddConf(conf: BridgeConf): void {
+  // CNI_IFNAME passed libcni's rules already (src/cni/env.ts readCallEnv).
   if (conf.hairpinMode && conf.promiscMode) throw invalid('cannot set hairpin mode and promiscuous mode at the same time');
   if (conf.disableContainerInterface && conf.ipamType) throw invalid('cannot use IPAM when disableContainerInterface is set');
 }
