@@ -1,8 +1,9 @@
 // libcni's result cache: after each ADD a runtime built on libcni (containerd, cri-o,
 // podman's CNI backend, cnitool) keeps <cacheDir>/results/<network>-<containerID>-<ifname>,
 // a JSON document whose `result` names the pod's namespace as the interface's `sandbox`.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { sortedNames } from './leases.ts';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
 
@@ -55,14 +56,8 @@ function parse(file: string): CachedAttachment | undefined {
 /** Cached attachments matching a container (and interface, when known), or holding `ip`. */
 export function findCached(cacheDir: string, match: { containerId?: string; ifname?: string; ip?: string }): CachedAttachment[] {
   const dir = path.join(cacheDir, 'results');
-  let names: string[];
-  try {
-    names = readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
   const out: CachedAttachment[] = [];
-  for (const name of names) {
+  for (const name of sortedNames(dir)) {
     // The file name alone rules most files out without reading them.
     if (match.containerId && !name.includes(`-${match.containerId}-`)) continue;
     if (match.ifname && !name.endsWith(`-${match.ifname}`)) continue;

@@ -14,9 +14,10 @@ export interface Lease {
   ifname?: string;
 }
 
-function readDir(dir: string): string[] {
+/** The names in `dir`, sorted; none when it cannot be read (the explainer looks, it does not insist). */
+export function sortedNames(dir: string): string[] {
   try {
-    return readdirSync(dir);
+    return readdirSync(dir).sort();
   } catch {
     return [];
   }
@@ -25,8 +26,8 @@ function readDir(dir: string): string[] {
 /** Every lease under `dataDir`, all networks. */
 export function readLeases(dataDir: string): Lease[] {
   const out: Lease[] = [];
-  for (const network of readDir(dataDir).sort()) {
-    for (const name of readDir(path.join(dataDir, network)).sort()) {
+  for (const network of sortedNames(dataDir)) {
+    for (const name of sortedNames(path.join(dataDir, network))) {
       if (parseIP(name) === undefined) continue; // lock, last_reserved_ip.N
       const file = path.join(dataDir, network, name);
       let text: string;

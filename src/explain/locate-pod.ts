@@ -6,7 +6,7 @@ import path from 'node:path';
 import { formatIP } from '../net/ip.ts';
 import { findCached, type CachedAttachment } from './cni-cache.ts';
 import { NsView, type LinkInfo } from './kernel-view.ts';
-import { leasesOfContainer, leasesOfIp, readLeases, type Lease } from './leases.ts';
+import { leasesOfContainer, leasesOfIp, readLeases, sortedNames, type Lease } from './leases.ts';
 
 const NETNS_DIR = '/var/run/netns';
 
@@ -38,14 +38,8 @@ export class ExplainError extends Error {}
 async function peerNamespaces(node: NsView): Promise<string[]> {
   const ids = new Set(node.links.flatMap(({ link }) => (link.kind === 'veth' && link.peerNetnsId !== undefined ? [link.peerNetnsId] : [])));
   if (ids.size === 0) return [];
-  let names: string[];
-  try {
-    names = readdirSync(NETNS_DIR).sort();
-  } catch {
-    return [];
-  }
   const out: string[] = [];
-  for (const name of names) {
+  for (const name of sortedNames(NETNS_DIR)) {
     const file = path.join(NETNS_DIR, name);
     let fd: number;
     try {
