@@ -55,12 +55,6 @@ export interface Node {
   agent?: Daemon;
 }
 
-export interface Overlay {
-  routes: Array<{ dst: string; gateway?: string; flags?: string[] }>;
-  neighs: Array<{ dst: string; lladdr?: string; state?: string[] }>;
-  fdb: Array<{ mac: string; dst?: string; flags?: string[]; state?: string }>;
-}
-
 const daemons = new Set<Daemon>();
 const clusters = new Set<Cluster>();
 // Registered at import: hooks added while a hook runs would not be.
@@ -401,34 +395,16 @@ export function vxlanPeer(subnet: string, publicIP: string, mac: string): string
   return [`route ${subnet} via ${gw} onlink`, `neigh ${gw} lladdr ${mac} PERMANENT`, `fdb ${mac} dst ${publicIP} self permanent`];
 }
 
-/** The VXLAN forwarding state of `node`: routes, neighbours and fdb entries on flannel.1. */
-export async function overlayOf(ns: Netns): Promise<Overlay> {
-  const [routes, neighs, fdb] = await Promise.all([
-    ns.ipJson<IpRoute>('-4', 'route', 'show', 'dev', 'flannel.1'),
-    ns.ipJson<IpNeigh>('-4', 'neigh', 'show', 'dev', 'flannel.1'),
-    ns.bridgeJson<IpFdb>('fdb', 'show', 'dev', 'flannel.1'),
-  ]);
-  return { routes, neighs, fdb };
+/** The subnets `ns` routes to peers through `dev` (a gateway each), sorted. */
+export async function peerRoutes(ns: Netns, dev = 'flannel.1'): Promise<string[]> {
+  return (await entriesOn(ns, 4, dev)).flatMap((l) => (l.startsWith('route ') ? [l.split(' ')[1]!] : []));
 }
 
-/** What `node` must carry for a peer, exactly as the walk-through shows it. */
-export function peerEntries(subnet: string, publicIP: string, mac: string): Overlay {
-  const gw = subnet.split('/')[0]!;
-  return {
-    routes: [{ dst: subnet, gateway: gw, flags: ['onlink'] }],
-    neighs: [{ dst: gw, lladdr: mac, state: ['PERMANENT'] }],
-    fdb: [{ mac, dst: publicIP, flags: ['self'], state: 'permanent' }],
-  };
-}
-
-/** Several peers' entries, or a kernel listing, in one order for comparison. */
-export function sorted(...parts: Overlay[]): Overlay {
-  const cmp = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
-  return {
-    routes: parts.flatMap((p) => p.routes).sort((a, b) => cmp(a.dst, b.dst)),
-    neighs: parts.flatMap((p) => p.neighs).sort((a, b) => cmp(a.dst, b.dst)),
-    fdb: parts.flatMap((p) => p.fdb).sort((a, b) => cmp(a.dst ?? '', b.dst ?? '')),
-  };
+/** The MAC of `node`'s VXLAN device `dev`: what its lease publishes. */
+export async function vtepMac(node: Node, dev = 'flannel.1'): Promise<string> {
+  const [l] = await node.ns.ipJson<IpLink>('link', 'show', 'dev', dev);
+  if (!l?.address) throw new Error(`no ${dev} on ${node.name}`);
+  return l.address;
 }
 
 /** Starts tcpdump in `ns` for one packet matching `filter`; resolves once it listens, with `line`: what it saw. */

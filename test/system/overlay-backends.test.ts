@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Netns } from '../helpers/netns.ts';
 import { flanneletteCli } from '../helpers/plugin.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { addPod, capture, Cluster, entriesOn, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
+import { addPod, capture, Cluster, entriesOn, vtepMac, vxlanPeer, type Node } from '../helpers/overlay-cluster.ts';
 import { cidrsOf, type IpLink } from '../helpers/ip-json.ts';
 
 type Pod = { ns: Netns; ip: string; ip6?: string };
@@ -31,7 +31,7 @@ const net = (n: 1 | 2, host: number) => ({
 });
 const addNode = (name: string, n: 1 | 2, host: number) => c.addNode(name, net(n, host).ip, net(n, host).o);
 const start = (node: Node, prefix: string, extra: string[] = []) => c.startAgent(node, ['--etcd-prefix', prefix, ...extra]);
-const macOf = async (n: Node, dev: string) => (await n.ns.ipJson<IpLink>('link', 'show', 'dev', dev))[0]!.address!;
+const macOf = (n: Node, dev: string) => vtepMac(n, dev);
 const expectTtl62 = async (from: Pod, to: string) => {
   const r = await from.ns.ping(to, PING);
   expect(r.stdout, r.stdout + r.stderr).toMatch(new RegExp(`bytes from ${to.replace(/\./g, '\\.')}: icmp_seq=\\d+ ttl=62`));

@@ -4,14 +4,14 @@
 // (same etcd lease IDs), and a node added afterwards is programmed everywhere.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.ts';
-import { Cluster, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
+import { Cluster, peerRoutes, type Node } from '../helpers/overlay-cluster.ts';
 
 let c: Cluster;
 const workers: Node[] = [];
 /** The agents' lease TTL: long enough for one request to time out (5 s) and be retried elsewhere. */
 const TTL = ['--lease-ttl', '15'];
 
-const routes = async (n: Node) => (await overlayOf(n.ns)).routes.map((r) => r.dst).sort();
+const routes = (n: Node) => peerRoutes(n.ns);
 /** Waits until every worker routes to every other one, within `ms`. */
 async function meshed(ms: number): Promise<void> {
   const subnets = await Promise.all(workers.map(async (w) => (await c.leaseOf(w)).subnet));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.ts';
-import { Cluster, overlayOf, type Node } from '../helpers/overlay-cluster.ts';
+import { Cluster, peerRoutes, type Node } from '../helpers/overlay-cluster.ts';
 import { makePki, type Pki } from '../helpers/pki.ts';
 
 let c: Cluster;
@@ -36,7 +36,7 @@ async function refused(name: string, ip: string, etcd: string[]): Promise<{ code
   return { code, log: agent.log };
 }
 
-const routes = async (n: Node) => (await overlayOf(n.ns)).routes.map((r) => r.dst);
+const routes = (n: Node) => peerRoutes(n.ns);
 
 beforeAll(async () => {
   pki = await makePki(certDir, ['172.16.1.100']);
