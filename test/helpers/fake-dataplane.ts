@@ -16,7 +16,7 @@ import {
 
 export class FakeDataplane implements Dataplane {
   readonly entries = new Map<string, Entry>();
-  readonly calls: Array<{ op: 'apply' | 'remove'; entry: string; at: number }> = [];
+  readonly calls: Array<{ op: 'apply' | 'remove'; entry: string }> = [];
   /** VXLAN devices by name. */
   readonly vxlans = new Map<string, { spec: VxlanSpec; addr: Cidr }>();
   /** Addresses the kernel reaches without a gateway (DirectRouting), and on which device. */
@@ -25,7 +25,6 @@ export class FakeDataplane implements Dataplane {
   ifaceIP?: string;
   /** Returns the kernel's words (and errno name) for an entry it refuses, undefined to accept it. */
   refuse: (e: Entry) => string | { reason: string; code: string } | undefined = () => undefined;
-  masqueraded = false;
   /** How many more times the firewall calls fail (as iptables does when its lock is held too long). */
   firewallFailures = 0;
 
@@ -65,9 +64,7 @@ export class FakeDataplane implements Dataplane {
     return false;
   }
 
-  async masquerade(): Promise<void> {
-    this.masqueraded = true;
-  }
+  async masquerade(): Promise<void> {}
 
   async findVxlan(spec: Omit<VxlanSpec, 'mac'>): Promise<VxlanFound | undefined> {
     const d = this.vxlans.get(spec.name);
@@ -81,7 +78,7 @@ export class FakeDataplane implements Dataplane {
 
   async apply(e: Entry): Promise<void> {
     await new Promise<void>((r) => setImmediate(r));
-    this.calls.push({ op: 'apply', entry: describeEntry(e), at: Date.now() });
+    this.calls.push({ op: 'apply', entry: describeEntry(e) });
     const no = this.refuse(e);
     if (typeof no === 'string') throw new KernelRefusal(describeEntry(e), no);
     if (no) throw new KernelRefusal(describeEntry(e), no.reason, no.code);
@@ -90,7 +87,7 @@ export class FakeDataplane implements Dataplane {
 
   async remove(e: Entry): Promise<void> {
     await new Promise<void>((r) => setImmediate(r));
-    this.calls.push({ op: 'remove', entry: describeEntry(e), at: Date.now() });
+    this.calls.push({ op: 'remove', entry: describeEntry(e) });
     const have = this.entries.get(entryId(e));
     // As the kernel: a delete names the entry (fdb: MAC and VTEP; route: its gateway).
     if (have && (e.kind === 'neigh' || describeEntry(have).replace(/ lladdr \S+| onlink/g, '') === describeEntry(e).replace(/ lladdr \S+| onlink/g, ''))) {

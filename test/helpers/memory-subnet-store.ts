@@ -28,8 +28,6 @@ export class MemoryEtcd {
   private readonly history: Array<{ revision: number; change: LeaseChange }> = [];
   private nextLease = 1;
   private down = false;
-  /** Calls made, by name (how many lists, creates...). */
-  readonly calls = new Map<string, number>();
   config?: string;
 
   constructor(config?: string) {
@@ -122,7 +120,6 @@ export class MemoryEtcd {
 
   private async op<T>(name: string, fn: () => T): Promise<T> {
     await tick();
-    this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
     if (this.down) throw new StoreError('memory etcd: down');
     if (this.failing.delete(name)) throw new StoreError(`memory etcd: ${name} failed`);
     return fn();

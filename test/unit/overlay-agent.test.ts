@@ -137,11 +137,9 @@ describe('a peer the kernel refuses', () => {
     const [b, c] = [new TestNode(etcd, 2), new TestNode(etcd, 3)];
     await Promise.all([b.ready(), c.ready()]);
     await a.routesTo([b, c]);
-    // The refused peer's fdb and neighbour went in; its route is retried, ever later.
+    // The refused peer's fdb and neighbour went in; its route is retried (at doubling delays:
+    // the next test, on an injected timer).
     await eventually(() => expect(a.dp.calls.filter((x) => x.entry.startsWith('route 10.244.210.0/24')).length).toBeGreaterThanOrEqual(4), 5000, 10);
-    const tries = a.dp.calls.filter((x) => x.entry.startsWith('route 10.244.210.0/24')).map((x) => x.at);
-    const gaps = tries.slice(1).map((t, i) => t - tries[i]!);
-    expect(gaps[2]!).toBeGreaterThanOrEqual(FAST.peer.baseMs * 2 - 5); // the third retry waits at least half of 4 × base (less a timer tick)
     const warned = a.said(/peer 10\.244\.210\.0\/24 at 172\.16\.1\.210 \(lease 10\.244\.210\.0-24\) not programmed/);
     expect(warned[0]).toMatch(/route 10\.244\.210\.0\/24 via 10\.244\.210\.0 dev flannel\.1 onlink: Nexthop has invalid gateway; retrying in/);
     expect(a.agent.status()).toMatchObject({ healthy: true, peers: { programmed: 2, pending: 1, refused: 0 } });
