@@ -47,7 +47,6 @@ beforeAll(async () => {
 
 describe('etcd over https with client certificates', () => {
   it('agents given the CA, their certificate and key hold leases and program each other', async () => {
-    expect(c.endpoints).toBe('https://172.16.1.100:2379');
     c.startAgent(w1);
     c.startAgent(w2);
     const [l1, l2] = [await c.leaseOf(w1), await c.leaseOf(w2)];
