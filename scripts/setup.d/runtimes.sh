@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib/apt.sh
+. scripts/lib/oci.sh
 
 # --no-install-recommends: podman's recommends (crun, slirp4netns, fuse-overlayfs, uidmap...)
 # are unused here; runc is the runtime the tests use.
@@ -43,16 +44,8 @@ echo 'root:x:0:' > "$r/etc/group"
 : > "$r/etc/resolv.conf"
 : > "$r/etc/hostname"
 
-# The OCI image, offline: an empty layout, one layer from the rootfs, a config that runs sh.
-img="$tmp/oci"
-umoci init --layout "$img"
-umoci new --image "$img:latest"
-umoci unpack --image "$img:latest" "$tmp/bundle" >/dev/null
-cp -a "$r/." "$tmp/bundle/rootfs/"
-umoci repack --image "$img:latest" "$tmp/bundle"
-umoci config --image "$img:latest" --config.cmd /bin/sh --config.env PATH=/bin --architecture amd64 --os linux
-umoci gc --layout "$img"
-tar -C "$img" -cf "$tmp/busybox.tar" .
+# The OCI image, offline: one layer from the rootfs, a config that runs sh.
+oci_tar "$r" "$tmp" "$tmp/busybox.tar" --config.cmd /bin/sh --config.env PATH=/bin
 
 mv "$r" "$out/rootfs"
 mv "$tmp/busybox.tar" "$out/busybox.tar"

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib/apt.sh
+. scripts/lib/oci.sh
 
 apt_install_missing --no-install-recommends containerd runc umoci busybox-static
 
@@ -21,21 +22,14 @@ mkdir -p "$out"
 tmp="$(mktemp -d "$out/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
-img="$tmp/oci"
-umoci init --layout "$img"
-umoci new --image "$img:latest"
-umoci unpack --image "$img:latest" "$tmp/bundle" >/dev/null
-r="$tmp/bundle/rootfs"
+r="$tmp/rootfs"
 mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,run}
 install -m 0755 /bin/busybox "$r/bin/busybox"
 ln -s busybox "$r/bin/sleep"
 ln -s busybox "$r/bin/sh"
 echo 'root:x:0:0:root:/:/bin/sh' > "$r/etc/passwd"
 echo 'root:x:0:' > "$r/etc/group"
-umoci repack --image "$img:latest" "$tmp/bundle"
 # A sandbox only holds its namespaces: it sleeps until it is killed (StopPodSandbox).
-umoci config --image "$img:latest" --config.entrypoint /bin/sleep --config.cmd 2147483647 --architecture amd64 --os linux
-umoci gc --layout "$img"
-tar -C "$img" -cf "$tmp/pause.tar" .
+oci_tar "$r" "$tmp" "$tmp/pause.tar" --config.entrypoint /bin/sleep --config.cmd 2147483647
 mv "$tmp/pause.tar" "$out/pause.tar"
 echo "$want" > "$stamp"
