@@ -174,12 +174,7 @@ ping_captured() {
 walk_vxlan() {
   bold "ubuntu (worker01) pings ubuntu2 (worker02)"
   # The capture on worker01's underlay shows the VXLAN packet: UDP to 8472, VNI 1.
-  ip netns exec "$prefix-worker01" timeout 10 tcpdump -l -c 1 -vv -ni enp0s8 udp port 8472 >"$state/tcpdump.txt" 2>/dev/null &
-  local tcpdump_pid=$!
-  sleep 0.5
-  on ubuntu ping -c 3 "$ip2" | tee "$state/ping.txt"
-  grep -q 'ttl=62' "$state/ping.txt" || die "expected ttl=62 (two routed hops: worker01, worker02)"
-  wait "$tcpdump_pid" || true
+  ping_captured "udp port 8472" "$ip2" tcpdump.txt
 
   walk_pod
   bold "3. worker01: onlink route via flannel.1, PERMANENT neighbour, fdb entry to worker02"
