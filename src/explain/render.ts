@@ -1,6 +1,9 @@
 // The explanation as numbered hops, in the words and commands of the blog (and, for the
 // backends the blog does not use, in the same style).
-import type { Explanation, Overlay, RouteLookup } from './walk.ts';
+import type { Explanation, Neighbour, Overlay, RouteLookup } from './walk.ts';
+
+/** A neighbour entry's line as `ip neigh show` prints it. */
+const neighLine = (n: Neighbour): string => [n.ip, n.lladdr && `lladdr ${n.lladdr}`, ...n.state].filter(Boolean).join(' ');
 
 const ind = (n: number) => ' '.repeat(n);
 
@@ -19,7 +22,7 @@ function overlayLines(o: Overlay, n: number, to: string, via: string): string[] 
   out.push(`${ind(3)}An onlink route through ${o.device}: the next hop ${via} is looked up in the neighbour table:`);
   out.push(`${ind(5)}$ ip neigh show ${via} dev ${o.device}`);
   if (o.neighbour) {
-    out.push(`${ind(5)}${[o.neighbour.ip, o.neighbour.lladdr && `lladdr ${o.neighbour.lladdr}`, ...o.neighbour.state].filter(Boolean).join(' ')}`);
+    out.push(`${ind(5)}${neighLine(o.neighbour)}`);
   } else {
     out.push(`${ind(5)}(no entry: nothing tells ${o.device} which node owns ${via}; the overlay agent programs these)`);
   }
@@ -123,8 +126,7 @@ export function renderText(ex: Explanation): string {
     out.push(`${n}. A route via another node: ${d.gateway} is on ${d.dev}'s network, and ${d.subnet} is a pod subnet of ${d.network}`);
     out.push(`${ind(3)}(flannel's host-gw, or vxlan's DirectRouting): no encapsulation. The next hop in the neighbour table:`);
     out.push(`${ind(5)}$ ip neigh show ${d.gateway} dev ${d.dev}`);
-    if (d.neighbour)
-      out.push(`${ind(5)}${[d.neighbour.ip, d.neighbour.lladdr && `lladdr ${d.neighbour.lladdr}`, ...d.neighbour.state].filter(Boolean).join(' ')}`);
+    if (d.neighbour) out.push(`${ind(5)}${neighLine(d.neighbour)}`);
     else out.push(`${ind(5)}(no entry yet: the kernel asks for ${d.gateway}'s MAC with the first packet)`);
     const mac = d.neighbour?.lladdr ? `, to ${d.neighbour.lladdr}` : '';
     out.push(`${ind(3)}The packet leaves ${d.dev} as it is${mac}; the node ${d.gateway} routes it to its own bridge.`);

@@ -3,7 +3,7 @@
 // fdb entry that names the remote VTEP, and the VXLAN device that encapsulates (IPv4 on
 // flannel.1, IPv6 on flannel-v6.1); or, for flannel's host-gw and vxlan DirectRouting, the
 // route via the other node's address and that node's neighbour entry.
-import { Nud, Ntf, RouteFlag, RouteType, Table, type Route } from '../kernel/records.ts';
+import { Nud, Ntf, RouteFlag, RouteType, Table, type Neigh, type Route } from '../kernel/records.ts';
 import { contains, formatIP, parseCidr, parseIP, sameIP, type Cidr } from '../net/ip.ts';
 import { NsView, type LinkInfo } from './kernel-view.ts';
 import { ExplainError, locatePod, type FoundPod, type LocateOptions } from './locate-pod.ts';
@@ -30,10 +30,19 @@ export interface Iface {
   addresses: string[];
 }
 
+/** A neighbour entry as `ip neigh` shows it. */
+export interface Neighbour {
+  ip: string;
+  lladdr?: string;
+  state: string[];
+}
+
+const neighbourOf = (n: Neigh): Neighbour => ({ ip: formatIP(n.dst), ...(n.lladdr ? { lladdr: n.lladdr } : {}), state: stateNames(n.state) });
+
 export interface Overlay {
   device: string;
   vxlan?: { id?: number; local?: string; dev?: string; dstport?: number; learning?: boolean };
-  neighbour?: { ip: string; lladdr?: string; state: string[] };
+  neighbour?: Neighbour;
   fdb: Array<{ mac: string; dst?: string; flags: string[]; state?: string }>;
   remoteVtep?: string;
 }
@@ -47,7 +56,7 @@ export interface Direct {
   subnet: string;
   network: string;
   /** The next hop's neighbour entry: its MAC, where the frame goes. */
-  neighbour?: { ip: string; lladdr?: string; state: string[] };
+  neighbour?: Neighbour;
 }
 
 export type Delivery =
@@ -208,7 +217,7 @@ async function overlay(node: NsView, device: LinkInfo, nextHop: string): Promise
   // ip neigh leaves out NOARP entries unless asked for them.
   const neighs = hop ? await node.neighs({ index: device.link.index, family: hop.family }) : [];
   const neigh = neighs.find((n) => formatIP(n.dst) === nextHop && !(n.state & Nud.noarp));
-  if (neigh) out.neighbour = { ip: formatIP(neigh.dst), ...(neigh.lladdr ? { lladdr: neigh.lladdr } : {}), state: stateNames(neigh.state) };
+  if (neigh) out.neighbour = neighbourOf(neigh);
   const mac = neigh?.lladdr;
   if (mac) {
     out.fdb = (await node.fdb({ index: device.link.index }))
@@ -244,7 +253,7 @@ async function direct(node: NsView, dev: LinkInfo, route: RouteLookup, podRoute:
   if (entry.prefix <= cluster.prefix || !contains(cluster, entry.ip)) return undefined;
   const out: Direct = { dev: dev.link.name, gateway: route.gateway!, subnet: route.matched!.dst, network: podRoute.matched!.dst };
   const neigh = (await node.neighs({ index: dev.link.index, family: gw.family })).find((n) => sameIP(n.dst, gw));
-  if (neigh) out.neighbour = { ip: formatIP(neigh.dst), ...(neigh.lladdr ? { lladdr: neigh.lladdr } : {}), state: stateNames(neigh.state) };
+  if (neigh) out.neighbour = neighbourOf(neigh);
   return out;
 }
 
