@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cleanupNow } from './cleanup.ts';
 import { makeCtx } from './context.ts';
+import { benchKernelInDel, type KernelInDelResult } from './figures/kernel-in-del.ts';
 import { benchLeases, type LeasesResult } from './figures/leases.ts';
 import { benchLibcni, type LibcniResult } from './figures/libcni.ts';
 import { benchOverlayJoin, type JoinResult } from './figures/overlay-join.ts';
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
   const verbs: VerbsResult = only.has('verbs')
     ? await benchVerbs(ctx, P.rounds, log)
     : { floor: [], series: { ADD: pair(), CHECK: pair(), DEL: pair() }, kernel: { del: notSelected(), show: notSelected() } };
+  // The kernel row's check, with the verbs: a third as many rounds, each DEL traced.
+  const inDel: KernelInDelResult = only.has('verbs') ? await benchKernelInDel(ctx, Math.ceil(P.rounds / 3), log) : { ...pair(), ip: notSelected() };
   const libcni: LibcniResult = only.has('libcni')
     ? await benchLibcni(ctx, P.libcniRounds, log)
     : { total: pair(), add: { ours: [], reference: [] }, del: { ours: [], reference: [] } };
@@ -139,6 +142,17 @@ async function main(): Promise<void> {
       floor: stat(verbs.kernel.show.samples)!,
       floorLabel: 'ip link show lo',
       target: 'report only',
+      verdict: '—',
+    }),
+    finish({
+      id: 'kernel-in-del',
+      figure: "kernel: the pod's deletion inside each DEL (strace -T of its RTM_DELLINK request)",
+      unit: 'ms',
+      ours: side(inDel.ours),
+      reference: side(inDel.reference),
+      ...(inDel.ip.samples.length > 0 ? { floor: stat(inDel.ip.samples)! } : {}),
+      floorLabel: 'the same request of `ip link del`',
+      target: 'report only (checks the row above)',
       verdict: '—',
     }),
     finish({
@@ -314,6 +328,7 @@ async function main(): Promise<void> {
     `Times are from spawn to exit of one process, median (p95) of ${P.rounds} runs for ADD/CHECK/DEL, ${P.libcniRounds} through libcni, ${P.leaseRounds} against the lease store, ${P.parRounds} rounds of the parallel ADDs; peak RSS is the largest of ${P.rssRounds} runs (${P.leaseRss} against the lease store; wait4's maxrss via GNU time, which counts a child such as the host-local that bridge runs).`,
     'Everything runs in private network namespaces, through the same `nsenter --net=<node namespace>` wrapper, ours and the reference alternating (A B, B A) so that drift cancels. The floor is bare `node -e 0` on the very runtime our executables start with (`<dir>/.flannelette/node`), measured in the same run.',
     "The kernel row: in each round of ADD/CHECK/DEL, a veth pair set up like a pod's in two namespaces of the round's own (the pod end `eth0` up with an IPv4 address, the other end an up port of an up bridge) is deleted with `ip -n <pod> link del eth0`, alternating with `ip -n <pod> link show lo`, the cost of running one ip; the difference of their medians is the kernel's deletion. The link leaves listings within a few ms (measured apart from this benchmark), but the request returns only after the kernel has waited for RCU (netdev_run_todo): both implementations' DEL wait for it. The row below takes it off DEL: its cells are DEL − kernel, so its \"ours − floor\" is what is ours beyond Node's start and the kernel's deletion.",
+    "The row after it checks that estimate against the DELs themselves: in a third as many rounds of their own, each DEL (ours and the reference's) and an `ip link del` beside them run under strace, filtered by seccomp so that only sendto/sendmsg stop the process, and the one RTM_DELLINK request is timed from entry to return (strace -T): the kernel's deletion as that very call paid it, with the process's own work overlapping it or not. Those traced DELs are not timed as DELs.",
     "Config: flannel-style bridge `cni0`, isGateway, hairpinMode, ipMasq false, mtu 1450, host-local on a /24, cniVersion 1.0.0 (v1.1.1 does not take 1.1.0). CHECK gets the ADD's result as prevResult. The lease store is written in the reference's own format (a /16 range); DEL names a container that holds no lease. GC is a CNI 1.1.0 verb the reference v1.1.1 does not have, so it is compared with the reference's DEL.",
     'The reclaim row: a host-local store whose range (250 addresses) is entirely leased to containers that no longer exist (no namespace attached to the node holds the addresses; the files dated an hour back, past the in-flight grace period), then an ADD, which must prove them dead and reclaim one to succeed; its floor column is a normal ADD (free addresses, same range and node) timed in the same rounds, alternating. The reference v1.1.1 does not reclaim: its ADD on the same store fails.',
   ];

@@ -14,6 +14,7 @@ const ROWS = [
   'check',
   'del',
   'kernel-del',
+  'kernel-in-del',
   'del-net',
   'libcni',
   'parallel',
@@ -76,6 +77,9 @@ describe('npm run bench -- --quick', () => {
     const kernel = byId['kernel-del'].oursMinusFloor;
     expect(Number.isFinite(kernel)).toBe(true);
     expect(byId['kernel-del'].ours.facts.kernelDeletionMs).toBe(kernel);
+    // Each DEL's own RTM_DELLINK request is found in its strace log and timed, as is ip's.
+    for (const s of [byId['kernel-in-del'].ours, byId['kernel-in-del'].reference]) expect(s.status, s.note).toBe('ok');
+    expect(byId['kernel-in-del'].floor.median).toBeGreaterThan(0);
     expect(byId['del-net'].ours.value).toBeCloseTo(byId.del.ours.stat.median - kernel, 1);
     expect(byId['del-net'].reference.value).toBeCloseTo(byId.del.reference.stat.median - kernel, 1);
     expect(['ok', 'skipped']).toContain(byId.libcni.reference.status);
