@@ -4,7 +4,8 @@
 // (--quick leaves out `overlay`, 30 agents and an etcd, unless --only names it)
 // Writes DIR/latest.json and DIR/latest.md (default DIR: bench-results/).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -54,8 +55,28 @@ function dpkgVersion(pkg: string): string {
 const notSelected = (): Series => ({ samples: [], skipped: 'skipped: not selected (--only)' });
 const pair = () => ({ ours: notSelected(), reference: notSelected() });
 
+/** The share (%) of all CPUs' time spent running something during `ms`, from /proc/stat.
+ *  Not the load average: after a test run, network namespaces being destroyed keep kernel
+ *  workers waiting (counted in the load) while the CPUs idle. */
+async function cpuBusyPercent(ms: number): Promise<number | undefined> {
+  const sample = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: idle and iowait are not running.
+    return { total: f.slice(0, 8).reduce((a, b) => a + b, 0), idle: (f[3] ?? 0) + (f[4] ?? 0) };
+  };
+  try {
+    const a = sample();
+    await sleep(ms);
+    const b = sample();
+    return b.total > a.total ? Math.round((100 * (b.total - a.total - (b.idle - a.idle))) / (b.total - a.total)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   const loadBefore = os.loadavg()[0]!;
+  const busyBefore = await cpuBusyPercent(2000);
   const ctx = await makeCtx(root);
   log(`${quick ? 'quick' : 'full'} run; ours installed in ${ctx.ours.dir}; libcni driver ${ctx.cnitool ? 'found' : 'not built'}`);
 
@@ -298,12 +319,15 @@ async function main(): Promise<void> {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     kernel: os.release(),
     node: execFileSync(ctx.nodeBin, ['--version'], { encoding: 'utf8' }).trim(),
-    // Other work on the machine skews every figure (ratios less than absolute times). Only
-    // the load before says so: the parallel figure's own processes raise the one after.
+    // Other work on the machine skews every figure (ratios less than absolute times); only
+    // the state before the run says so (cpuBusyPercentBefore decides the warning): the
+    // parallel figure's own processes raise the load after.
     loadavg1m: { before: Math.round(loadBefore * 100) / 100, after: Math.round(os.loadavg()[0]! * 100) / 100 },
+    cpuBusyPercentBefore: busyBefore ?? 'n/a',
   };
-  const busy = machine.loadavg1m.before > machine.cpus / 2;
-  if (busy) log(`warning: the machine was busy (1-minute load ${machine.loadavg1m.before} before the run, ${machine.cpus} cores): figures are skewed`);
+  // Busy: a quarter of the CPUs' time taken by something else in the 2 s before the run.
+  const busy = busyBefore !== undefined ? busyBefore > 25 : machine.loadavg1m.before > machine.cpus / 2;
+  if (busy) log(`warning: the machine was busy (CPUs ${busyBefore ?? '?'} % in use before the run, ${machine.cpus} cores): figures are skewed`);
   const reference = `containernetworking-plugins ${dpkgVersion('containernetworking-plugins')} (${ctx.reference.dir})`;
   const doc = {
     date: new Date().toISOString(),
@@ -321,7 +345,7 @@ async function main(): Promise<void> {
   const preamble = [
     `## Benchmark: flannelette beside the reference plugins${quick ? ' (quick mode: not for comparing)' : ''}`,
     '',
-    `${doc.date.slice(0, 10)}, ${machine.cpus} × ${machine.model}, Linux ${machine.kernel}, Node ${machine.node}; reference: ${reference}. Produced by \`npm run bench\` in ${doc.seconds} s; 1-minute load before the run: ${machine.loadavg1m.before}.`,
+    `${doc.date.slice(0, 10)}, ${machine.cpus} × ${machine.model}, Linux ${machine.kernel}, Node ${machine.node}; reference: ${reference}. Produced by \`npm run bench\` in ${doc.seconds} s; CPUs in use in the 2 s before it: ${busyBefore ?? 'n/a'} % (1-minute load ${machine.loadavg1m.before}).`,
     ...(busy ? ['', '**The machine was busy during this run: absolute times are inflated; compare within a row only.**'] : []),
   ];
   const notes = [
