@@ -31,8 +31,11 @@ export async function addPodVeth(podNs: string, nodeNs: string): Promise<void> {
   await ipBatch(podNs, [`link set ${POD_IF} up`, `addr add 10.244.1.2/24 dev ${POD_IF}`]);
 }
 
-/** Deletes the pod end, hence the pair, as a DEL does. */
-export const delPodVeth = (podNs: string): Promise<Run> => timed(IP, ['-n', podNs, 'link', 'del', POD_IF], IP_ENV);
+/** Deletes the pod end, hence the pair, as a DEL does; `wrap` goes before ip (e.g. strace). */
+export const delPodVeth = (podNs: string, wrap: readonly string[] = []): Promise<Run> => {
+  const argv = [...wrap, IP, '-n', podNs, 'link', 'del', POD_IF];
+  return timed(argv[0]!, argv.slice(1), IP_ENV);
+};
 
 /** The baseline: one ip in the same namespace that changes nothing. */
 export const showLo = (podNs: string): Promise<Run> => timed(IP, ['-n', podNs, 'link', 'show', 'lo'], IP_ENV);

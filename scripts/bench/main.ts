@@ -171,7 +171,7 @@ async function main(): Promise<void> {
       unit: 'ms',
       ours: side(inDel.ours),
       reference: side(inDel.reference),
-      ...(inDel.ip.samples.length > 0 ? { floor: stat(inDel.ip.samples)! } : {}),
+      floor: stat(inDel.ip.samples),
       floorLabel: 'the same request of `ip link del`',
       target: 'report only (checks the row above)',
       verdict: '—',

@@ -1,8 +1,8 @@
-// The benchmark's reading of an strace log (scripts/bench/figures/kernel-in-del.ts): the
+// The benchmark's reading of an strace log (scripts/bench/strace.ts): the
 // one RTM_DELLINK request of a DEL and its time, also when another thread's traced call
 // split it in the log.
 import { describe, expect, it } from 'vitest';
-import { delLinkMs } from '../../scripts/bench/figures/kernel-in-del.ts';
+import { delLinkMs } from '../../scripts/bench/strace.ts';
 
 describe('delLinkMs', () => {
   it('times the request strace could not name (a socket in another namespace: type 0x11)', () => {

@@ -7,12 +7,13 @@
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { callPlugin, flannelConf, inOrder, type Ctx, type ImplKey } from '../context.ts';
-import { addPodVeth, POD_IF } from '../kernel.ts';
-import { addNs, delNs, IP, IP_ENV, nsPath } from '../netns.ts';
+import { addPodVeth, delPodVeth, POD_IF } from '../kernel.ts';
+import { addNs, delNs, nsPath } from '../netns.ts';
 import { fail, newSeries, usable, type Series } from '../series.ts';
 import { failure, timed } from '../spawn.ts';
+import { delLinkMs } from '../strace.ts';
 
-export const STRACE = '/usr/bin/strace';
+const STRACE = '/usr/bin/strace';
 
 export interface KernelInDelResult {
   ours: Series;
@@ -22,31 +23,6 @@ export interface KernelInDelResult {
 }
 
 const traced = (out: string) => [STRACE, '-f', '--seccomp-bpf', '-T', '-e', 'trace=sendto,sendmsg', '-o', out];
-
-// strace names the message type only where it can tell the socket's protocol, which it
-// cannot for a socket opened in another network namespace: then RTM_DELLINK is 0x11.
-const DEL_LINK = /nlmsg_type=(RTM_DELLINK|0x11)\b/;
-
-/** The duration (ms) of the one RTM_DELLINK request in an strace log; throws when there is
- *  not exactly one. A call another thread's traced call interrupted in the log is split
- *  into "<unfinished ...>" and, on its thread's later line, "<... resumed>" with the time. */
-export function delLinkMs(log: string): number {
-  const found: number[] = [];
-  const pending = new Set<string>();
-  for (const line of log.split('\n')) {
-    const pid = line.slice(0, line.indexOf(' '));
-    const time = /<(\d+\.\d+)>$/.exec(line);
-    if (DEL_LINK.test(line)) {
-      if (time) found.push(Number(time[1]) * 1000);
-      else if (line.endsWith('<unfinished ...>')) pending.add(pid);
-    } else if (pending.has(pid) && line.includes(' resumed>')) {
-      pending.delete(pid);
-      if (time) found.push(Number(time[1]) * 1000);
-    }
-  }
-  if (found.length !== 1) throw new Error(`expected one timed RTM_DELLINK request, found ${found.length}`);
-  return found[0]!;
-}
 
 export async function benchKernelInDel(ctx: Ctx, rounds: number, log: (s: string) => void): Promise<KernelInDelResult> {
   const res: KernelInDelResult = { ours: newSeries(), reference: newSeries(), ip: newSeries() };
@@ -84,7 +60,7 @@ export async function benchKernelInDel(ctx: Ctx, rounds: number, log: (s: string
         const out = path.join(ctx.tmp, `strace-${who}-${r}`);
         const run =
           who === 'ip'
-            ? await timed(STRACE, [...traced(out), IP, '-n', kPod, 'link', 'del', POD_IF], IP_ENV)
+            ? await delPodVeth(kPod, traced(out))
             : await callPlugin(
                 ctx[who],
                 'bridge',
