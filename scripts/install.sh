@@ -51,11 +51,13 @@ stub() { # BUNDLE CACHE-PREFIX ADDON [DEL-PRELUDE]
 // The exit, first: once process.exit has run the 'exit' listeners (the caches below are
 // written there), the addon's _exit(2) instead of Node's teardown, which joins V8's worker
 // threads (one may be finishing a background compile: milliseconds). Set before the plugin
-// runs, so that a plugin calling process.exit itself exits the same way.
+// runs, so that a plugin calling process.exit itself exits the same way. The loaded addon
+// is left for the bundles (src/sys/addon.ts), which would otherwise each load it again.
 try {
   const addon = { exports: {} };
   process.dlopen(addon, $(jsstr "$3"));
   if (typeof addon.exports.exit === 'function') process.reallyExit = addon.exports.exit;
+  globalThis[Symbol.for('flannelette.addon')] = addon.exports;
 } catch {}
 const { readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
 const { Script } = require('node:vm');

@@ -34,6 +34,9 @@ export interface Addon {
 
 const FILE = 'flannelette.node';
 let loaded: Addon | undefined;
+/** Where the installed launcher leaves the addon it has loaded already (scripts/install.sh):
+ *  each bundle (the DEL prelude, the plugin) has its own copy of this module. */
+const PRELOADED = Symbol.for('flannelette.addon');
 
 /** Where the addon may be: beside the bundle (dist/, or <DIR>/.flannelette/ for the
  *  installed bundles); the build's dist/ when running from source; .flannelette/ beside
@@ -53,6 +56,8 @@ function candidates(): string[] {
 /** The addon (loaded once, on first use); throws code 999 naming where it looked when it is missing. */
 export function addon(): Addon {
   if (loaded) return loaded;
+  const given = (globalThis as Record<symbol, Addon | undefined>)[PRELOADED];
+  if (given) return (loaded = given);
   const tried = candidates();
   const why: string[] = [];
   for (const file of tried) {
