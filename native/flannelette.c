@@ -60,7 +60,6 @@ static napi_value make_int(napi_env env, int n) {
   return v;
 }
 
-// Two integer arguments; EINVAL (as a result) when they are not.
 // One integer argument; 0 when there is none.
 static int one_int(napi_env env, napi_callback_info info, int *a) {
   size_t argc = 1;
@@ -69,6 +68,7 @@ static int one_int(napi_env env, napi_callback_info info, int *a) {
   return int_arg(env, arg, a);
 }
 
+// Two integer arguments; EINVAL (as a result) when they are not.
 static int two_ints(napi_env env, napi_callback_info info, int *a, int *b) {
   size_t argc = 2;
   napi_value argv[2];

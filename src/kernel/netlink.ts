@@ -28,7 +28,7 @@ const NETLINK_ROUTE = 0;
 
 export interface OpenOptions {
   /**
-   * Every request on a worker thread, never blocking Node's: for questions asked while a
+   * Every request on a thread of the addon's own, never blocking Node's: for questions asked while a
    * slow change of another connection holds the kernel's rtnl lock (most requests wait for it).
    */
   offThread?: boolean;
@@ -58,9 +58,9 @@ export class Netlink {
   // Plain fields, no parameter properties: src/cli runs under Node's type stripping.
   private readonly n: Addon;
   private fd: number | undefined;
-  /** Every request on a worker thread (see open). */
+  /** Every request on a thread of the addon's own (see OpenOptions). */
   private readonly offThread: boolean;
-  /** Link indexes by name, as learned from answers (see open); undefined: asked each time. */
+  /** Link indexes by name, as learned from answers (see OpenOptions); undefined: asked each time. */
   private readonly indexes: Map<string, number> | undefined;
   /** The last request queued, settled or not. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -94,7 +94,7 @@ export class Netlink {
   }
 
   /**
-   * Closes the socket; a request still running (on a worker thread, whose answer nobody may
+   * Closes the socket; a request still running (on a thread of the addon's own, whose answer nobody may
    * wait for any more) keeps it open until it is done, so that its descriptor is never
    * another file's by then. Requests made after this fail (EBADF).
    */
@@ -118,7 +118,7 @@ export class Netlink {
         await this.applyNow(op, remembered);
       } catch (err) {
         // A remembered link gone since: forget it, and ask once more.
-        if (remembered.length === 0 || !(err instanceof KernelError) || err.errno !== Errno.ENODEV) throw err;
+        if (remembered.length === 0 || !isErrno(err, Errno.ENODEV)) throw err;
         for (const name of remembered) this.indexes?.delete(name);
         await this.applyNow(op, []);
       }
@@ -137,7 +137,7 @@ export class Netlink {
   private async applyNow(op: Op, remembered: string[]): Promise<void> {
     const send = (msg: Buffer) => this.request(msg, op);
     // ~0.5 ms of kernel work alone, milliseconds when other calls hold the kernel's rtnl
-    // lock: on a worker thread, so the caller (IPAM) goes on meanwhile.
+    // lock: on a thread of the addon's own, so the caller (IPAM) goes on meanwhile.
     const sendSlow = (msg: Buffer) => this.requestOffThread(msg, op);
     const index = (dev: string) => {
       const known = this.indexes?.get(dev);
@@ -195,9 +195,9 @@ export class Netlink {
         return index;
       }
     } catch (err) {
-      if (!(err instanceof KernelError) || err.errno !== Errno.ENODEV) throw err;
+      if (!isErrno(err, Errno.ENODEV)) throw err;
     }
-    throw new KernelError(Errno.ENODEV, describeOp(op), op, `no link named "${dev}"`);
+    throw this.error(Errno.ENODEV, op, `no link named "${dev}"`);
   }
 
   // ---- questions -----------------------------------------------------------------------
@@ -306,7 +306,7 @@ export class Netlink {
   /**
    * One request and its answer; `what` names it in errors (a change is described only when
    * it fails). A system call of microseconds on this thread, made before this returns;
-   * on a worker thread when the connection was opened `offThread`.
+   * on a thread of the addon's own when the connection was opened `offThread`.
    */
   private async request(msg: Buffer, what: Op | string): Promise<Message[]> {
     if (this.offThread) return this.requestOffThread(msg, what);

@@ -2,7 +2,7 @@
 // both plugins exclude each other. The lock belongs to our open file description: it
 // stays until we close the file or die (the kernel then drops it, so a killed plugin
 // never leaves a stale lock). flock(2) comes from our addon: tried without blocking first,
-// and waited for on a worker thread only when someone holds it.
+// and waited for on a thread of the addon's own only when someone holds it.
 import { closeSync, constants, openSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors.ts';
 import { addon, errnoName } from './addon.ts';
