@@ -1,15 +1,14 @@
-// The CNI_* environment of one call, checked as libcni's skel checks it, before stdin is
-// read: the plugins' entry (skel.ts) and bridge's DEL prelude (which acts only on a call the
-// plugin itself would accept) read it here.
+// The CNI_* environment of one call, checked as libcni's skel checks it: the plugins' entry
+// (skel.ts, after reading stdin, so that a refusal is answered in the config's version) and
+// bridge's DEL prelude (which acts only on a call the plugin itself would accept) read it here.
 import { parseCniArgs, type CniArgs } from './args.ts';
 import { CniError, ErrCode } from './errors.ts';
 import { validateContainerId, validateIfName } from './validate.ts';
 
 export type Verb = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
-const VERBS: readonly string[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
 
 /** Which CNI_* variables each verb needs (libcni's skel table, plus 1.1's STATUS and GC). */
-const REQUIRED: Record<string, readonly string[]> = {
+const REQUIRED: Record<Verb, readonly string[]> = {
   ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
   CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
   DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
@@ -32,8 +31,8 @@ export interface CallEnv {
 export function readCallEnv(env: NodeJS.ProcessEnv): CallEnv {
   const command = env.CNI_COMMAND ?? '';
   if (command === '') throw new CniError(ErrCode.InvalidEnvironment, 'required env variables [CNI_COMMAND] missing');
-  if (!VERBS.includes(command)) throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
-  const missing = (REQUIRED[command] ?? []).filter((k) => !env[k]);
+  if (!Object.hasOwn(REQUIRED, command)) throw new CniError(ErrCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+  const missing = REQUIRED[command as Verb].filter((k) => !env[k]);
   if (missing.length > 0) {
     throw new CniError(ErrCode.InvalidEnvironment, `required env variables [${missing.join(',')}] missing`);
   }

@@ -82,18 +82,18 @@ function optionalString(value: unknown, where: string): string | undefined {
   return value;
 }
 
-/** The network's name and its `ipam` object, which every verb needs before anything else. */
-function ipamSection(conf: NetConf): { name: string; ipam: Record<string, unknown> } {
+/** The network's name, its `ipam` object and where its store is: what every verb needs first. */
+function ipamSection(conf: NetConf): { name: string; ipam: Record<string, unknown>; dataDir: string } {
   const name = validateNetworkName(conf.name);
   const ipam = conf.ipam;
   if (ipam === undefined || ipam === null) throw bad("IPAM config missing 'ipam' key");
   if (!isObject(ipam)) throw bad("'ipam' must be an object");
-  return { name, ipam };
+  return { name, ipam, dataDir: optionalString(ipam.dataDir, 'ipam.dataDir') ?? DEFAULT_DATA_DIR };
 }
 
 /** Reads and checks the IPAM config of `conf`; throws a CniError naming what is wrong. */
 export function loadIpamConfig(conf: NetConf, args: CniArgs): IpamConfig {
-  const { name, ipam } = ipamSection(conf);
+  const { name, ipam, dataDir } = ipamSection(conf);
 
   const requested: IP[] = [...requestedFromArgs(args)];
   const cniArgs = isObject(conf.args) && isObject(conf.args.cni) ? conf.args.cni : undefined;
@@ -144,7 +144,7 @@ export function loadIpamConfig(conf: NetConf, args: CniArgs): IpamConfig {
 
   const out: IpamConfig = {
     name,
-    dataDir: optionalString(ipam.dataDir, 'ipam.dataDir') ?? DEFAULT_DATA_DIR,
+    dataDir,
     ranges,
     routes,
     requested: unique,
@@ -159,10 +159,10 @@ export function loadIpamConfig(conf: NetConf, args: CniArgs): IpamConfig {
  *  CNI_ARGS: a config ADD would refuse now (an edited or inherited value, a gateway the
  *  reference took) still releases. Only what hides the store is an error. */
 export function loadReleaseConfig(conf: NetConf): { name: string; dataDir: string; sets: number } {
-  const { name, ipam } = ipamSection(conf);
+  const { name, ipam, dataDir } = ipamSection(conf);
   const runtime = isObject(conf.runtimeConfig) ? conf.runtimeConfig : {};
   const count = (v: unknown) => (Array.isArray(v) ? v.length : 0);
   const single = ipam.subnet !== undefined && ipam.subnet !== null && ipam.subnet !== '' ? 1 : 0;
   const sets = Math.max(1, count(runtime.ipRanges) + single + count(ipam.ranges));
-  return { name, dataDir: optionalString(ipam.dataDir, 'ipam.dataDir') ?? DEFAULT_DATA_DIR, sets };
+  return { name, dataDir, sets };
 }

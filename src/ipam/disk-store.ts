@@ -16,7 +16,8 @@ import { CniError, ErrCode } from '../cni/errors.ts';
 import { FileLock } from '../sys/flock.ts';
 import { writeFresh } from './fresh-file.ts';
 import { formatIP, parseIP, type IP } from '../net/ip.ts';
-import { dirStamp, eachIndexPiece, indexLacks, readIndex, sameStamp, writeIndex, type DirStamp } from './lease-index.ts';
+import { dirStamp, eachIndexPiece, indexLacks, readIndex, sameStamp, writeIndex, type DirStamp, type Snapshot } from './lease-index.ts';
+
 import { formatLease, parseLease } from './lease-file.ts';
 import type { LeaseTxn } from './lease-store.ts';
 import { LeaseTable, walkHeld, type LeaseEntry } from './lease-table.ts';
@@ -29,19 +30,13 @@ const TRUST_MS = 1000;
 const ioError = (what: string, err: unknown) => new CniError(ErrCode.IOFailure, `${what}: ${(err as Error).message}`, '', { cause: err });
 const errno = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
 
-/** The lease table and the directory stamp it was exact at. */
-export interface Snapshot {
-  table: LeaseTable;
-  stamp: DirStamp;
-}
-
 export class DiskStore {
   readonly dir: string;
   readonly meta: string;
   readonly indexFile: string;
 
   constructor(dataDir: string, network: string) {
-    // Normalised once (join); names below are joined by hand (join, cold, costs ~40 µs a call).
+    // Normalised once, here; names below are joined by hand (join, cold, costs ~40 µs a call).
     this.dir = join(dataDir, network);
     this.meta = `${this.dir}/${META}`;
     this.indexFile = `${this.meta}/leases`;
@@ -146,13 +141,7 @@ export class DiskStore {
       const owner = parseLease(content);
       leases.push(owner ? { name: ent.name, owner } : { name: ent.name });
     }
-    let stable = false;
-    try {
-      stable = sameStamp(before, dirStamp(this.dir));
-    } catch {
-      // gone meanwhile: not stable
-    }
-    return { table: LeaseTable.fromEntries(leases), stamp: stable ? before : undefined };
+    return { table: LeaseTable.fromEntries(leases), stamp: this.isCurrent(before) ? before : undefined };
   }
 
   /** The addresses that have a lease file, without reading any (cheap). */
@@ -423,7 +412,7 @@ export class DiskTxn implements LeaseTxn {
     try {
       // Someone changed the directory behind us (an operator: plugins hold the lock),
       // or a file disagreed with the table: only a fresh scan may be persisted.
-      if (this.suspect || !this.known || !sameStamp(this.known, dirStamp(this.dir))) this.rescan();
+      if (this.suspect || !this.known || !this.store.isCurrent(this.known)) this.rescan();
       if (!this.known) return;
       this.ensureMeta();
       if (!this.known) return;

@@ -34,8 +34,14 @@ function parseHead(head: string): DirStamp | undefined {
   return { ino: BigInt(fields[0]!), mtimeNs: BigInt(fields[1]!), ctimeNs: BigInt(fields[2]!) };
 }
 
+/** The lease table and the directory stamp it was exact at. */
+export interface Snapshot {
+  table: LeaseTable;
+  stamp: DirStamp;
+}
+
 /** The index in `file`, or undefined when it is missing, torn or of another format. */
-export function readIndex(file: string): { stamp: DirStamp; table: LeaseTable } | undefined {
+export function readIndex(file: string): Snapshot | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -17,8 +17,6 @@ export interface NodeAddresses {
   doubts: string[];
 }
 
-/** How the node is looked at: the netlink scan below, or another in tests of the policy. */
-
 const why = (err: unknown) => (err as Error)?.message ?? String(err);
 
 export const readNodeAddresses = async (): Promise<NodeAddresses> => {
