@@ -1,6 +1,7 @@
-// Bundles each executable in src/main/ into one CommonJS file under dist/, so that a
-// plugin call loads exactly one file and resolves nothing across node_modules at start,
-// and builds the native addon they all load (dist/flannelette.node).
+// Bundles each entry in src/main/ (the executables, and bridge's DEL prelude) into one
+// CommonJS file under dist/, so that a plugin call loads its bundle (and, for bridge's DEL,
+// the prelude before it) and resolves nothing across node_modules at start, and builds the
+// native addon they all load (dist/flannelette.node).
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle-options.mjs';
 import { execFileSync } from 'node:child_process';

@@ -3,8 +3,9 @@
 # the pinned Node 24 runtime goes to DIR/.flannelette/node, and each plugin DIR/<name> is
 # a short script with that runtime's absolute path as its #! line, which runs its one
 # bundled file, DIR/.flannelette/<name>.cjs, with V8's code for it cached in
-# DIR/.flannelette/cache (a part a plugin loads only on a rare path, dist/<name>.<part>.cjs,
-# is copied beside it). So a runtime can exec DIR/bridge with an empty environment,
+# DIR/.flannelette/cache (a part of a plugin, dist/<name>.<part>.cjs, is copied beside it:
+# one it loads only on a rare path, or bridge's DEL prelude, which its launcher runs first
+# on every DEL). So a runtime can exec DIR/bridge with an empty environment,
 # whatever Node (if any) the host has.
 #   scripts/install.sh [DIR] [--conf FILE]   (--conf also copies FILE into /etc/cni/net.d)
 set -euo pipefail

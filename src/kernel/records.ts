@@ -106,6 +106,9 @@ export interface Addr {
   broadcast?: IP;
 }
 
+/** An address as the CIDR it is written as (10.244.1.2/24). */
+export const addrCidr = (a: Addr): Cidr => ({ ip: a.address, prefix: a.prefix });
+
 export interface Nexthop {
   gateway?: IP;
   oif: number;

@@ -13,11 +13,12 @@ import type { Invocation } from '../../cni/skel.ts';
 import { Errno, isErrno, KernelError } from '../../kernel/errors.ts';
 import { randomBytes, randomMac } from '../../kernel/hash.ts';
 import { Netlink } from '../../kernel/netlink.ts';
-import type { Link } from '../../kernel/records.ts';
+import { addrCidr, type Addr, type Link } from '../../kernel/records.ts';
 import { ensureSysctl, trySysctl } from '../../kernel/sysctl.ts';
 import type { Cidr } from '../../net/ip.ts';
 import { NetnsHandle } from '../../sys/netns.ts';
 import { planAddresses, type AddressPlan } from './address-plan.ts';
+import { deleteLink } from './pod-deletion.ts';
 import { bridgeAddrChanges } from './bridge-addrs.ts';
 import { pairOp, podAddrOps, podRouteOps, portOps, type HostPlan, type PodPlan } from './changes.ts';
 import { checkAddConf, loadConf, type BridgeConf } from './conf.ts';
@@ -176,13 +177,6 @@ export async function cmdAdd(inv: Invocation): Promise<Result> {
   }
 }
 
-/** Deletes a link of the node (a veth takes its peer along); gone already is fine. */
-async function deleteLink(node: Netlink, name: string): Promise<void> {
-  await node.apply({ kind: 'link-del', dev: name }).catch((err: unknown) => {
-    if (!isErrno(err, Errno.ENODEV)) throw err;
-  });
-}
-
 /**
  * The veth pair, its pod end moved into the pod, the host end up (one request); then the
  * sysctls that do not wait for IPAM's answer. The kernel makes the pair on a worker thread
@@ -229,7 +223,7 @@ function earlyPodSysctls(podNs: NetnsHandle, conf: BridgeConf, ifname: string): 
   });
 }
 
-const cidrsOf = (addrs: Array<{ address: Cidr['ip']; prefix: number }>): Cidr[] => addrs.map((a) => ({ ip: a.address, prefix: a.prefix }));
+const cidrsOf = (addrs: Addr[]): Cidr[] => addrs.map(addrCidr);
 
 /** Our bridge and its addresses, if it exists. */
 async function readBridge(nodeAsk: Netlink, name: string): Promise<BridgeNow> {

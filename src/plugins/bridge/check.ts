@@ -8,7 +8,7 @@ import { ipamFor, type Ipam } from './ipam.ts';
 import { parseResult, type Interface, type Route as ResultRoute } from '../../cni/result.ts';
 import type { Invocation } from '../../cni/skel.ts';
 import { Netlink } from '../../kernel/netlink.ts';
-import { Table, type Link, type Route } from '../../kernel/records.ts';
+import { addrCidr, Table, type Link, type Route } from '../../kernel/records.ts';
 import { formatCidr, networkOf, parseCidr, parseIP, sameCidr, sameIP, type Cidr, type IP } from '../../net/ip.ts';
 import { loadConf, type BridgeConf } from './conf.ts';
 import { phase } from './timings.ts';
@@ -27,7 +27,7 @@ interface PodView {
 async function readPod(pod: Netlink, ifname: string): Promise<PodView> {
   const all = await pod.routes();
   const link = await pod.link(ifname);
-  const addrs = link ? (await pod.addrs({ index: link.index })).map((a) => ({ ip: a.address, prefix: a.prefix })) : [];
+  const addrs = link ? (await pod.addrs({ index: link.index })).map(addrCidr) : [];
   return { link, addrs, routes: all.filter((r) => r.table === Table.main), otherTables: all.filter((r) => r.table !== Table.main) };
 }
 
@@ -71,7 +71,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   try {
     await checkAll(inv, conf, ipam, nodeRead, podRead);
   } finally {
-    await Promise.allSettled([nodeRead, podRead]);
+    // A read still running keeps its socket open until it ends (Netlink.close).
     node.close();
     pod.close();
   }

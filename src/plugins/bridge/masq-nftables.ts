@@ -14,7 +14,7 @@ const COMMENT_MAX = 128;
 
 const hash16 = (s: string) => sha512Hex(s).slice(0, 16);
 
-export function networkHash(network: string): string {
+function networkHash(network: string): string {
   return hash16(network);
 }
 

@@ -19,16 +19,23 @@ function openPod(netns: string): Netlink | null {
   }
 }
 
+/** Deletes link `name` (a veth takes its peer along); false when it was gone already. */
+export async function deleteLink(nl: Netlink, name: string): Promise<boolean> {
+  try {
+    await nl.apply({ kind: 'link-del', dev: name });
+    return true;
+  } catch (err) {
+    if (isErrno(err, Errno.ENODEV)) return false;
+    throw err;
+  }
+}
+
 /** Deletes `ifname` in the pod; resolves to false when there was none (no namespace, no interface). */
 export async function deletePodInterface(netns: string, ifname: string): Promise<boolean> {
   const pod = openPod(netns);
   if (!pod) return false;
   try {
-    await pod.apply({ kind: 'link-del', dev: ifname });
-    return true;
-  } catch (err) {
-    if (isErrno(err, Errno.ENODEV)) return false; // gone already
-    throw err;
+    return await deleteLink(pod, ifname);
   } finally {
     pod.close();
   }

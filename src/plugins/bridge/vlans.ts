@@ -27,7 +27,7 @@ export function defaultPvid(bridge: string): number {
 }
 
 /** Groups sorted VLAN IDs into "a-b" ranges for `bridge vlan add vid`. */
-export function vlanRanges(ids: number[]): string[] {
+function vlanRanges(ids: number[]): string[] {
   const sorted = [...new Set(ids)].sort((a, b) => a - b);
   const out: string[] = [];
   for (let i = 0; i < sorted.length; ) {
@@ -39,7 +39,7 @@ export function vlanRanges(ids: number[]): string[] {
   return out;
 }
 
-export function vlanCommands(p: PortVlans): string[] {
+function vlanCommands(p: PortVlans): string[] {
   const lines: string[] = [];
   if (p.dropDefault) lines.push(`vlan del dev ${p.port} vid ${p.dropDefault} master`);
   if (p.access) lines.push(`vlan add dev ${p.port} vid ${p.access} pvid untagged master`);

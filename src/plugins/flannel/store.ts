@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { CniError, ErrCode } from '../../cni/errors.ts';
 
-export function storedPath(dataDir: string, containerId: string): string {
+function storedPath(dataDir: string, containerId: string): string {
   return join(dataDir, containerId);
 }
 
