@@ -44,9 +44,3 @@ export function validAttachments(conf: NetConf): ValidAttachments {
   }
   return { ids, ifname: ifnames ? undefined : same, ifnames };
 }
-
-/** Calls `each` for every valid attachment (container ID trimmed, as the reference does). */
-export function forEachValidAttachment(conf: NetConf, each: (containerId: string, ifname: string) => void): void {
-  const valid = validAttachments(conf);
-  for (let i = 0; i < valid.ids.length; i++) each(valid.ids[i]!, ifnameOf(valid, i));
-}

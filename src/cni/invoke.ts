@@ -2,18 +2,16 @@
 // CNI_* variables and the config on stdin, and read its result or its error JSON; and
 // telling our own installed plugins apart, which callers may run in-process instead.
 import { accessSync, closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { CniError, ErrCode } from './errors.ts';
 import { parseConf, runVerb, type Invocation, type Plugin, type Verb } from './skel.ts';
-
-const baseName = (file: string) => file.slice(file.lastIndexOf('/') + 1);
 
 /** The full path of plugin `type` in CNI_PATH, or a code-7 error naming where we looked. */
 export function findPlugin(type: string, dirs: readonly string[]): string {
   if (!type || type.includes('/')) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid plugin type "${type}"`);
   for (const dir of dirs) {
-    // Joined by hand: a default import of node:path costs the bundle a copy of the module's
-    // properties at start, and its first join compiles its normaliser.
-    const candidate = dir === '' || dir.endsWith('/') ? `${dir}${type}` : `${dir}/${type}`;
+    // As libcni's FindInPath (filepath.Join).
+    const candidate = join(dir, type);
     // existsSync first: a missing file is the common miss, and a thrown error costs more.
     if (!existsSync(candidate)) continue;
     try {
@@ -97,7 +95,7 @@ export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdi
         try {
           parsed = JSON.parse(text);
         } catch {
-          reject(new CniError(ErrCode.DecodingFailure, `plugin ${baseName(pluginPath)} printed no JSON: ${text.slice(0, 200)}`));
+          reject(new CniError(ErrCode.DecodingFailure, `plugin ${basename(pluginPath)} printed no JSON: ${text.slice(0, 200)}`));
           return;
         }
       }
@@ -109,7 +107,7 @@ export function execPlugin(pluginPath: string, verb: Verb, inv: Invocation, stdi
       if (e && typeof e.code === 'number') {
         reject(new CniError(e.code, e.msg ?? '', e.details ?? ''));
       } else {
-        reject(new CniError(ErrCode.Internal, `plugin ${baseName(pluginPath)} failed (${signal ?? `exit ${code}`})`));
+        reject(new CniError(ErrCode.Internal, `plugin ${basename(pluginPath)} failed (${signal ?? `exit ${code}`})`));
       }
     });
     child.stdin.on('error', () => {}); // a plugin that exits without reading stdin is not our failure

@@ -2,7 +2,7 @@
 // pair, addresses from the IPAM plugin. A drop-in for the reference's bridge (v1.1.1, with
 // the keys later versions added). STATUS and GC go to IPAM, as upstream's do; GC also
 // removes masquerade rules of attachments that are no longer valid.
-import { forEachValidAttachment } from '../../cni/gc.ts';
+import { ifnameOf, validAttachments } from '../../cni/gc.ts';
 import { ipamFor } from './ipam.ts';
 import type { Invocation, Plugin } from '../../cni/skel.ts';
 import { cmdAdd } from './add.ts';
@@ -12,10 +12,9 @@ import { cmdDel } from './del.ts';
 import { gcMasq } from './masq.ts';
 
 /** The attachments GC must keep, as the masquerade rules name them. */
-function validAttachments(inv: Invocation): Array<{ containerId: string; ifname: string }> {
-  const out: Array<{ containerId: string; ifname: string }> = [];
-  forEachValidAttachment(inv.conf, (containerId, ifname) => out.push({ containerId, ifname }));
-  return out;
+function keptAttachments(inv: Invocation): Array<{ containerId: string; ifname: string }> {
+  const valid = validAttachments(inv.conf);
+  return valid.ids.map((containerId, i) => ({ containerId, ifname: ifnameOf(valid, i) }));
 }
 
 export const bridgePlugin: Plugin = {
@@ -29,6 +28,6 @@ export const bridgePlugin: Plugin = {
   async gc(inv) {
     const conf = loadConf(inv);
     if (conf.ipamType) await ipamFor(inv, conf.ipamType).gc();
-    if (conf.ipamType && conf.ipMasq) await gcMasq(conf, validAttachments(inv));
+    if (conf.ipamType && conf.ipMasq) await gcMasq(conf, keptAttachments(inv));
   },
 };
