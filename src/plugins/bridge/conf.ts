@@ -56,16 +56,6 @@ function int(raw: Record<string, unknown>, key: string): number {
   return v;
 }
 
-/** Link names: what the kernel accepts (IFNAMSIZ, no '/', ':' or whitespace, not "." or ".."), as libcni checks them. */
-function linkNameProblem(name: string): string | undefined {
-  return isKernelLinkName(name) ? undefined : 'a link name has 1 to 15 bytes, without "/", ":" or whitespace, and is not "." or ".."';
-}
-
-function checkLinkName(name: string, what: string): void {
-  const problem = linkNameProblem(name);
-  if (problem) throw invalid(`invalid ${what} name "${name}"`, problem);
-}
-
 /** A MAC in any of Go's 6-byte spellings, as lower-case colon text; unicast only. */
 export function parseMac(text: string): string | undefined {
   const hex = /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i.exec(text);
@@ -115,7 +105,9 @@ export function loadConf(inv: Invocation): BridgeConf {
   const raw = inv.conf as Record<string, unknown>;
   const bridge = raw.bridge === undefined || raw.bridge === null || raw.bridge === '' ? 'cni0' : raw.bridge;
   if (typeof bridge !== 'string') throw invalid('"bridge" must be a string');
-  checkLinkName(bridge, 'bridge');
+  if (!isKernelLinkName(bridge)) {
+    throw invalid(`invalid bridge name "${bridge}"`, 'a link name has 1 to 15 bytes, without "/", ":" or whitespace, and is not "." or ".."');
+  }
 
   const mtu = int(raw, 'mtu');
   if (mtu !== 0 && (mtu < 68 || mtu > 65535)) throw invalid(`invalid MTU ${mtu}`, 'an MTU is between 68 and 65535');
