@@ -102,7 +102,7 @@ on master env ETCDCTL_API=3 etcdctl --endpoints "$etcd_url" get /coreos.com/netw
 bold "a flannelette agent on each worker (each subnet file names the walk-through's subnet, which the agent claims)"
 for node in worker01 worker02; do
   start_agent "$node"
-  wait_subnet_file "$node"
+  wait_lease "$node"
   echo "$node: $(tr '\n' ' ' <"$state/$node/subnet.env")"
 done
 on master env ETCDCTL_API=3 etcdctl --endpoints "$etcd_url" get --prefix /coreos.com/network/subnets

@@ -90,7 +90,7 @@ start_agent() {
 }
 
 # Waits until the agent holds its lease (and has rewritten the subnet file).
-wait_subnet_file() {
+wait_lease() {
   local node="$1" i
   for i in $(seq 100); do
     grep -qE 'info +(claimed|kept|renewed) lease' "$state/agent-$node.log" 2>/dev/null && return 0
