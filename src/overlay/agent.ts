@@ -338,10 +338,13 @@ export class Agent {
         this.log.info(`lease ${describeClaim(r)} claimed again`);
         failing = false;
       } catch (err) {
-        if (!failing) this.log.warn(`lease renewal failed: ${message(err)}; retrying every second`);
+        if (!failing) {
+          this.log.warn(`lease renewal failed: ${message(err)}; retrying every second`);
+          // A watch on a dead connection may not notice for a long time: make it start over,
+          // once (its listing must not wake this loop again and again).
+          this.watchCtl.abort();
+        }
         failing = true;
-        // A watch on a dead connection may not notice for a long time: make it start over.
-        this.watchCtl.abort();
       }
     }
   }
@@ -433,7 +436,9 @@ export class Agent {
     }
   }
 
+  /** Our key is no longer ours: the renewal loop is woken to claim it again, once per loss (it retries at its own pace). */
   private ownGone(): void {
+    if (this.ownKeyGone) return;
     this.ownKeyGone = true;
     this.wakeRenewal?.abort();
   }

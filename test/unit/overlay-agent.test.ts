@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatCidr, formatIP, parseIP } from '../../src/net/ip.ts';
 import type { Timer } from '../../src/overlay/backoff.ts';
+import type { SubnetStore } from '../../src/overlay/subnet-store.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { MemoryEtcd } from '../helpers/memory-subnet-store.ts';
 import { agentTmp, FAST, removeAgentTmp, stopAllNodes, TestNode } from '../helpers/agent-node.ts';
@@ -261,6 +262,36 @@ describe('leases going', () => {
     etcd.delete('10.244.210.0-24');
     await eventually(() => expect(a.dp.routes()).toEqual(['10.244.210.0/25']), 5000, 10);
     expect(a.dp.dump()).toContain('neigh 10.244.210.0 dev flannel.1 lladdr 02:00:00:00:02:11');
+  });
+});
+
+describe('our own lease', () => {
+  it('taken by another node while no subnet is free: claimed again once a second, without listing the store in a loop', async () => {
+    // A /22 of /24s: three leasable subnets, all held once ours is taken.
+    const etcd = new MemoryEtcd('{"Network":"10.244.0.0/22","SubnetLen":24,"Backend":{"Type":"vxlan"}}');
+    const store = etcd.client();
+    let listings = 0;
+    const counted: SubnetStore = {
+      ...store,
+      listLeases: () => {
+        listings++;
+        return store.listLeases();
+      },
+    };
+    const a = new TestNode(etcd, 1, { deps: { store: counted } });
+    await a.ready();
+    const mine = a.key;
+    for (const s of ['10.244.1.0-24', '10.244.2.0-24', '10.244.3.0-24']) if (s !== mine) etcd.put(s, leaseOf('172.16.1.9', '02:00:00:00:00:09'));
+    // Our key expires, and another node writes it at once.
+    etcd.expire(mine);
+    etcd.put(mine, leaseOf('172.16.1.8', '02:00:00:00:00:08'));
+    await eventually(() => expect(a.said(/lease renewal failed: could not claim .* \(no free subnet\); retrying every second/)).toHaveLength(1), 5000, 10);
+    listings = 0;
+    await new Promise((r) => setTimeout(r, 3000));
+    // A renewal attempt a second (one listing each), and the watch restarted once at most.
+    expect(listings).toBeLessThanOrEqual(6);
+    expect(a.ended).toBeUndefined();
+    expect(a.agent.status()).toMatchObject({ healthy: false, detail: expect.stringMatching(/is gone from the store/) });
   });
 });
 
