@@ -313,7 +313,8 @@ export class Agent {
     while (!this.stopped) {
       this.wakeRenewal = new AbortController();
       const wake = AbortSignal.any([this.stopCtl.signal, this.wakeRenewal.signal]);
-      await sleep(failing ? Math.min(1000, every) : every, wake);
+      // Our key lost while this loop was not asleep (a renewal under way): its wake-up is spent, no wait.
+      await sleep(failing ? Math.min(1000, every) : this.ownKeyGone ? 0 : every, wake);
       if (this.stopped) break;
       try {
         if (!this.ownKeyGone && (await this.deps.store.renew(own().lease))) {

@@ -293,6 +293,33 @@ describe('our own lease', () => {
     expect(a.ended).toBeUndefined();
     expect(a.agent.status()).toMatchObject({ healthy: false, detail: expect.stringMatching(/is gone from the store/) });
   });
+  it('deleted while a renewal is under way (its TTL lease lives on): written back at once, not at the next renewal', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    const store = etcd.client();
+    let renewing: (() => void) | undefined;
+    let held = false;
+    const holding: SubnetStore = {
+      ...store,
+      renew: async (l) => {
+        // The first renewal waits until the test lets it go.
+        if (!held) {
+          held = true;
+          await new Promise<void>((r) => (renewing = r));
+        }
+        return store.renew(l);
+      },
+    };
+    // leaseTtl 6: renewed every 2 s.
+    const a = new TestNode(etcd, 1, { deps: { store: holding }, opts: { leaseTtl: 6 } });
+    await a.ready();
+    const [key, value] = [a.key, etcd.value(a.key)];
+    await eventually(() => expect(renewing).toBeDefined(), 5000, 10);
+    etcd.delete(key);
+    await eventually(() => expect(a.agent.status().detail).toMatch(/is gone from the store/), 5000, 10);
+    renewing!();
+    await eventually(() => expect(etcd.value(key)).toBe(value), 1000, 10);
+    expect(a.said(/is gone \(expired or deleted\): claiming it again/)).toHaveLength(1);
+  });
 });
 
 describe('the kernel check', () => {
