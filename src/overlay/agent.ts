@@ -3,10 +3,11 @@
 // host-gw) and the subnet file, and keeps every other node's entries in step with the
 // store, as flanneld does.
 //
-// Three loops run until stop(): one renews the lease (and claims it back if it vanished);
-// one lists all leases, hands them to the peer table (peer-table.ts: each peer on its own,
-// refusals retried, bad leases logged once), then follows the store's changes; one checks
-// the kernel every --kernel-check-interval (a device set up again, lost entries made again).
+// Three loops run until stop(): one renews the lease (and claims it back if it vanished or
+// someone else rewrote it); one lists all leases, hands them to the peer table (peer-table.ts:
+// each peer on its own, refusals retried, bad leases logged once), then follows the store's
+// changes; one checks the kernel every --kernel-check-interval (a device set up again, lost
+// entries made again).
 // When the store goes away the programmed entries stay (pods keep talking), and on
 // reconnection the full listing is applied again, so nothing missed is left behind. The
 // firewall rules are retried beside them until set.
@@ -92,6 +93,9 @@ function createBackend(config: BackendConfig, ctx: BackendContext): Backend {
   return config.type === 'host-gw' ? hostGwBackend(ctx) : vxlanBackend(config, ctx);
 }
 
+/** What became of our key: deleted or expired, or written by someone else (`value`). */
+type OwnLoss = { how: 'gone' } | { how: 'rewritten'; value: string };
+
 /** "10.244.1.0/24" or, dual-stack, "10.244.1.0/24 + fd00:10:244:1::/64". */
 const describeClaim = (c: Claim) => `${formatCidr(c.subnet)}${c.ipv6Subnet ? ` + ${formatCidr(c.ipv6Subnet)}` : ''}`;
 
@@ -100,8 +104,11 @@ export class Agent {
   private watchCtl = new AbortController();
   private readonly timing: Timing;
   private wakeRenewal?: AbortController;
-  /** Our key vanished from the store: its TTL lease may live on, but the key must be rewritten. */
-  private ownKeyGone = false;
+  /**
+   * Our key vanished from the store or holds a value we did not write (checkOwn): its TTL
+   * lease may live on, but the key must be written again.
+   */
+  private ownLost?: OwnLoss;
   private fatal?: Error;
   /** When the lease was last known held (claimed or renewed), ms since the epoch. */
   private confirmedAt = 0;
@@ -147,7 +154,9 @@ export class Agent {
     if (!own) return { ...base, healthy: false, detail: 'no subnet lease yet' };
     const ttlMs = this.opts.leaseTtl * 1000;
     const lease = describeClaim(own);
-    if (this.ownKeyGone) return { ...base, healthy: false, detail: `lease ${lease} is gone from the store` };
+    if (this.ownLost) {
+      return { ...base, healthy: false, detail: `lease ${lease} ${this.ownLost.how === 'gone' ? 'is gone from the store' : 'was rewritten by someone else'}` };
+    }
     if (Date.now() - this.confirmedAt > ttlMs) return { ...base, healthy: false, detail: `lease ${lease} not renewed within its TTL` };
     if (!this.synced) return { ...base, healthy: false, detail: `peers not in sync with the store: ${this.syncProblem}` };
     return { ...base, healthy: true, detail: `lease ${lease}; ${this.describePeers()}` };
@@ -309,35 +318,43 @@ export class Agent {
   private async renewLoop(): Promise<void> {
     const every = Math.max(1000, (this.opts.leaseTtl * 1000) / 3);
     let failing = false;
+    let said = '';
     const own = () => this.own!;
     while (!this.stopped) {
       this.wakeRenewal = new AbortController();
       const wake = AbortSignal.any([this.stopCtl.signal, this.wakeRenewal.signal]);
       // Our key lost while this loop was not asleep (a renewal under way): its wake-up is spent, no wait.
-      await sleep(failing ? Math.min(1000, every) : this.ownKeyGone ? 0 : every, wake);
+      await sleep(failing ? Math.min(1000, every) : this.ownLost ? 0 : every, wake);
       if (this.stopped) break;
       try {
-        if (!this.ownKeyGone && (await this.deps.store.renew(own().lease))) {
+        if (!this.ownLost && (await this.deps.store.renew(own().lease))) {
           this.confirmedAt = Date.now();
           if (failing) this.log.info(`lease ${formatCidr(own().subnet)} renewed again`);
           failing = false;
+          said = '';
           continue;
         }
         const mine = describeClaim(own());
-        this.log.warn(`lease ${mine} is gone (expired or deleted): claiming it again`);
+        const lost = this.ownLost;
+        const what = lost?.how === 'rewritten' ? `was rewritten by someone else (to ${lost.value})` : 'is gone (expired or deleted)';
+        // Once, not at every retry (each second while the subnet cannot be claimed).
+        const line = `lease ${mine} ${what}: claiming it again`;
+        if (line !== said) this.log.warn((said = line));
         const was: PreviousSubnets = { subnet: own().subnet, ...(own().ipv6Subnet ? { ipv6Subnet: own().ipv6Subnet } : {}) };
         const r = await tryAcquire(this.deps.store, this.ranges(), this.me!, this.opts.leaseTtl, this.log, was, this.deps.random);
         if (!('how' in r)) throw new StoreError(`could not claim ${mine} again (${'lost' in r ? `${r.lost} was taken first` : 'no free subnet'})`);
         if (r.lease.key !== own().lease.key) {
           await this.deps.store.release(r.lease).catch(() => {});
-          this.fail(new Error(`subnet ${mine} was taken by another node while our lease was gone; its pods must move`));
+          const when = lost?.how === 'rewritten' ? '(its key rewritten by someone else)' : 'while our lease was gone';
+          this.fail(new Error(`subnet ${mine} was taken by another node ${when}; its pods must move`));
           return;
         }
         this.own = r;
-        this.ownKeyGone = false;
+        this.ownLost = undefined;
         this.confirmedAt = Date.now();
         this.log.info(`lease ${describeClaim(r)} claimed again`);
         failing = false;
+        said = '';
       } catch (err) {
         if (!failing) {
           this.log.warn(`lease renewal failed: ${message(err)}; retrying every second`);
@@ -357,7 +374,7 @@ export class Agent {
       try {
         const { leases, revision } = await this.deps.store.listLeases();
         const ownKey = this.own!.lease.key;
-        if (!leases.some((l) => l.key === ownKey && l.value === this.me!.value)) this.ownGone();
+        this.checkOwn(leases.find((l) => l.key === ownKey)?.value);
         await peers.resync(leases);
         if (failing) this.log.info(`store reachable again: re-programmed from a full listing (${this.describePeers()})`);
         failing = false;
@@ -429,18 +446,21 @@ export class Agent {
   private async apply(changes: readonly LeaseChange[]): Promise<void> {
     for (const c of changes) {
       if (c.key === this.own!.lease.key) {
-        if (c.value === undefined) this.ownGone();
-        else if (c.value !== this.me!.value) this.log.warn(`lease ${c.key} (our subnet) was rewritten by someone else: ${c.value}`);
+        this.checkOwn(c.value);
         continue;
       }
       await this.peers!.update(c.key, c.value);
     }
   }
 
-  /** Our key is no longer ours: the renewal loop is woken to claim it again, once per loss (it retries at its own pace). */
-  private ownGone(): void {
-    if (this.ownKeyGone) return;
-    this.ownKeyGone = true;
+  /**
+   * Our key's value in the store, from a listing or the watch (undefined: absent). Anything
+   * but the value we wrote means the key is no longer ours: the renewal loop is woken to
+   * write it again, once per loss (it retries at its own pace).
+   */
+  private checkOwn(value: string | undefined): void {
+    if (value === this.me!.value || this.ownLost) return;
+    this.ownLost = value === undefined ? { how: 'gone' } : { how: 'rewritten', value };
     this.wakeRenewal?.abort();
   }
 

@@ -320,6 +320,30 @@ describe('our own lease', () => {
     await eventually(() => expect(etcd.value(key)).toBe(value), 1000, 10);
     expect(a.said(/is gone \(expired or deleted\): claiming it again/)).toHaveLength(1);
   });
+  it('rewritten by someone else (another MAC), seen by the watch or by a listing: its own value written back, and said so', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    const [a, b] = [new TestNode(etcd, 1), new TestNode(etcd, 2)];
+    await Promise.all([a.ready(), b.ready()]);
+    await b.routesTo([a]);
+    const [key, value] = [a.key, etcd.value(a.key)];
+    const wrong = leaseOf('172.16.1.1', '02:00:00:00:00:66');
+    // Seen by the watch.
+    etcd.put(key, wrong);
+    await eventually(() => expect(etcd.value(key)).toBe(value), 5000, 10);
+    expect(a.said(/was rewritten by someone else/)).toEqual([`warn lease ${a.subnet} was rewritten by someone else (to ${wrong}): claiming it again`]);
+    // Seen by the listing after an outage (no watch meanwhile).
+    etcd.setDown(true);
+    await eventually(() => expect(a.agent.status().detail).toMatch(/not in sync/), 5000, 10);
+    etcd.put(key, wrong);
+    etcd.setDown(false);
+    await eventually(() => expect(a.said(/was rewritten by someone else/)).toHaveLength(2), 5000, 10);
+    await eventually(() => expect(etcd.value(key)).toBe(value), 5000, 10);
+    await eventually(() => expect(a.agent.status().healthy).toBe(true), 5000, 10);
+    expect(a.said(/is gone \(expired or deleted\)/)).toEqual([]);
+    // The others program its own VTEP again.
+    await eventually(() => expect(b.dp.dump()).toContain(`fdb ${a.mac} dev flannel.1 dst 172.16.1.1`), 5000, 10);
+    expect(b.dp.dump().filter((e) => e.includes('02:00:00:00:00:66'))).toEqual([]);
+  });
 });
 
 describe('the kernel check', () => {
