@@ -5,7 +5,8 @@
 //   subnet, claiming this node's public IP, another backend; the same for its IPv6 half on a
 //   dual-stack node) is logged once with the reason and not programmed.
 // - A refused entry is logged with the lease's key and the kernel's words, and the peer is
-//   retried with backoff; the other peers go on.
+//   retried with backoff; the other peers go on. So is a peer whose entries the backend could
+//   not work out (a kernel lookup that failed: DirectRouting's route to its address).
 // - Every entry made is held in a ledger under the keys it was made for, so that when a
 //   lease goes, exactly what was made for it goes, whatever the lease looked like; an
 //   entry two leases share (a node's old and new lease, same MAC) stays until both are gone.
@@ -57,7 +58,8 @@ interface Peer {
   key: string;
   value: string;
   lease: Lease;
-  entries: Entry[];
+  /** What the backend makes for it; undefined until it could tell (a kernel lookup that failed is retried). */
+  entries?: Entry[];
   done: boolean;
   /** Failed attempts since the last success. */
   attempts: number;
@@ -149,8 +151,8 @@ export class PeerTable {
     return p;
   }
 
-  /** Whether `value` at `key` can be a peer of this node, and with which entries. */
-  private async judge(key: string, value: string): Promise<Parsed<{ lease: Lease; entries: Entry[] }>> {
+  /** Whether `value` at `key` can be a peer of this node (what the backend says of it aside: place()). */
+  private judge(key: string, value: string): Parsed<Lease> {
     const parsed = parseLease(key, value);
     if (!parsed.ok) return parsed;
     const lease = parsed.value;
@@ -168,9 +170,7 @@ export class PeerTable {
     if (v6 && self.publicIPv6 && lease.publicIPv6 && sameIP(lease.publicIPv6, self.publicIPv6)) {
       return no(`it claims this node's public IPv6 ${formatIP(self.publicIPv6)}`);
     }
-    const entries = await this.backend.peerEntries(lease);
-    if (!entries.ok) return entries;
-    return { ok: true, value: { lease, entries: [...entries.value].sort(byOrder) } };
+    return { ok: true, value: lease };
   }
 
   private async set(key: string, value: string | undefined): Promise<void> {
@@ -179,33 +179,54 @@ export class PeerTable {
       await this.drop(key, 'its lease is gone');
       return;
     }
-    const verdict = await this.judge(key, value);
-    if (!verdict.ok) {
-      await this.drop(key, 'its lease was rewritten into one that cannot be programmed');
-      if (this.refused.get(key) !== value) this.log.warn(`lease ${key} not programmed: ${verdict.reason}`);
-      this.refused.set(key, value);
-      return;
-    }
-    this.refused.delete(key);
+    const verdict = this.judge(key, value);
+    if (!verdict.ok) return this.refuse(key, value, verdict.reason);
     const old = this.peers.get(key);
     if (old?.value === value) return; // programmed already, or its retry is scheduled
     old?.cancelRetry?.();
-    const peer: Peer = { key, value, ...verdict.value, done: false, attempts: 0, conflict: false };
-    this.peers.set(key, peer);
-    await this.program(peer, old ? 'changed' : 'new');
+    await this.place({ key, value, lease: verdict.value, done: false, attempts: 0, conflict: false }, old ? 'changed' : 'new');
+  }
+
+  /** Drops what was made for `key` and logs why its lease cannot be programmed (once per value). */
+  private async refuse(key: string, value: string, reason: string): Promise<void> {
+    await this.drop(key, 'its lease was rewritten into one that cannot be programmed');
+    if (this.refused.get(key) !== value) this.log.warn(`lease ${key} not programmed: ${reason}`);
+    this.refused.set(key, value);
+  }
+
+  /**
+   * Asks the backend for `peer`'s entries and programs them. A lookup that throws (a kernel
+   * query failing) is logged and retried as a refusal is: it holds up no other peer.
+   */
+  private async place(peer: Peer, why: 'new' | 'changed' | 'retry'): Promise<void> {
+    let entries: Parsed<Entry[]>;
+    try {
+      entries = await this.backend.peerEntries(peer.lease);
+    } catch (err) {
+      this.refused.delete(peer.key);
+      this.peers.set(peer.key, peer);
+      return this.failed(peer, `its entries could not be worked out: ${reasonOf(err)}`, false);
+    }
+    if (!entries.ok) return this.refuse(peer.key, peer.value, entries.reason);
+    peer.entries = [...entries.value].sort(byOrder);
+    this.refused.delete(peer.key);
+    this.peers.set(peer.key, peer);
+    await this.program(peer, why);
   }
 
   private async program(peer: Peer, why: 'new' | 'changed' | 'retry' | 'drifted'): Promise<void> {
     if (this.closed || this.peers.get(peer.key) !== peer) return; // stopped, or replaced meanwhile
     peer.cancelRetry = undefined;
-    for (const e of peer.entries) {
+    const entries = peer.entries;
+    if (!entries) return this.place(peer, 'retry'); // the backend could not tell last time
+    for (const e of entries) {
       const h = this.held.get(entryId(e));
       const others = h ? [...h.owners].filter((o) => o !== peer.key) : [];
       if (h && others.length > 0 && !sameEntry(h.entry, e)) {
         return this.failed(peer, `${describeEntry(e)} would replace ${describeEntry(h.entry)}, made for lease ${others.join(', ')}`, true);
       }
     }
-    for (const e of peer.entries) {
+    for (const e of entries) {
       const id = entryId(e);
       let h = this.held.get(id);
       if (!h) this.held.set(id, (h = { entry: e, owners: new Set(), applied: false }));
@@ -222,7 +243,7 @@ export class PeerTable {
       }
     }
     // What an earlier value of this lease needed and this one does not (a MAC that changed).
-    const wanted = new Set(peer.entries.map(entryId));
+    const wanted = new Set(entries.map(entryId));
     for (const [id, h] of [...this.held]) if (h.owners.has(peer.key) && !wanted.has(id)) await this.release(id, h, peer.key);
     const after = peer.attempts > 0 ? ` after ${peer.attempts} failed attempt${peer.attempts > 1 ? 's' : ''}` : '';
     Object.assign(peer, { done: true, attempts: 0, reason: undefined, conflict: false });
@@ -291,7 +312,7 @@ export class PeerTable {
 
   /** A programmed peer some of whose entries are no longer applied: made again. */
   private async reprogramDrifted(p: Peer): Promise<void> {
-    if (!p.done || p.entries.every((e) => this.held.get(entryId(e))?.applied)) return;
+    if (!p.done || !p.entries || p.entries.every((e) => this.held.get(entryId(e))?.applied)) return;
     p.done = false;
     await this.program(p, 'drifted');
   }

@@ -663,6 +663,39 @@ describe('vxlan DirectRouting and keys', () => {
     await a.routesTo(['10.244.241.0/24']);
   });
 
+  it('a peer whose route lookup throws is logged with the reason and retried; the agent, the other peers and a node joining go on', async () => {
+    const etcd = new MemoryEtcd('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}');
+    const a = new TestNode(etcd, 1);
+    a.dp.direct.set('172.16.1.240', 'eth0');
+    const direct = a.dp.directDevice.bind(a.dp);
+    let [failing, asked] = [true, 0];
+    a.dp.directDevice = async (to) => {
+      if (formatIP(to) !== '172.16.1.241') return direct(to);
+      asked++;
+      if (failing) throw new Error('netlink: No buffer space available (ENOBUFS)');
+      return direct(to);
+    };
+    await a.ready();
+    etcd.put('10.244.241.0-24', leaseOf('172.16.1.241', '02:00:00:00:02:41'));
+    etcd.put('10.244.240.0-24', leaseOf('172.16.1.240', '02:00:00:00:02:40'));
+    await a.routesTo(['10.244.240.0/24'], 5000);
+    await eventually(() => expect(asked).toBeGreaterThanOrEqual(3), 5000, 10);
+    expect(
+      a.said(
+        /peer 10\.244\.241\.0\/24 at 172\.16\.1\.241 \(lease 10\.244\.241\.0-24\) not programmed: its entries could not be worked out: netlink: No buffer space available \(ENOBUFS\); retrying in .* \(attempt 1\)/,
+      ),
+    ).toHaveLength(1);
+    expect(a.agent.status()).toMatchObject({ healthy: true, peers: { programmed: 1, pending: 1, refused: 0 } });
+    const b = new TestNode(etcd, 2);
+    await b.ready();
+    await a.routesTo(['10.244.240.0/24', b]);
+    failing = false;
+    await a.routesTo(['10.244.240.0/24', '10.244.241.0/24', b]);
+    expect(a.dp.dump()).toContain('route 10.244.241.0/24 via 10.244.241.0 dev flannel.1 onlink');
+    expect(a.said(/peer 10\.244\.241\.0\/24 .* programmed after \d+ failed attempts/)).toHaveLength(1);
+    expect(a.ended).toBeUndefined();
+  });
+
   it('logs the keys flanneld would ignore, once, at start', async () => {
     const etcd = new MemoryEtcd('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","DirectRoutng":true}}');
     const a = new TestNode(etcd, 1);
