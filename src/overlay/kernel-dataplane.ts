@@ -6,7 +6,7 @@
 import { Errno, isErrno, KernelError } from '../kernel/errors.ts';
 import { Netlink } from '../kernel/netlink.ts';
 import type { Op } from '../kernel/ops.ts';
-import { AddrFlag, RouteType, Scope, Table, type Addr, type Link, type Route } from '../kernel/records.ts';
+import { AddrFlag, RouteType, Scope, Table, type Addr, type Link } from '../kernel/records.ts';
 import { trySysctl } from '../kernel/sysctl.ts';
 import { formatCidr, networkOf, parseIP, sameIP, type Cidr, type IP } from '../net/ip.ts';
 import { strerror } from '../sys/addon.ts';
@@ -96,14 +96,13 @@ export class KernelDataplane implements Dataplane {
   }
 
   async directDevice(to: IP): Promise<string | undefined> {
-    let r: Route;
     try {
-      r = await this.nl.routeGet({ dst: to });
+      const r = await this.nl.routeGet({ dst: to });
+      if (r.gateway || r.type !== RouteType.unicast || r.oif === undefined) return undefined;
+      return (await this.nl.link(r.oif))?.name;
     } catch {
-      return undefined; // no route at all: not directly reachable
+      return undefined; // no route at all, or its device not to be read: not known to be directly reachable
     }
-    if (r.gateway || r.type !== RouteType.unicast || r.oif === undefined) return undefined;
-    return (await this.nl.link(r.oif))?.name;
   }
 
   enableForwarding(): boolean {

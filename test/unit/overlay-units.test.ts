@@ -1,14 +1,17 @@
 // The overlay's pure pieces: config defaults as flannel's, subnet choice, lease and key
-// formats, the subnet file, backoff, etcd's prefix range. No namespace needed: no kernel involved.
+// formats, the subnet file, backoff, etcd's prefix range, the kernel dataplane's answers to a
+// stand-in netlink connection. No namespace needed: no kernel involved.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatCidr, formatIP, parseCidr, parseIP, type Cidr } from '../../src/net/ip.ts';
+import { RouteType } from '../../src/kernel/records.ts';
 import { freeSubnets, pickSubnet } from '../../src/overlay/allocate.ts';
 import { backoffDelay } from '../../src/overlay/backoff.ts';
 import { parseNetworkConfig } from '../../src/overlay/config.ts';
 import { prefixEnd } from '../../src/overlay/etcd.ts';
+import { KernelDataplane } from '../../src/overlay/kernel-dataplane.ts';
 import { plainTextError, serverError, transportError } from '../../src/overlay/etcd-errors.ts';
 import { leaseValue, parseLease, parseSubnetKeyName, parseUnicastMac, subnetKeyName } from '../../src/overlay/lease.ts';
 import { formatSubnetFile, readPreviousSubnets, writeSubnetFile } from '../../src/overlay/subnet-file.ts';
@@ -240,6 +243,19 @@ describe('backoff', () => {
     expect(top).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
     expect(backoffDelay(3, b, () => 0)).toBe(2000);
     for (let i = 0; i < 50; i++) expect(backoffDelay(2, b)).toBeGreaterThanOrEqual(1000);
+  });
+});
+
+describe('the kernel dataplane over a stand-in netlink connection', () => {
+  it("DirectRouting's lookup: a route's device that cannot be read is not known to be direct (undefined), never a throw", async () => {
+    const dp = new KernelDataplane();
+    let link = async (): Promise<{ name: string } | undefined> => ({ name: 'eth0' });
+    Object.assign(dp, { nlConn: { routeGet: async () => ({ type: RouteType.unicast, oif: 7 }), link: () => link() } });
+    await expect(dp.directDevice(ip('172.16.1.2'))).resolves.toBe('eth0');
+    link = async () => {
+      throw new Error('netlink: No buffer space available');
+    };
+    await expect(dp.directDevice(ip('172.16.1.2'))).resolves.toBeUndefined();
   });
 });
 
