@@ -179,10 +179,12 @@ export class PeerTable {
       await this.drop(key, 'its lease is gone');
       return;
     }
+    const old = this.peers.get(key);
+    // Unchanged (a listing repeats most leases): programmed already, its retry scheduled, or
+    // refused and logged. Judged again it would be the same; not even its JSON is read again.
+    if (old?.value === value || this.refused.get(key) === value) return;
     const verdict = this.judge(key, value);
     if (!verdict.ok) return this.refuse(key, value, verdict.reason);
-    const old = this.peers.get(key);
-    if (old?.value === value) return; // programmed already, or its retry is scheduled
     old?.cancelRetry?.();
     await this.place({ key, value, lease: verdict.value, done: false, attempts: 0, conflict: false }, old ? 'changed' : 'new');
   }

@@ -8,8 +8,11 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatCidr, formatIP, parseIP } from '../../src/net/ip.ts';
 import type { Timer } from '../../src/overlay/backoff.ts';
+import { PeerTable } from '../../src/overlay/peer-table.ts';
 import type { SubnetStore } from '../../src/overlay/subnet-store.ts';
+import { vxlanBackend } from '../../src/overlay/vxlan-backend.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { FakeDataplane } from '../helpers/fake-dataplane.ts';
 import { MemoryEtcd } from '../helpers/memory-subnet-store.ts';
 import { agentTmp, FAST, removeAgentTmp, stopAllNodes, TestNode } from '../helpers/agent-node.ts';
 
@@ -176,6 +179,76 @@ describe('a peer the kernel refuses', () => {
     expect(
       a.said(/not programmed: fdb 02:00:00:00:02:10 dev flannel\.1 dst 172\.16\.1\.210: Operation not supported/).map((l) => /attempt (\d+)/.exec(l)![1]),
     ).toEqual(['1', '2', '4']);
+  });
+});
+
+describe('the peer table', () => {
+  it('a listing that repeats leases unchanged judges none of them again: no backend call, no route lookup; a retry under way stays', async () => {
+    const dp = new FakeDataplane('172.16.1.1');
+    dp.direct.set('172.16.1.240', 'eth0');
+    let lookups = 0;
+    const direct = dp.directDevice.bind(dp);
+    dp.directDevice = (to) => {
+      lookups++;
+      return direct(to);
+    };
+    const network = { ip: parseIP('10.244.0.0')!, prefix: 16 };
+    const subnet = { ip: parseIP('10.244.1.0')!, prefix: 24 };
+    const backend = vxlanBackend(
+      { type: 'vxlan', vni: 1, port: 8472, directRouting: true, learning: false },
+      { dp, underlay: await dp.underlay({ ipv6: false }), network },
+    );
+    await backend.prepare();
+    await backend.activate({ subnet });
+    let asked = 0;
+    const peerEntries = backend.peerEntries;
+    backend.peerEntries = (l) => {
+      asked++;
+      return peerEntries(l);
+    };
+    const retries: Array<{ fn: () => void; cancelled: boolean }> = [];
+    const timer: Timer = {
+      after(_ms, fn) {
+        const r = { fn, cancelled: false };
+        retries.push(r);
+        return () => void (r.cancelled = true);
+      },
+    };
+    const warned: string[] = [];
+    const log = { info: () => {}, warn: (m: string) => void warned.push(m), error: () => {} };
+    const table = new PeerTable({
+      dataplane: dp,
+      backend,
+      log,
+      self: { key: '10.244.1.0-24', subnet, publicIP: parseIP('172.16.1.1')!, network },
+      retry: FAST.peer,
+      timer,
+    });
+    // The kernel refuses 10.244.243.0/24's route: that peer waits for its retry.
+    let refusing = true;
+    dp.refuse = (e) => (refusing && e.kind === 'route' && formatCidr(e.dst) === '10.244.243.0/24' ? 'Nexthop has invalid gateway' : undefined);
+    const listing = [
+      { key: '10.244.240.0-24', value: leaseOf('172.16.1.240', '02:00:00:00:02:40') }, // direct
+      { key: '10.244.241.0-24', value: leaseOf('172.16.2.241', '02:00:00:00:02:41') }, // through flannel.1
+      { key: '10.244.242.0-24', value: leaseOf('172.16.2.242', '01:00:5e:00:00:05') }, // refused by the backend: multicast MAC
+      { key: '10.244.243.0-24', value: leaseOf('172.16.2.243', '02:00:00:00:02:43') }, // pending
+      { key: '10.99.0.0-24', value: leaseOf('172.16.2.244', '02:00:00:00:02:44') }, // refused: outside the network
+    ];
+    await table.resync(listing);
+    expect(dp.routes()).toEqual(['10.244.240.0/24', '10.244.241.0/24']);
+    expect([asked, lookups, retries.length, warned.length]).toEqual([4, 3, 1, 3]);
+    const calls = dp.calls.length;
+    await table.resync(listing);
+    await table.resync(listing);
+    expect([asked, lookups, retries.length, warned.length, dp.calls.length]).toEqual([4, 3, 1, 3, calls]);
+    expect(table.counts()).toEqual({ programmed: 2, pending: 1, refused: 2 });
+    // The retry scheduled before the listings is still the one that programs the pending peer.
+    expect(retries[0]!.cancelled).toBe(false);
+    refusing = false;
+    retries[0]!.fn();
+    await table.resync(listing);
+    expect(dp.routes()).toEqual(['10.244.240.0/24', '10.244.241.0/24', '10.244.243.0/24']);
+    await table.close();
   });
 });
 
