@@ -63,17 +63,33 @@ describe('nodes joining together', () => {
     expect(c.ended).toBeUndefined();
   });
 
-  it('keeps the subnet of its subnet file, and its lease across a restart', async () => {
+  it('keeps its lease across a restart within the TTL: found by its public IP (no subnet file), adopted as it is', async () => {
     const etcd = new MemoryEtcd(CONFIG);
     const a = new TestNode(etcd, 1);
     await a.ready();
     const before = [a.subnet, etcd.value(a.key)];
     await a.stop();
-    // Same node again (same public IP, same VTEP): the lease is adopted as it is.
+    // Same node again (same public IP, same VTEP), with a fresh subnet file path.
     const again = new TestNode(etcd, 1);
     for (const [name, d] of a.dp.vxlans) again.dp.vxlans.set(name, d);
     await eventually(() => expect(again.said(/kept lease/)).toHaveLength(1), 5000, 10);
     expect([again.subnet, etcd.value(again.key)]).toEqual(before);
+  });
+
+  it('takes the subnet of its subnet file again when its lease expired meanwhile', async () => {
+    const etcd = new MemoryEtcd(CONFIG);
+    // The last of the first 100 free subnets; the restart below, left to chance, takes the first.
+    const a = new TestNode(etcd, 1, { deps: { random: () => 0.999 } });
+    await a.ready();
+    const subnet = a.subnet;
+    expect(subnet).toBe('10.244.100.0/24');
+    await a.stop();
+    etcd.expire(a.key);
+    expect(etcd.keys()).toEqual([]);
+    const again = new TestNode(etcd, 1, { subnetFile: a.subnetFile, deps: { random: () => 0 } });
+    await again.ready();
+    expect(again.subnet).toBe(subnet);
+    expect(again.said(/claimed lease 10\.244\.100\.0\/24/)).toHaveLength(1);
   });
 });
 
