@@ -152,6 +152,22 @@ describe('bad leases and refused peers', () => {
     await expectPeers(w2, [w1]);
   });
 
+  it("a peer's lease rewritten with another VtepMAC: on every node the old fdb and neighbour entries go, the new ones come, the route stays", async () => {
+    const [key, subnet, ip] = ['10.244.248.0-24', '10.244.248.0/24', '172.16.1.148'];
+    const [macA, macB] = ['02:00:00:00:01:48', '02:00:00:00:02:48'];
+    await put(key, lease(ip, macA));
+    await expectPeers(w1, [w2, [subnet, ip, macA]]);
+    await expectPeers(w2, [w1, [subnet, ip, macA]]);
+    await put(key, lease(ip, macB));
+    // expectPeers compares the whole of flannel.1: an fdb or neighbour entry left with macA fails it.
+    await expectPeers(w1, [w2, [subnet, ip, macB]]);
+    await expectPeers(w2, [w1, [subnet, ip, macB]]);
+    for (const n of [w1, w2]) expect(n.agent!.output.filter((l) => l.includes(`(lease ${key}) reprogrammed (its lease changed)`))).toHaveLength(1);
+    await del(key);
+    await expectPeers(w1, [w2]);
+    await expectPeers(w2, [w1]);
+  });
+
   it('a peer the kernel refuses on one node is logged with the kernel reason and retried, and holds up nothing; once the kernel takes it, it is programmed', async () => {
     // The gateway of 10.244.250.0/24 is a local address on worker01: its kernel refuses the route.
     await w1.ns.ip('addr', 'add', '10.244.250.0/32', 'dev', 'lo');
