@@ -4,7 +4,7 @@
 // flannel.1, IPv6 on flannel-v6.1); or, for flannel's host-gw and vxlan DirectRouting, the
 // route via the other node's address and that node's neighbour entry.
 import { Nud, Ntf, RouteFlag, RouteType, Table, type Neigh, type Route } from '../kernel/records.ts';
-import { contains, formatIP, parseCidr, parseIP, sameIP, type Cidr } from '../net/ip.ts';
+import { contains, formatIP, parseCidr, parseIP, sameIP, widthOf, type Cidr } from '../net/ip.ts';
 import { NsView, type LinkInfo } from './kernel-view.ts';
 import { ExplainError, locatePod, type FoundPod, type LocateOptions } from './locate-pod.ts';
 
@@ -113,7 +113,7 @@ function iface(l: LinkInfo): Iface {
 /** A destination as ip prints it: "default", an address alone for a host route, else a prefix. */
 function dstText(c: Cidr): string {
   if (c.prefix === 0) return 'default';
-  return c.prefix === (c.ip.family === 4 ? 32 : 128) ? formatIP(c.ip) : `${formatIP(c.ip)}/${c.prefix}`;
+  return c.prefix === widthOf(c.ip.family) ? formatIP(c.ip) : `${formatIP(c.ip)}/${c.prefix}`;
 }
 
 const TYPE_NAMES = Object.fromEntries(Object.entries(RouteType).map(([name, n]) => [n, name])) as Record<number, string>;

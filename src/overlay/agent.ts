@@ -19,7 +19,7 @@ import { parseNetworkConfig, type BackendConfig, type NetworkConfig } from './co
 import type { Dataplane } from './dataplane.ts';
 import { hostGwBackend } from './hostgw-backend.ts';
 import { leaseValue } from './lease.ts';
-import type { Logger } from './log.ts';
+import { messageOf, type Logger } from './log.ts';
 import { PeerTable, type PeerCounts } from './peer-table.ts';
 import { ListAgain, StoreError, type LeaseChange, type SubnetStore } from './subnet-store.ts';
 import { readPreviousSubnets, writeSubnetFile, type PreviousSubnets } from './subnet-file.ts';
@@ -54,7 +54,7 @@ export interface Timing {
   race: Backoff;
   /** No free subnet (leases may expire). */
   full: Backoff;
-  /** A peer the kernel refused. */
+  /** A peer the kernel refused (or whose entries could not be worked out), and firewall rules not set. */
   peer: Backoff;
 }
 
@@ -85,8 +85,6 @@ export interface AgentStatus {
   /** One line: why not healthy, or what is held. */
   detail: string;
 }
-
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** The backend the config names. */
 function createBackend(config: BackendConfig, ctx: BackendContext): Backend {
@@ -230,7 +228,7 @@ export class Agent {
     if (opts.releaseOnExit) {
       await this.deps.store.release(this.own.lease).then(
         () => log.info(`released lease ${describeClaim(own)}`),
-        (err) => log.warn(`could not release the lease: ${message(err)}`),
+        (err) => log.warn(`could not release the lease: ${messageOf(err)}`),
       );
     }
   }
@@ -251,7 +249,7 @@ export class Agent {
         return;
       } catch (err) {
         const delay = backoffDelay(attempt, this.timing.peer, this.deps.random);
-        this.log.warn(`firewall rules${v} not set: ${message(err)}; retrying in ${(delay / 1000).toFixed(1)} s`);
+        this.log.warn(`firewall rules${v} not set: ${messageOf(err)}; retrying in ${(delay / 1000).toFixed(1)} s`);
         await sleep(delay, this.stopCtl.signal);
       }
     }
@@ -357,7 +355,7 @@ export class Agent {
         said = '';
       } catch (err) {
         if (!failing) {
-          this.log.warn(`lease renewal failed: ${message(err)}; retrying every second`);
+          this.log.warn(`lease renewal failed: ${messageOf(err)}; retrying every second`);
           // A watch on a dead connection may not notice for a long time: make it start over,
           // once (its listing must not wake this loop again and again).
           this.watchCtl.abort();
@@ -385,7 +383,7 @@ export class Agent {
         await this.deps.store.watchLeases(revision, this.watchCtl.signal, (changes) => this.apply(changes));
         if (!this.stopped) this.unsynced('the watch was restarted');
       } catch (err) {
-        this.unsynced(message(err));
+        this.unsynced(messageOf(err));
         if (this.stopped) break;
         if (err instanceof ListAgain) {
           this.log.info(`${err.message}: listing again`);
@@ -421,7 +419,7 @@ export class Agent {
         if (said) this.log.info('kernel check: fine again');
         said = '';
       } catch (err) {
-        const why = `kernel check failed: ${message(err)}; trying again in ${every / 1000} s`;
+        const why = `kernel check failed: ${messageOf(err)}; trying again in ${every / 1000} s`;
         if (why !== said) this.log.warn((said = why));
       }
     }

@@ -1,6 +1,7 @@
-// Retry delays and timers. Every retry in the agent (a refused peer, a lost race for a
-// subnet, an unreachable store) backs off exponentially with jitter, so that many nodes
-// failing together do not retry together.
+// Retry delays and timers. The agent's retries (a refused peer, the firewall rules, a lost
+// race for a subnet, a full range, an unreachable store) back off exponentially with jitter,
+// so that many nodes failing together do not retry together. A failing lease renewal is the
+// exception: retried every second (agent.ts's renewLoop).
 
 export interface Backoff {
   baseMs: number;

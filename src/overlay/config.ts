@@ -46,7 +46,7 @@ export interface NetworkConfig {
   warnings: string[];
 }
 
-export class ConfigError extends Error {
+class ConfigError extends Error {
   override name = 'ConfigError';
 }
 

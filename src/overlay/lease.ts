@@ -4,7 +4,7 @@
 // {"PublicIP":"172.16.1.101","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"06:f5:5b:c5:a4:c9"}}
 // (a dual-stack node also has "PublicIPv6":"fd00:172:16:1::101" and "BackendV6Data").
 // Parsing says why a key or value is not a lease, so that the agent can log it.
-import { formatCidr, formatIP, networkOf, parseCidr, parseIP, sameIP, type Cidr, type Family, type IP } from '../net/ip.ts';
+import { formatCidr, formatIP, networkOf, parseCidr, parseIP, sameIP, widthOf, type Cidr, type Family, type IP } from '../net/ip.ts';
 
 export interface Lease {
   /** The key's last path element, as stored: the lease's identity. */
@@ -34,7 +34,7 @@ function keyPart(text: string, family: Family): Cidr | undefined {
   const dash = text.lastIndexOf('-');
   if (dash < 0) return undefined;
   const c = parseCidr(`${text.slice(0, dash)}/${text.slice(dash + 1)}`);
-  if (!c || c.ip.family !== family || c.maskBits !== (family === 4 ? 32 : 128)) return undefined;
+  if (!c || c.ip.family !== family || c.maskBits !== widthOf(family)) return undefined;
   // Host bits set is not a subnet's name (flannel writes network addresses only).
   return sameIP(networkOf(c).ip, c.ip) ? { ip: c.ip, prefix: c.prefix } : undefined;
 }

@@ -7,6 +7,9 @@ export interface Logger {
   error(msg: string): void;
 }
 
+/** An error's words for a log line (a KernelRefusal's: its entry and the kernel's reason). */
+export const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 export function stderrLogger(): Logger {
   const line = (level: Level) => (msg: string) => process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg}\n`);
   return { info: line('info'), warn: line('warn'), error: line('error') };

@@ -18,7 +18,7 @@ import type { Backend } from './backend.ts';
 import { backoffDelay, realTimer, type Backoff, type Timer } from './backoff.ts';
 import { describeEntry, ENTRY_ORDER, entryId, KernelRefusal, sameEntry, type Dataplane, type Entry } from './dataplane.ts';
 import { describeLease, parseLease, type Lease, type Parsed } from './lease.ts';
-import type { Logger } from './log.ts';
+import { messageOf, type Logger } from './log.ts';
 import { overlaps, within } from './subnets.ts';
 
 /** This node, as the table judges other leases against it. */
@@ -77,7 +77,6 @@ interface Held {
 }
 
 const byOrder = (a: Entry, b: Entry) => ENTRY_ORDER[a.kind] - ENTRY_ORDER[b.kind];
-const reasonOf = (err: unknown) => (err instanceof KernelRefusal ? `${err.entry}: ${err.reason}` : err instanceof Error ? err.message : String(err));
 const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
 
 export class PeerTable {
@@ -207,7 +206,7 @@ export class PeerTable {
     } catch (err) {
       this.refused.delete(peer.key);
       this.peers.set(peer.key, peer);
-      return this.failed(peer, `its entries could not be worked out: ${reasonOf(err)}`, false);
+      return this.failed(peer, `its entries could not be worked out: ${messageOf(err)}`, false);
     }
     if (!entries.ok) return this.refuse(peer.key, peer.value, entries.reason);
     peer.entries = [...entries.value].sort(byOrder);
@@ -241,7 +240,7 @@ export class PeerTable {
       } catch (err) {
         // The backend may know what the kernel's words mean (host-gw: a peer off the L2).
         const meaning = err instanceof KernelRefusal ? this.backend.explainRefusal?.(e, err.code) : undefined;
-        return this.failed(peer, meaning ? `${reasonOf(err)}: ${meaning}` : reasonOf(err), false);
+        return this.failed(peer, meaning ? `${messageOf(err)}: ${meaning}` : messageOf(err), false);
       }
     }
     // What an earlier value of this lease needed and this one does not (a MAC that changed).
@@ -299,7 +298,7 @@ export class PeerTable {
       await this.dp.remove(h.entry);
     } catch (err) {
       // No longer held: the next full listing sweeps it.
-      this.log.warn(`could not remove ${describeEntry(h.entry)}: ${reasonOf(err)}`);
+      this.log.warn(`could not remove ${describeEntry(h.entry)}: ${messageOf(err)}`);
     }
   }
 
@@ -324,7 +323,7 @@ export class PeerTable {
     try {
       kernel = await this.dp.list(this.backend.devices);
     } catch (err) {
-      this.log.warn(`could not list the kernel's entries (${reasonOf(err)}): re-applying every peer, sweeping nothing`);
+      this.log.warn(`could not list the kernel's entries (${messageOf(err)}): re-applying every peer, sweeping nothing`);
     }
     this.markDrift(kernel);
     const keys = new Set(listing.map((l) => l.key));
@@ -342,7 +341,7 @@ export class PeerTable {
         await this.dp.remove(e);
         this.log.info(`removed ${describeEntry(e)}: no lease accounts for it`);
       } catch (err) {
-        this.log.warn(`could not remove stray ${describeEntry(e)}: ${reasonOf(err)}`);
+        this.log.warn(`could not remove stray ${describeEntry(e)}: ${messageOf(err)}`);
       }
     }
   }

@@ -8,7 +8,7 @@
 //   FLANNEL_IPMASQ=false
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { formatCidr, formatIP, networkOf, parseCidr, type Cidr, type Family } from '../net/ip.ts';
+import { formatCidr, formatIP, networkOf, nextIP, parseCidr, widthOf, type Cidr, type Family } from '../net/ip.ts';
 
 export interface SubnetFile {
   network: Cidr;
@@ -25,7 +25,7 @@ export interface PreviousSubnets {
   ipv6Subnet?: Cidr;
 }
 
-const gateway = (c: Cidr) => `${formatIP({ family: c.ip.family, n: c.ip.n + 1n })}/${c.prefix}`;
+const gateway = (c: Cidr) => `${formatIP(nextIP(c.ip))}/${c.prefix}`;
 
 export function formatSubnetFile(f: SubnetFile): string {
   const lines = [`FLANNEL_NETWORK=${formatCidr(f.network)}`, `FLANNEL_SUBNET=${gateway(f.subnet)}`];
@@ -44,7 +44,7 @@ export async function writeSubnetFile(file: string, f: SubnetFile): Promise<void
 function subnetOf(text: string, key: string, family: Family): Cidr | undefined {
   const m = new RegExp(`^${key}=(\\S+?)\\s*$`, 'm').exec(text);
   const c = m ? parseCidr(m[1]!) : undefined;
-  return c?.ip.family === family && c.maskBits === (family === 4 ? 32 : 128) ? networkOf({ ip: c.ip, prefix: c.prefix }) : undefined;
+  return c?.ip.family === family && c.maskBits === widthOf(family) ? networkOf({ ip: c.ip, prefix: c.prefix }) : undefined;
 }
 
 /** The subnets a previous run wrote (FLANNEL_SUBNET's and FLANNEL_IPV6_SUBNET's networks), if the file is there and readable. */

@@ -14,7 +14,7 @@
 // the other nodes have programmed) survives; it carries its subnet's network address as a
 // /32 (/128), as in flannel, so that traffic the node itself sends into the overlay has a source.
 import { randomMac } from '../kernel/hash.ts';
-import { formatCidr, type Cidr, type Family, type IP } from '../net/ip.ts';
+import { formatCidr, widthOf, type Cidr, type Family, type IP } from '../net/ip.ts';
 import { isPeerRouteOnUnderlay, noV6, type Backend, type BackendContext, type OwnSubnets } from './backend.ts';
 import type { VxlanConfig } from './config.ts';
 import type { Entry, VxlanFound, VxlanSpec } from './dataplane.ts';
@@ -74,7 +74,7 @@ export function vxlanBackend(config: VxlanConfig, ctx: BackendContext): Backend 
     return { VNI: config.vni, VtepMAC: t.spec.mac };
   };
 
-  const addrOf = (t: Vtep, subnet: Cidr): Cidr => ({ ip: subnet.ip, prefix: t.family === 4 ? 32 : 128 });
+  const addrOf = (t: Vtep, subnet: Cidr): Cidr => ({ ip: subnet.ip, prefix: widthOf(t.family) });
   const activate = async (t: Vtep, subnet: Cidr) => {
     if (!t.spec) throw new Error('vxlan backend: activate() before prepare()');
     t.addr = addrOf(t, subnet);
