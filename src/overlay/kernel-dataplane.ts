@@ -6,7 +6,7 @@
 import { Errno, isErrno, KernelError } from '../kernel/errors.ts';
 import { Netlink } from '../kernel/netlink.ts';
 import type { Op } from '../kernel/ops.ts';
-import { AddrFlag, RouteType, Scope, Table, type Addr, type Link } from '../kernel/records.ts';
+import { AddrFlag, addrCidr, RouteType, Scope, Table, type Addr, type Link } from '../kernel/records.ts';
 import { trySysctl } from '../kernel/sysctl.ts';
 import { formatCidr, networkOf, parseIP, sameIP, type Cidr, type IP } from '../net/ip.ts';
 import { strerror } from '../sys/addon.ts';
@@ -131,7 +131,7 @@ export class KernelDataplane implements Dataplane {
       under !== undefined &&
       v.dev === under.index &&
       v.learning === spec.learning;
-    const addrs = (await this.nl.addrs({ index: l.index })).map((a) => ({ ip: a.address, prefix: a.prefix })).filter((c) => !isLinkLocal(c.ip));
+    const addrs = (await this.nl.addrs({ index: l.index })).map(addrCidr).filter((c) => !isLinkLocal(c.ip));
     return { mac: l.mac ?? '', mtu: l.mtu, up: l.up, matches, addrs };
   }
 
