@@ -85,6 +85,8 @@ export interface Member {
   node: Node;
   url: string;
   daemon?: Daemon;
+  /** Stopped with SIGSTOP (pauseMember): running, but answering nothing; etcdctl leaves it out. */
+  paused?: boolean;
 }
 
 const MEMBER_IPS = ['172.16.1.100', '172.16.1.91', '172.16.1.92'];
@@ -220,6 +222,41 @@ export class Cluster {
     m.daemon = undefined;
   }
 
+  /** Stops member `i` without closing anything (SIGSTOP): its sockets stay open and answer nothing. */
+  pauseMember(i: number): void {
+    const m = this.members[i]!;
+    process.kill(m.daemon!.pid, 'SIGSTOP');
+    m.paused = true;
+  }
+
+  /** Lets a paused member run again (SIGCONT). */
+  resumeMember(i: number): void {
+    const m = this.members[i]!;
+    if (!m.paused) return;
+    if (m.daemon) process.kill(m.daemon.pid, 'SIGCONT');
+    m.paused = false;
+  }
+
+  /**
+   * Waits until the members that answer agree on a leader that is one of them (after the
+   * leader was killed or paused, until the rest elected another); its client URL.
+   */
+  async awaitLeader(ms = 15_000): Promise<string> {
+    return eventually(
+      async () => {
+        // Member IDs are 64-bit JSON numbers: keep them as strings.
+        const json = (await this.etcdctl('endpoint', 'status', '-w', 'json')).replace(/"(member_id|leader)":(\d+)/g, '"$1":"$2"');
+        const status = JSON.parse(json) as { Endpoint: string; Status: { header: { member_id: string }; leader: string } }[];
+        const leaders = new Set(status.map((s) => s.Status.leader));
+        const leader = status.find((s) => leaders.size === 1 && leaders.has(s.Status.header.member_id));
+        if (!leader) throw new Error(`no leader among the answering members: ${json}`);
+        return leader.Endpoint;
+      },
+      ms,
+      200,
+    );
+  }
+
   async stopEtcd(): Promise<void> {
     for (let i = 0; i < this.members.length; i++) await this.stopMember(i);
   }
@@ -238,7 +275,7 @@ export class Cluster {
 
   /** etcdctl against the running members (or `--endpoints` given in `args`), with the cluster's TLS and root credentials. */
   async etcdctl(...args: string[]): Promise<string> {
-    const running = this.members.filter((m) => m.daemon).map((m) => m.url);
+    const running = this.members.filter((m) => m.daemon && !m.paused).map((m) => m.url);
     const tls = this.setup.tls;
     const r = await execa(
       'ip',
@@ -259,16 +296,31 @@ export class Cluster {
     return r.stdout;
   }
 
-  /**
-   * The subnet leases in etcd under `prefix` (flannel's --etcd-prefix): key name
-   * ("10.244.1.0-24") -> value as stored (`text`) and parsed (flanneld's JSON, or the text of
-   * a bad one), plus the TTL lease ID.
-   */
   /** Lease key -> etcd lease ID: an ID that stays across a wait means the lease was renewed, not written again. */
   async leaseIds(prefix?: string): Promise<Map<string, string>> {
     return new Map([...(await this.leases(prefix))].map(([k, v]) => [k, v.lease]));
   }
 
+  /**
+   * Lease key -> etcd lease ID and the seconds the lease has left (etcdctl lease timetolive;
+   * 0 or less once it ran out). A lease still there, with time left, more than its TTL after
+   * a moment was renewed after that moment: a test checks that without waiting for etcd to
+   * revoke it.
+   */
+  async leaseTtls(prefix?: string): Promise<Map<string, { lease: string; ttl: number }>> {
+    const out = new Map<string, { lease: string; ttl: number }>();
+    for (const [k, lease] of await this.leaseIds(prefix)) {
+      const json = await this.etcdctl('lease', 'timetolive', BigInt(lease).toString(16), '-w', 'json');
+      out.set(k, { lease, ttl: Number(/"ttl":(-?\d+)/.exec(json)?.[1] ?? -1) });
+    }
+    return out;
+  }
+
+  /**
+   * The subnet leases in etcd under `prefix` (flannel's --etcd-prefix): key name
+   * ("10.244.1.0-24") -> value as stored (`text`) and parsed (flanneld's JSON, or the text of
+   * a bad one), plus the TTL lease ID.
+   */
   async leases(prefix = '/coreos.com/network'): Promise<Map<string, { value: unknown; text: string; lease: string }>> {
     const subnets = `${prefix}/subnets/`;
     // Lease IDs are 64-bit JSON numbers: keep them as strings.
