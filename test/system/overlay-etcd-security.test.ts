@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../helpers/eventually.ts';
+import { eventually, settlesWithin } from '../helpers/eventually.ts';
 import { Cluster, peerRoutes, type Node } from '../helpers/overlay-cluster.ts';
 import { makePki, type Pki } from '../helpers/pki.ts';
 
@@ -24,16 +24,8 @@ async function refused(name: string, ip: string, etcd: string[]): Promise<{ code
   const n = await c.addNode(name, ip);
   const agent = c.startAgent(n, [], etcd);
   // A hang would outlive this bound; the agent must give up on its own, well before.
-  const code = await eventually(
-    async () => {
-      const settled = await Promise.race([agent.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]);
-      if (settled === undefined) throw new Error(`${name}'s agent still running after its etcd was refused:\n${agent.log}`);
-      return settled;
-    },
-    15_000,
-    0,
-  );
-  return { code, log: agent.log };
+  if (!(await settlesWithin(agent.exited, 15_000))) throw new Error(`${name}'s agent still running after its etcd was refused:\n${agent.log}`);
+  return { code: await agent.exited, log: agent.log };
 }
 
 const routes = (n: Node) => peerRoutes(n.ns);
