@@ -28,8 +28,6 @@ async function refused(name: string, ip: string, etcd: string[]): Promise<{ code
   return { code: await agent.exited, log: agent.log };
 }
 
-const routes = (n: Node) => peerRoutes(n.ns);
-
 beforeAll(async () => {
   pki = await makePki(certDir, ['172.16.1.100']);
   c = await Cluster.create({ tls: pki });
@@ -43,8 +41,8 @@ describe('etcd over https with client certificates', () => {
     c.startAgent(w2);
     const [l1, l2] = [await c.leaseOf(w1), await c.leaseOf(w2)];
     expect([...(await c.leases()).keys()].sort()).toEqual([l1.key, l2.key].sort());
-    await eventually(async () => expect(await routes(w1)).toEqual([l2.subnet]));
-    await eventually(async () => expect(await routes(w2)).toEqual([l1.subnet]));
+    await eventually(async () => expect(await peerRoutes(w1.ns)).toEqual([l2.subnet]));
+    await eventually(async () => expect(await peerRoutes(w2.ns)).toEqual([l1.subnet]));
     expect(w1.agent!.log).toContain('flannelette agent: etcd https://172.16.1.100:2379 (client certificate)');
   });
 
@@ -111,8 +109,8 @@ describe('etcd with auth enabled (still over https with client certificates)', (
     const w6 = await c.addNode('worker06', '172.16.1.106');
     c.startAgent(w6);
     const [l1, l2, l6] = [await c.leaseOf(w1), await c.leaseOf(w2), await c.leaseOf(w6)];
-    await eventually(async () => expect((await routes(w1)).sort()).toEqual([l2.subnet, l6.subnet].sort()));
-    await eventually(async () => expect((await routes(w2)).sort()).toEqual([l1.subnet, l6.subnet].sort()));
+    await eventually(async () => expect((await peerRoutes(w1.ns)).sort()).toEqual([l2.subnet, l6.subnet].sort()));
+    await eventually(async () => expect((await peerRoutes(w2.ns)).sort()).toEqual([l1.subnet, l6.subnet].sort()));
     // Renewals go on through the token (TTL 3 s): the same etcd leases outlive the TTL
     // (a lease that expired would be written again under the same key, with a new ID).
     const before = await c.leaseIds();
