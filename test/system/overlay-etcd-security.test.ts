@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, settlesWithin } from '../helpers/eventually.ts';
+import { eventually, settlesWithin, waitUntil } from '../helpers/eventually.ts';
 import { Cluster, peerRoutes, type Node } from '../helpers/overlay-cluster.ts';
 import { makePki, type Pki } from '../helpers/pki.ts';
 
@@ -111,12 +111,16 @@ describe('etcd with auth enabled (still over https with client certificates)', (
     const [l1, l2, l6] = [await c.leaseOf(w1), await c.leaseOf(w2), await c.leaseOf(w6)];
     await eventually(async () => expect((await peerRoutes(w1.ns)).sort()).toEqual([l2.subnet, l6.subnet].sort()));
     await eventually(async () => expect((await peerRoutes(w2.ns)).sort()).toEqual([l1.subnet, l6.subnet].sort()));
-    // Renewals go on through the token (TTL 3 s): the same etcd leases outlive the TTL
-    // (a lease that expired would be written again under the same key, with a new ID).
+    // Renewals go on through the token (TTL 3 s): more than a TTL later (plus a margin for
+    // etcd), the same etcd leases with time left (a lease that expired would be written again
+    // under the same key, with a new ID). Only time can show that nothing ran out.
     const before = await c.leaseIds();
+    const since = Date.now();
     expect([...before.keys()].sort()).toEqual([l1.key, l2.key, l6.key].sort());
-    await new Promise((r) => setTimeout(r, 4000));
-    expect(await c.leaseIds()).toEqual(before);
+    await waitUntil(since + (3 + 2) * 1000);
+    const after = await c.leaseTtls();
+    expect(new Map([...after].map(([k, v]) => [k, v.lease]))).toEqual(before);
+    for (const [k, { ttl }] of after) expect(ttl, k).toBeGreaterThan(0);
     for (const n of [w1, w2, w6]) expect(n.agent!.log).not.toMatch(/is gone \(expired or deleted\)/);
   });
 
