@@ -57,15 +57,23 @@ export interface Node {
 
 const daemons = new Set<Daemon>();
 const clusters = new Set<Cluster>();
+/** Temp dirs of clusters, from before their wire exists (create() may fail half-way). */
+const tmpDirs = new Set<string>();
+/** capture()'s tcpdumps still running. */
+const captures = new Set<ResultPromise>();
 // Registered at import: hooks added while a hook runs would not be.
 afterAll(async () => {
   for (const c of clusters) await c.destroy();
+  for (const p of captures) p.kill('SIGKILL');
+  await Promise.all(captures);
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+  tmpDirs.clear();
 });
-// Last resort if the worker dies: no etcd or agent may outlive the test file.
+// Last resort if the worker dies: no etcd, agent or tcpdump may outlive the test file.
 process.once('exit', () => {
-  for (const d of daemons) {
+  for (const pid of [...[...daemons].map((d) => d.pid), ...[...captures].map((p) => p.pid)]) {
     try {
-      process.kill(d.pid, 'SIGKILL');
+      if (pid) process.kill(pid, 'SIGKILL');
     } catch {
       /* already gone */
     }
@@ -124,6 +132,7 @@ export class Cluster {
   /** The wire, etcd running and the network config written. */
   static async create(setup: EtcdSetup = {}): Promise<Cluster> {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-overlay-'));
+    tmpDirs.add(tmp);
     const wire = await createNs('wire');
     await wire.ip('link', 'add', 'br0', 'type', 'bridge');
     await wire.ip('link', 'set', 'br0', 'up');
@@ -408,6 +417,7 @@ export class Cluster {
     await Promise.all([...daemons].map((d) => d.exited));
     daemons.clear();
     rmSync(this.tmp, { recursive: true, force: true });
+    tmpDirs.delete(this.tmp);
   }
 }
 
@@ -462,6 +472,8 @@ export async function vtepMac(node: Node, dev = 'flannel.1'): Promise<string> {
 /** Starts tcpdump in `ns` for one packet matching `filter`; resolves once it listens, with `line`: what it saw. */
 export async function capture(ns: Netns, iface: string, filter: string): Promise<{ line: Promise<string> }> {
   const proc = execa('ip', ['netns', 'exec', ns.name, 'tcpdump', '-l', '-n', '-c', '1', '-i', iface, filter], { reject: false, timeout: 10_000 });
+  captures.add(proc);
+  void proc.then(() => captures.delete(proc));
   await new Promise<void>((resolve) => {
     proc.stderr!.on('data', (c: Buffer) => c.toString().includes('listening on') && resolve());
     void proc.then(() => resolve());
