@@ -4,15 +4,15 @@
 // neighbour entry, an fdb entry). The explainer runs inside the node namespace.
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cnitool } from '../helpers/cnitool.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useCnitoolNode } from '../helpers/cnitool.ts';
 import { createNs, type Netns } from '../helpers/netns.ts';
 import { callPlugin, cniBinDir, type CniResult, flanneletteCli, ipOf, ourBinDir, pluginsIn, REFERENCE_DIR, resultOf } from '../helpers/plugin.ts';
 import type { IpLink } from '../helpers/ip-json.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { useNode } from '../helpers/node-fixture.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(ROOT, 'node_modules/.bin/node');
@@ -67,61 +67,59 @@ const VARIANTS = [
 
 describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, delegates }) => {
   const tag = label === 'flannel → reference' ? 'xfr' : label === 'reference bridge alone' ? 'xrb' : 'xfo';
+  const plugin = () =>
+    via === 'flannel'
+      ? {
+          type: 'flannel',
+          subnetFile: f.subnetFile,
+          dataDir: path.join(f.tmp, 'flannel'),
+          ipam: { dataDir: f.dataDir },
+          delegate: { hairpinMode: true },
+        }
+      : {
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          hairpinMode: true,
+          ipMasq: false,
+          mtu: 1450,
+          ipam: { type: 'host-local', dataDir: f.dataDir, ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '10.244.0.0/16' }] },
+        };
+  const f = useCnitoolNode(
+    {
+      suite: 'explain',
+      tag,
+      cniPath: (): string => f.binDir,
+      setup: (x) => {
+        cniBinDir(x.binDir, { ...pluginsIn(ourBinDir(), 'flannel'), ...pluginsIn(delegates(), 'bridge', 'host-local') });
+        writeFileSync(x.subnetFile, SUBNET_ENV);
+        mkdirSync(x.confDir);
+        writeFileSync(path.join(x.confDir, '10-cbr0.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'cbr0', plugins: [plugin()] }));
+      },
+    },
+    {
+      get binDir(): string {
+        return path.join(f.tmp, 'bin');
+      },
+      get subnetFile(): string {
+        return path.join(f.tmp, 'subnet.env');
+      },
+    },
+  );
   const s = {
-    node: undefined as unknown as Netns,
     podA: undefined as unknown as Netns,
     podB: undefined as unknown as Netns,
-    tmp: '',
-    dataDir: '',
-    cacheDir: '',
     a: undefined as unknown as CniResult,
     b: undefined as unknown as CniResult,
   };
-  const opts = (more: { to?: string; json?: boolean; netns?: string } = {}) => ({ dataDir: s.dataDir, cacheDir: s.cacheDir, ...more });
+  const opts = (more: { to?: string; json?: boolean; netns?: string } = {}) => ({ dataDir: f.dataDir, cacheDir: f.cacheDir, ...more });
 
   beforeAll(async () => {
-    s.tmp = mkdtempSync(path.join(os.tmpdir(), `flannelette-explain-${tag}-`));
-    s.dataDir = path.join(s.tmp, 'networks');
-    s.cacheDir = path.join(s.tmp, 'cache');
-    const bin = cniBinDir(path.join(s.tmp, 'bin'), { ...pluginsIn(ourBinDir(), 'flannel'), ...pluginsIn(delegates(), 'bridge', 'host-local') });
-    writeFileSync(path.join(s.tmp, 'subnet.env'), SUBNET_ENV);
-    const plugin =
-      via === 'flannel'
-        ? {
-            type: 'flannel',
-            subnetFile: path.join(s.tmp, 'subnet.env'),
-            dataDir: path.join(s.tmp, 'flannel'),
-            ipam: { dataDir: s.dataDir },
-            delegate: { hairpinMode: true },
-          }
-        : {
-            type: 'bridge',
-            bridge: 'cni0',
-            isGateway: true,
-            hairpinMode: true,
-            ipMasq: false,
-            mtu: 1450,
-            ipam: { type: 'host-local', dataDir: s.dataDir, ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '10.244.0.0/16' }] },
-          };
-    const confDir = path.join(s.tmp, 'net.d');
-    mkdirSync(confDir);
-    writeFileSync(path.join(confDir, '10-cbr0.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'cbr0', plugins: [plugin] }));
-
-    s.node = await createNs(`${tag}-node`);
     s.podA = await createNs(`${tag}-a`);
     s.podB = await createNs(`${tag}-b`);
     // Pod A through libcni, which caches its result (the netns is found from there);
     // pod B by a bare plugin call, so only the kernel knows where it lives.
-    const a = await cnitool({
-      verb: 'add',
-      network: 'cbr0',
-      pod: s.podA,
-      node: s.node,
-      confDir,
-      cniPath: bin,
-      cacheDir: s.cacheDir,
-      containerId: 'ctr-aaaa1111',
-    });
+    const a = await f.call('add', 'cbr0', s.podA, { containerId: 'ctr-aaaa1111' });
     expect(a.code, a.stderr).toBe(0);
     s.a = resultOf(a);
     const b = await callPlugin(
@@ -131,29 +129,26 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
         containerId: 'ctr-bbbb2222',
         netns: s.podB.path,
         ifname: 'eth0',
-        cniPath: bin,
-        node: s.node,
-        conf: { cniVersion: '1.0.0', name: 'cbr0', ...plugin },
+        cniPath: f.binDir,
+        node: f.node,
+        conf: { cniVersion: '1.0.0', name: 'cbr0', ...plugin() },
       },
-      bin,
+      f.binDir,
     );
     expect(b.code, b.stdout).toBe(0);
     s.b = resultOf(b);
-    await fakeRemote(s.node);
-  });
-  afterAll(() => {
-    if (s.tmp) rmSync(s.tmp, { recursive: true, force: true });
+    await fakeRemote(f.node);
   });
 
   it('--json: every hop to a pod on the remote node, field by field', async () => {
-    const r = await explain(s.node, '10.244.1.2', opts({ to: '10.244.2.2', json: true }));
+    const r = await explain(f.node, '10.244.1.2', opts({ to: '10.244.2.2', json: true }));
     expect(r.code, r.stderr).toBe(0);
     const ex = JSON.parse(r.stdout);
     const [eth0] = await s.podA.ipJson<IpLink>('link', 'show', 'eth0');
     const hostName = s.a.interfaces![1]!.name;
-    const [host] = await s.node.ipJson<IpLink>('link', 'show', hostName);
-    const [cni0] = await s.node.ipJson<IpLink>('link', 'show', 'cni0');
-    const [fl] = await s.node.ipJson<IpLink>('link', 'show', 'flannel.1');
+    const [host] = await f.node.ipJson<IpLink>('link', 'show', hostName);
+    const [cni0] = await f.node.ipJson<IpLink>('link', 'show', 'cni0');
+    const [fl] = await f.node.ipJson<IpLink>('link', 'show', 'flannel.1');
     expect(fl?.ifname).toBe('flannel.1');
 
     expect(ex.target).toBe('10.244.1.2');
@@ -163,8 +158,8 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
       containerId: 'ctr-aaaa1111',
       ifname: 'eth0',
       network: 'cbr0',
-      leaseFile: path.join(s.dataDir, 'cbr0', '10.244.1.2'),
-      cacheFile: path.join(s.cacheDir, 'results', 'cbr0-ctr-aaaa1111-eth0'),
+      leaseFile: path.join(f.dataDir, 'cbr0', '10.244.1.2'),
+      cacheFile: path.join(f.cacheDir, 'results', 'cbr0-ctr-aaaa1111-eth0'),
       netns: s.podA.path,
       netnsFoundBy: "libcni's result cache (the interface's sandbox)",
       iface: { name: 'eth0', ifindex: eth0?.ifindex, mac: eth0?.address, mtu: 1450, addresses: ['10.244.1.2/24'], peerIfindex: host?.ifindex },
@@ -213,22 +208,22 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
   it('the installed `flannelette explain` gives the same, its options spelled as on the command line', async () => {
     // Global setup installs dist/ into ourBinDir(), the CLI with it: missing means the install is broken.
     expect(existsSync(flanneletteCli()), flanneletteCli()).toBe(true);
-    const direct = await explain(s.node, '10.244.1.2', opts({ to: '10.244.2.2', json: true }));
-    const r = await explainCli(s.node, ['10.244.1.2', '--to', '10.244.2.2', '--json', '--data-dir', s.dataDir, '--cache-dir', s.cacheDir]);
+    const direct = await explain(f.node, '10.244.1.2', opts({ to: '10.244.2.2', json: true }));
+    const r = await explainCli(f.node, ['10.244.1.2', '--to', '10.244.2.2', '--json', '--data-dir', f.dataDir, '--cache-dir', f.cacheDir]);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual(JSON.parse(direct.stdout));
-    const human = await explainCli(s.node, ['ctr-aaaa1111', '--to', '10.244.2.2', '--data-dir', s.dataDir, '--cache-dir', s.cacheDir]);
+    const human = await explainCli(f.node, ['ctr-aaaa1111', '--to', '10.244.2.2', '--data-dir', f.dataDir, '--cache-dir', f.cacheDir]);
     expect(human.stdout).toMatch(/^4\. flannel\.1 is a VXLAN device/m);
-    const bad = await explainCli(s.node, ['10.244.1.250', '--data-dir', s.dataDir, '--cache-dir', s.cacheDir, '--netns', s.podB.path]);
+    const bad = await explainCli(f.node, ['10.244.1.250', '--data-dir', f.dataDir, '--cache-dir', f.cacheDir, '--netns', s.podB.path]);
     expect([bad.code, bad.stderr.trim()]).toEqual([1, `explain: no interface holds 10.244.1.250 in the namespace ${s.podB.path}`]);
   });
 
   it('human output: the numbered hops of the blog', async () => {
-    const r = await explain(s.node, '10.244.1.2', opts({ to: '10.244.2.2' }));
+    const r = await explain(f.node, '10.244.1.2', opts({ to: '10.244.2.2' }));
     expect(r.code, r.stderr).toBe(0);
     const [eth0] = await s.podA.ipJson<IpLink>('link', 'show', 'eth0');
     const hostName = s.a.interfaces![1]!.name;
-    const [host] = await s.node.ipJson<IpLink>('link', 'show', hostName);
+    const [host] = await f.node.ipJson<IpLink>('link', 'show', hostName);
     const lines = r.stdout.split('\n');
     const at = (re: RegExp) => {
       const i = lines.findIndex((l) => re.test(l));
@@ -237,7 +232,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
     };
     const steps = [
       at(/^Pod 10\.244\.1\.2: container ctr-aaaa1111, interface eth0, network cbr0$/),
-      at(new RegExp(`^  lease: ${s.dataDir}/cbr0/10\\.244\\.1\\.2 \\(container ctr-aaaa1111, ifname eth0\\)$`)),
+      at(new RegExp(`^  lease: ${f.dataDir}/cbr0/10\\.244\\.1\\.2 \\(container ctr-aaaa1111, ifname eth0\\)$`)),
       at(new RegExp(`^  netns: ${s.podA.path} \\(found through libcni's result cache`)),
       at(/^1\. In the pod, the route lookup for 10\.244\.2\.2:$/),
       at(/^ {5}10\.244\.2\.2 via 10\.244\.1\.1 dev eth0 src 10\.244\.1\.2 {3}\(table entry: 10\.244\.0\.0\/16 via 10\.244\.1\.1 dev eth0\)$/),
@@ -259,7 +254,7 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
   });
 
   it('by container ID, to a pod on the same node: the bridge switches it, the node routes nothing', async () => {
-    const r = await explain(s.node, 'ctr-bbbb2222', opts({ to: '10.244.1.2', json: true }));
+    const r = await explain(f.node, 'ctr-bbbb2222', opts({ to: '10.244.1.2', json: true }));
     expect(r.code, r.stderr).toBe(0);
     const ex = JSON.parse(r.stdout);
     expect(ex.pod).toMatchObject({
@@ -278,13 +273,13 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
       pod: { ip: '10.244.1.2', netns: s.podA.path, iface: 'eth0', containerId: 'ctr-aaaa1111', hostVeth: s.a.interfaces![1]!.name },
     });
     // A unique prefix of the ID does as well as the whole, as with docker.
-    const short = await explain(s.node, 'ctr-bbbb', opts({ to: '10.244.1.2' }));
+    const short = await explain(f.node, 'ctr-bbbb', opts({ to: '10.244.1.2' }));
     expect(short.stdout).toMatch(/^3\. 10\.244\.1\.2 is on cni0's subnet: the bridge switches the frame, the node routes nothing\.$/m);
     expect(short.stdout).toContain(`It leaves through ${s.a.interfaces![1]!.name}, the peer of eth0 of container ctr-aaaa1111 (netns ${s.podA.path}).`);
   });
 
   it('without --to: towards the gateway, which is the bridge itself', async () => {
-    const r = await explain(s.node, '10.244.1.3', opts({ json: true }));
+    const r = await explain(f.node, '10.244.1.3', opts({ json: true }));
     expect(r.code, r.stderr).toBe(0);
     const ex = JSON.parse(r.stdout);
     expect(ex.to).toBe('10.244.1.1');
@@ -292,19 +287,29 @@ describe.each(VARIANTS)('explain on a node set up by $label', ({ label, via, del
   });
 
   it('a remote subnet with no neighbour entry: says where the path breaks', async () => {
-    const r = await explain(s.node, '10.244.1.2', opts({ to: '10.244.3.7' }));
+    const r = await explain(f.node, '10.244.1.2', opts({ to: '10.244.3.7' }));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('(no entry: nothing tells flannel.1 which node owns 10.244.3.0; the overlay agent programs these)');
     expect(r.stdout).toContain('without a remote VTEP the packet cannot be encapsulated');
-    const j = JSON.parse((await explain(s.node, '10.244.1.2', opts({ to: '10.244.3.7', json: true }))).stdout);
+    const j = JSON.parse((await explain(f.node, '10.244.1.2', opts({ to: '10.244.3.7', json: true }))).stdout);
     expect(j.delivery.overlay).not.toHaveProperty('neighbour');
     expect(j.delivery.overlay.fdb).toEqual([]);
   });
 });
 
 describe('explain finds pods the hard ways, and says when it cannot', () => {
-  const s = { node: undefined as unknown as Netns, tmp: '', dataDir: '', cacheDir: '' };
-  const opts = (more: { to?: string; json?: boolean; netns?: string } = {}) => ({ dataDir: s.dataDir, cacheDir: s.cacheDir, ...more });
+  const f = useNode(
+    { suite: 'explain', tag: 'xf' },
+    {
+      get dataDir(): string {
+        return path.join(f.tmp, 'networks');
+      },
+      get cacheDir(): string {
+        return path.join(f.tmp, 'cache');
+      },
+    },
+  );
+  const opts = (more: { to?: string; json?: boolean; netns?: string } = {}) => ({ dataDir: f.dataDir, cacheDir: f.cacheDir, ...more });
   const conf = () => ({
     cniVersion: '1.0.0',
     name: 'cbr0',
@@ -312,21 +317,13 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
     bridge: 'cni0',
     isGateway: true,
     mtu: 1450,
-    ipam: { type: 'host-local', dataDir: s.dataDir, ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '10.244.0.0/16' }] },
+    ipam: { type: 'host-local', dataDir: f.dataDir, ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '10.244.0.0/16' }] },
   });
   const add = async (pod: Netns, id: string) => {
-    const r = await callPlugin('bridge', { command: 'ADD', containerId: id, netns: pod.path, ifname: 'eth0', conf: conf(), node: s.node }, REFERENCE_DIR);
+    const r = await callPlugin('bridge', { command: 'ADD', containerId: id, netns: pod.path, ifname: 'eth0', conf: conf(), node: f.node }, REFERENCE_DIR);
     expect(r.code, r.stdout).toBe(0);
     return r;
   };
-
-  beforeAll(async () => {
-    s.tmp = mkdtempSync(path.join(os.tmpdir(), 'flannelette-explain-find-'));
-    s.dataDir = path.join(s.tmp, 'networks');
-    s.cacheDir = path.join(s.tmp, 'cache');
-    s.node = await createNs('xf-node');
-  });
-  afterAll(() => rmSync(s.tmp, { recursive: true, force: true }));
 
   /** A namespace holding `ip` on a veth whose peer stays inside it: not wired to any node. */
   const decoy = async (label: string, ip: string) => {
@@ -348,9 +345,9 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
     const pod = await createNs('xf-a');
     await add(pod, 'ctr-real');
     const other = await decoy('xf-d1', '10.244.1.2');
-    const ex = JSON.parse((await explain(s.node, '10.244.1.2', opts({ json: true }))).stdout);
+    const ex = JSON.parse((await explain(f.node, '10.244.1.2', opts({ json: true }))).stdout);
     expect(ex.pod).toMatchObject({ netns: pod.path, containerId: 'ctr-real', netnsFoundBy: 'the named namespace a veth of the node leads into' });
-    const forced = JSON.parse((await explain(s.node, '10.244.1.2', opts({ to: '10.244.1.1', json: true, netns: other.path }))).stdout);
+    const forced = JSON.parse((await explain(f.node, '10.244.1.2', opts({ to: '10.244.1.1', json: true, netns: other.path }))).stdout);
     expect(forced.pod).toMatchObject({ netns: other.path, netnsFoundBy: '--netns' });
     expect(forced.podRoute).toMatchObject({ dst: '10.244.1.1', dev: 'eth0' });
     expect(forced).not.toHaveProperty('hostVeth');
@@ -367,7 +364,7 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
       // Without their names, both are reachable only through /proc, as docker's are.
       await other.delete();
       await pod.delete();
-      const r = await explain(s.node, ip, opts({ json: true }));
+      const r = await explain(f.node, ip, opts({ json: true }));
       expect(r.code, r.stderr).toBe(0);
       const ex = JSON.parse(r.stdout);
       expect(ex.pod.netns).toBe(`/proc/${holders[1]!.pid}/ns/net`);
@@ -379,13 +376,13 @@ describe('explain finds pods the hard ways, and says when it cannot', () => {
   });
 
   it('exits 1 naming what it looked for, 2 on arguments it cannot use', async () => {
-    const unknown = await explain(s.node, '10.244.1.250', opts());
+    const unknown = await explain(f.node, '10.244.1.250', opts());
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('found no network namespace holding 10.244.1.250 behind a veth of this node; give it with --netns');
-    const noCtr = await explain(s.node, 'no-such-container', opts());
+    const noCtr = await explain(f.node, 'no-such-container', opts());
     expect(noCtr.code).toBe(1);
-    expect(noCtr.stderr).toContain(`no lease in ${s.dataDir} and no cached result in ${s.cacheDir}/results for container no-such-container`);
-    expect((await explain(s.node, '../etc', opts())).code).toBe(2);
-    expect((await explain(s.node, '10.244.1.2', opts({ to: 'nowhere' }))).code).toBe(2);
+    expect(noCtr.stderr).toContain(`no lease in ${f.dataDir} and no cached result in ${f.cacheDir}/results for container no-such-container`);
+    expect((await explain(f.node, '../etc', opts())).code).toBe(2);
+    expect((await explain(f.node, '10.244.1.2', opts({ to: 'nowhere' }))).code).toBe(2);
   });
 });
