@@ -3,7 +3,7 @@
 import type { ResultPromise } from 'execa';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { settlesWithin } from './eventually.ts';
+import { eventually, settlesWithin } from './eventually.ts';
 
 /** Snapshotters and tracing that only fail to load here. */
 const FAIL_HERE = [
@@ -48,4 +48,23 @@ export async function stopDaemon(d: ResultPromise): Promise<void> {
     d.kill('SIGKILL');
     await d;
   }
+}
+
+/**
+ * Waits until a containerd just started (`daemon`, spawned with `all`) answers `ask`, which
+ * throws while it does not: fails at once, with containerd's output, if it exits, and after
+ * `ms` with what the last `ask` said.
+ */
+export async function untilContainerdAnswers(daemon: ResultPromise, ask: () => Promise<unknown>, ms: number, every = 100): Promise<void> {
+  const exited = () => daemon.exitCode !== null || daemon.signalCode !== null;
+  await eventually(
+    async () => {
+      if (!exited()) await ask();
+    },
+    ms,
+    every,
+  ).catch((err: unknown) => {
+    throw new Error(`containerd did not answer: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  if (exited()) throw new Error(`containerd exited: ${(await daemon).all}`);
 }

@@ -8,7 +8,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { ResultPromise } from 'execa';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { stopDaemon, writeContainerdConfig } from './containerd.ts';
+import { stopDaemon, untilContainerdAnswers, writeContainerdConfig } from './containerd.ts';
 import { eventually } from './eventually.ts';
 import { removeCgroups } from './runtimes.ts';
 import type { Sandbox } from './sandbox.ts';
@@ -178,18 +178,7 @@ export class CriContainerd {
     const client = new CriClient(this.socket);
     this.client = client;
     const end = Date.now() + 20_000;
-    let last = '';
-    for (;;) {
-      try {
-        await client.version();
-        break;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-      if (this.daemon.exitCode !== null) throw new Error(`containerd exited: ${(await this.daemon).all}`);
-      if (Date.now() > end) throw new Error(`containerd did not answer: ${last}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilContainerdAnswers(this.daemon, () => client.version(), 20_000);
     await this.sb.exec('ctr', ['-a', this.socket, '-n', 'k8s.io', 'images', 'import', '--base-name', PAUSE_IMAGE.split(':')[0]!, PAUSE_TAR]);
     // The CRI loads the CNI config asynchronously: wait for it before the first sandbox.
     const networkReady = async () => {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNs, type Netns } from './netns.ts';
-import { stopDaemon, writeContainerdConfig } from './containerd.ts';
+import { stopDaemon, untilContainerdAnswers, writeContainerdConfig } from './containerd.ts';
 import { eventually } from './eventually.ts';
 import { bridgePorts, expectRootUntouched, leases, rootLinkNames, veths } from './node-state.ts';
 import { flannelConflist, GATEWAY, pluginSets, type PluginSet } from './plugin-sets.ts';
@@ -172,17 +172,17 @@ export class Containerd implements ContainerRunner {
     const config = writeContainerdConfig(dir, { disable: ['io.containerd.grpc.v1.cri', 'io.containerd.internal.v1.opt'] });
     const daemon = sb.spawn('containerd', ['--config', config], { timeout: 0 });
     const c = new Containerd(sb, dir, namespace, daemon);
-    const end = Date.now() + 15_000;
-    for (;;) {
+    const version = async () => {
       const r = await c.ctr(['version'], { reject: false });
-      if (r.exitCode === 0) return c;
-      if (daemon.exitCode !== null) throw new Error(`containerd exited: ${(await daemon).all}`);
-      if (Date.now() > end) {
-        await c.stop();
-        throw new Error(`containerd did not answer: ${r.stderr}`);
-      }
-      await new Promise((res) => setTimeout(res, 50));
+      if (r.exitCode !== 0) throw new Error(r.stderr);
+    };
+    try {
+      await untilContainerdAnswers(daemon, version, 15_000, 50);
+    } catch (err) {
+      await c.stop();
+      throw err;
     }
+    return c;
   }
 
   ctr(args: readonly string[], opts: { reject?: boolean } = {}) {
