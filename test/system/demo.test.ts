@@ -17,9 +17,17 @@ const namespaces = async (prefix: string) =>
     .map((l) => l.split(' ')[0]!)
     .filter((n) => n.startsWith(`${prefix}-`))
     .sort();
+/** The run's state dir. */
+const stateDir = (prefix: string) => `/tmp/flannelette-demo-${prefix}`;
 /** Processes whose command line names the run's state dir (etcd, the agents). */
-const processes = async (prefix: string) =>
-  (await execa('pgrep', ['-f', `/tmp/flannelette-demo-${prefix}/`], { reject: false })).stdout.split('\n').filter(Boolean);
+const processes = async (prefix: string) => (await execa('pgrep', ['-f', `${stateDir(prefix)}/`], { reject: false })).stdout.split('\n').filter(Boolean);
+
+/** Nothing of the run is left: no namespace, no process, no state dir. */
+async function expectRemoved(prefix: string): Promise<void> {
+  expect(await namespaces(prefix)).toEqual([]);
+  expect(await processes(prefix)).toEqual([]);
+  expect(existsSync(stateDir(prefix))).toBe(false);
+}
 
 async function demo(...args: string[]): Promise<{ code: number; out: string; prefix: string }> {
   const r = await execa('bash', [path.join(root, 'scripts/demo.sh'), ...args], { reject: false, all: true, timeout: 120_000 });
@@ -31,7 +39,8 @@ async function demo(...args: string[]): Promise<{ code: number; out: string; pre
 // Should a run fail half-way, its own cleanup is what we test; this is the safety net.
 afterAll(async () => {
   for (const p of made) {
-    if ((await namespaces(p)).length > 0) await execa('bash', [path.join(root, 'scripts/demo.sh'), '--cleanup', p], { reject: false });
+    const left = (await namespaces(p)).length > 0 || (await processes(p)).length > 0 || existsSync(stateDir(p));
+    if (left) await execa('bash', [path.join(root, 'scripts/demo.sh'), '--cleanup', p], { reject: false });
   }
 });
 
@@ -54,9 +63,7 @@ describe('the three-node demo', () => {
     expect(explained).not.toContain('the explainer failed');
     expect(explained).toContain('172.16.1.102');
 
-    expect(await namespaces(prefix)).toEqual([]);
-    expect(await processes(prefix)).toEqual([]);
-    expect(existsSync(`/tmp/flannelette-demo-${prefix}`)).toBe(false);
+    await expectRemoved(prefix);
   });
 
   it("--backend host-gw: a route via worker02 on enp0s8, no overlay device, the pod's own packet on the wire", async () => {
@@ -70,7 +77,7 @@ describe('the three-node demo', () => {
     expect(out).not.toContain('flannel.1');
     expect(out).toContain("4. A route via another node: 172.16.1.102 is on enp0s8's network, and 10.244.2.0/24 is a pod subnet of 10.244.0.0/16");
     expect(out).toMatch(/ethertype IPv4 \(0x0800\).*\n\s+10\.244\.1\.2 > 10\.244\.2\.2: ICMP echo request/);
-    expect(await namespaces(prefix)).toEqual([]);
+    await expectRemoved(prefix);
   });
 
   it('--dual-stack: both families in the lease, the subnet file and the pods; IPv6 pods ping (hop limit 62) through flannel-v6.1, VXLAN over IPv6', async () => {
@@ -88,7 +95,7 @@ describe('the three-node demo', () => {
     expect(out).toMatch(/fd00:172:16:1::101\.\d+ > fd00:172:16:1::102\.8472: .*OTV, flags \[I\] \(0x08\), overlay 0, instance 1/);
     const explained = out.slice(out.indexOf('flannelette explain fd00:10:244:1::2 --to fd00:10:244:2::2'));
     expect(explained).toContain('so the remote VTEP for fd00:10:244:2::2 is fd00:172:16:1::102.');
-    expect(await namespaces(prefix)).toEqual([]);
+    await expectRemoved(prefix);
   });
 
   it('--keep leaves the cluster running; --cleanup PREFIX stops and removes all of it', async () => {
@@ -103,8 +110,6 @@ describe('the three-node demo', () => {
 
     const cleanup = await execa('bash', [path.join(root, 'scripts/demo.sh'), '--cleanup', prefix], { reject: false, all: true });
     expect(cleanup.exitCode, cleanup.all).toBe(0);
-    expect(await namespaces(prefix)).toEqual([]);
-    expect(await processes(prefix)).toEqual([]);
-    expect(existsSync(`/tmp/flannelette-demo-${prefix}`)).toBe(false);
+    await expectRemoved(prefix);
   });
 });
