@@ -63,23 +63,29 @@ describe('the addon', () => {
     await pod.ip('link', 'add', 'n0', 'type', 'veth', 'peer', 'name', 'n1');
     const home = myNetns();
     const ns = NetnsHandle.open(pod.path);
-    const nl = ns.run(() => {
-      process.getBuiltinModule('node:fs').writeFileSync('/proc/sys/net/ipv4/conf/n0/arp_notify', '1');
-      return Netlink.open();
-    });
-    expect(myNetns()).toBe(home);
-    // The socket answers for the pod from then on.
-    expect((await nl.link('n0'))?.name).toBe('n0');
-    nl.close();
-    expect((await pod.exec('cat', ['/proc/sys/net/ipv4/conf/n0/arp_notify'])).stdout).toBe('1');
-    // A failure inside still brings the thread back.
-    expect(() =>
-      ns.run(() => {
-        throw new Error('inside');
-      }),
-    ).toThrow('inside');
-    expect(myNetns()).toBe(home);
-    ns.close();
+    try {
+      const nl = ns.run(() => {
+        process.getBuiltinModule('node:fs').writeFileSync('/proc/sys/net/ipv4/conf/n0/arp_notify', '1');
+        return Netlink.open();
+      });
+      try {
+        expect(myNetns()).toBe(home);
+        // The socket answers for the pod from then on.
+        expect((await nl.link('n0'))?.name).toBe('n0');
+      } finally {
+        nl.close();
+      }
+      expect((await pod.exec('cat', ['/proc/sys/net/ipv4/conf/n0/arp_notify'])).stdout).toBe('1');
+      // A failure inside still brings the thread back.
+      expect(() =>
+        ns.run(() => {
+          throw new Error('inside');
+        }),
+      ).toThrow('inside');
+      expect(myNetns()).toBe(home);
+    } finally {
+      ns.close();
+    }
   });
 
   it('refuses what is not a network namespace with code 4, before entering anything', () => {

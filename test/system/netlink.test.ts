@@ -86,8 +86,11 @@ describe("the bridge plugin's changes: Netlink against ip", () => {
   it('leaves a namespace as ip leaves it', async () => {
     const [a, pa, b, pb] = await Promise.all([createNs('nl-a'), createNs('nl-pa'), createNs('ip-b'), createNs('ip-pb')]);
     const nl = netlinkIn(a);
-    for (const op of bridgeOps(pa.path)) await nl.apply(op);
-    nl.close();
+    try {
+      for (const op of bridgeOps(pa.path)) await nl.apply(op);
+    } finally {
+      nl.close();
+    }
     for (const op of bridgeOps(pb.path)) await runIn(b, commandOf(op));
     await settled(a, pa, b, pb);
     const state = async (ns: typeof a, peer: typeof a) => ({
@@ -215,8 +218,11 @@ describe('overlay primitives: Netlink against ip and bridge', () => {
   it('leaves a namespace as iproute2 leaves it', async () => {
     const [a, b] = await Promise.all([createNs('ka-nl'), createNs('ka-ip')]);
     const nl = netlinkIn(a);
-    for (const op of OVERLAY) await nl.apply(op);
-    nl.close();
+    try {
+      for (const op of OVERLAY) await nl.apply(op);
+    } finally {
+      nl.close();
+    }
     for (const op of OVERLAY) await runIn(b, commandOf(op));
     await settled(a, b);
     const [got, want] = await Promise.all([state(a), state(b)]);
