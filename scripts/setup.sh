@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 
-apt_install_missing iproute2 iptables nftables iputils-ping tcpdump util-linux procps \
+apt_install_missing iproute2 iptables nftables iputils-ping tcpdump openssl util-linux procps \
   golang-go golang-github-appc-cni-dev containernetworking-plugins
 
 [ -x node_modules/.bin/node ] || npm ci --no-audit --no-fund

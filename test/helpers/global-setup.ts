@@ -15,7 +15,7 @@ declare module 'vitest' {
 }
 
 /** What setup.sh provides that every system test run needs, relative to the checkout or absolute. */
-const PREREQUISITES = ['.cache/cnitool', '/usr/lib/cni/bridge', '/usr/bin/etcd', '/usr/sbin/iptables', 'dist/flannelette.node'];
+const PREREQUISITES = ['.cache/cnitool', '/usr/lib/cni/bridge', '/usr/bin/etcd', '/usr/sbin/iptables', '/usr/bin/openssl', 'dist/flannelette.node'];
 
 export default function setup(project: TestProject): () => void {
   const root = path.resolve(import.meta.dirname, '../..');
